@@ -1,0 +1,54 @@
+# DealBridge: `make demo` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+NPM_DIR := tests
+
+.PHONY: demo test lint typecheck pytest bench cards sandbox clean install dev npm
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+$(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+npm: $(NPM_DIR)/node_modules/.installed
+
+demo: install
+	$(BIN)/dealbridge demo
+
+sandbox: install
+	$(BIN)/dealbridge sandbox --port 5001
+
+lint: dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: dev
+	$(BIN)/mypy
+
+pytest: dev npm
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: dev
+	$(BIN)/python -m bench
+
+cards: dev npm
+	$(BIN)/python -m cards.render --out cards-out
+
+clean:
+	rm -rf $(VENV) $(NPM_DIR)/node_modules instance .mypy_cache .ruff_cache .pytest_cache

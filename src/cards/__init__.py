@@ -1,0 +1,1 @@
+"""Adaptive Cards and Teams delivery. Imports nothing else of ours."""

@@ -1,0 +1,1 @@
+"""Everything spoken to Microsoft Graph and Entra. Imports nothing else of ours."""

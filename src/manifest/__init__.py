@@ -1,0 +1,1 @@
+"""The Teams app package: manifest template, icons, builder. Imports nothing else of ours."""

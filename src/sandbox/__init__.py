@@ -1,0 +1,1 @@
+"""A local Microsoft 365 tenant over real HTTP. Imports nothing else of ours: it is the counterpart."""
