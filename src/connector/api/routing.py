@@ -1,0 +1,158 @@
+"""Declared API operations: one decorator validates, authorises, serialises and documents.
+
+Each operation names its body, query and response models; the same declaration drives the
+validation (pydantic, errors as problem+json naming the field) and the OpenAPI document, so
+the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, g, json, request
+from pydantic import BaseModel, ValidationError
+
+from connector.errors import BadRequest, Forbidden, Unauthorized, from_validation_error
+from connector.keys import Caller, Scope, find_caller
+from connector.settings import current_settings
+from connector.store.db import db_session
+
+Handler = Callable[..., Any]
+
+
+@dataclass
+class Operation:
+    method: str
+    rule: str
+    handler: Handler
+    summary: str
+    tag: str
+    scope: Scope | None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    path_params: dict[str, str] = field(default_factory=dict)
+
+
+class Api:
+    """A blueprint whose routes are declared operations."""
+
+    def __init__(self, name: str, url_prefix: str) -> None:
+        self.blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
+        self.url_prefix = url_prefix
+        self.operations: list[Operation] = []
+
+    def operation(
+        self,
+        method: str,
+        rule: str,
+        *,
+        summary: str,
+        tag: str,
+        scope: Scope | None = "read",
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: tuple[int, ...] = (),
+        path_params: dict[str, str] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            op = Operation(
+                method=method,
+                rule=rule,
+                handler=handler,
+                summary=summary,
+                tag=tag,
+                scope=scope,
+                body=body,
+                query=query,
+                response=response,
+                status=status,
+                errors=errors,
+                description=(handler.__doc__ or "").strip(),
+                path_params=path_params or {},
+            )
+            self.operations.append(op)
+
+            @functools.wraps(handler)
+            def view(**path: Any) -> Response:
+                if op.scope is not None:
+                    g.caller = authorise(op.scope)
+                kwargs: dict[str, Any] = dict(path)
+                if op.body is not None:
+                    kwargs["body"] = parse_body(op.body)
+                if op.query is not None:
+                    kwargs["query"] = parse_query(op.query)
+                result = handler(**kwargs)
+                return render(result, op.status)
+
+            endpoint = f"{handler.__name__}_{method.lower()}"
+            self.blueprint.add_url_rule(rule, endpoint, view, methods=[method])
+            return handler
+
+        return register
+
+
+def authorise(scope: Scope) -> Caller:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+    kind, _, key = header.partition(" ")
+    if kind.lower() != "bearer" or not key.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+    settings = current_settings()
+    extra = settings.api_key.get_secret_value() if settings.api_key else None
+    session = db_session()
+    caller = find_caller(session, key.strip(), extra)
+    session.commit()  # keeps last_used_at; nothing else is pending at this point
+    if caller is None:
+        raise Unauthorized("the API key is not valid (unknown or revoked)")
+    if not caller.may(scope):
+        raise Forbidden(f"this API key lacks the '{scope}' scope", scope=scope)
+    return caller
+
+
+def parse_body(model: type[BaseModel]) -> BaseModel:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequest("the request needs a JSON body")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc, "body") from exc
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    data: dict[str, Any] = {}
+    for name in request.args:
+        values = request.args.getlist(name)
+        data[name] = values if len(values) > 1 else values[0]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc, "query") from exc
+
+
+def render(result: Any, status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status=204 if status == 200 else status)
+    if isinstance(result, tuple):
+        result, status = result
+    if isinstance(result, BaseModel):
+        body = result.model_dump_json(by_alias=True)
+    else:
+        body = json.dumps(result)
+    return Response(body, status=status, mimetype="application/json")

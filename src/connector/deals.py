@@ -1,0 +1,267 @@
+"""Deals: upsert from the CRM, stage moves with history, interactions logged by hand.
+
+These are the store calls that the REST API, the CSV import and the Teams actions share, so
+each change is recorded the same way whoever makes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.api.schemas import Account, Contact, DealIn, DealOut, InteractionIn
+from connector.errors import Conflict, NotFound, invalid
+from connector.pipelines import get_pipeline
+from connector.store.models import (
+    Deal,
+    DealContact,
+    DealDomain,
+    Interaction,
+    Pipeline,
+    Stage,
+    StageChange,
+)
+
+CENTS = Decimal("0.01")
+Outcome = Literal["created", "updated", "unchanged"]
+DealListener = Callable[[Session, Deal, dt.datetime], None]
+
+
+class DealEvents:
+    """Called in the same transaction after a deal changed (reminders re-plan, webhooks)."""
+
+    def __init__(self) -> None:
+        self.listeners: list[DealListener] = []
+
+    def connect(self, listener: DealListener) -> None:
+        self.listeners.append(listener)
+
+    def changed(self, session: Session, deal: Deal, now: dt.datetime) -> None:
+        for listener in self.listeners:
+            listener(session, deal, now)
+
+
+def get_deal(session: Session, crm_id: str) -> Deal:
+    deal = session.scalar(select(Deal).where(Deal.crm_id == crm_id))
+    if deal is None:
+        raise NotFound(f"no deal with id {crm_id!r}", deal=crm_id)
+    return deal
+
+
+def stage_of(pipeline: Pipeline, key: str, field: str = "stage") -> Stage:
+    stage = pipeline.stage(key)
+    if stage is None:
+        valid = ", ".join(s.key for s in pipeline.stages)
+        raise invalid(field, f"unknown stage {key!r} in pipeline {pipeline.id!r}; valid: {valid}")
+    return stage
+
+
+def _status_for(stage: Stage, asked: str | None) -> str:
+    if stage.is_won:
+        return "won"
+    if stage.is_lost:
+        return "lost"
+    return asked or "open"
+
+
+def _snapshot(deal: Deal) -> dict[str, Any]:
+    return {
+        "title": deal.title,
+        "pipeline_id": deal.pipeline_id,
+        "stage_key": deal.stage_key,
+        "status": deal.status,
+        "owner_email": deal.owner_email,
+        "account_name": deal.account_name,
+        "amount": deal.amount,
+        "currency": deal.currency,
+        "expected_close_date": deal.expected_close_date,
+        "crm_url": deal.crm_url,
+        "lead_source": deal.lead_source,
+        "product": deal.product,
+        "contacts": [(c.name, c.email) for c in deal.contacts],
+        "domains": [d.domain for d in deal.domains],
+    }
+
+
+def upsert_deal(
+    session: Session,
+    crm_id: str,
+    data: DealIn,
+    *,
+    actor: str,
+    now: dt.datetime,
+    default_pipeline: str,
+    events: DealEvents | None = None,
+    existing: Deal | None = None,
+) -> tuple[Deal, Outcome]:
+    """Create or update a deal from the CRM. Idempotent: the same body twice changes nothing."""
+    pipeline_id = data.pipeline or default_pipeline
+    pipeline = session.get(Pipeline, pipeline_id)
+    if pipeline is None:
+        raise invalid("pipeline", f"unknown pipeline {pipeline_id!r}")
+    stage = stage_of(pipeline, data.stage)
+    deal = existing or session.scalar(select(Deal).where(Deal.crm_id == crm_id))
+    created = deal is None
+    if deal is None:
+        deal = Deal(crm_id=crm_id, stage_entered_at=now, created_at=now, updated_at=now)
+        session.add(deal)
+    before = {} if created else _snapshot(deal)
+
+    deal.title = data.title
+    deal.pipeline_id = pipeline.id
+    deal.stage_key = stage.key
+    deal.status = _status_for(stage, data.status)
+    deal.owner_email = data.owner
+    deal.account_name = data.account.name if data.account else None
+    deal.amount = data.amount.quantize(CENTS) if data.amount is not None else None
+    deal.currency = data.currency
+    deal.expected_close_date = data.expected_close_date
+    deal.crm_url = str(data.crm_url) if data.crm_url else None
+    deal.lead_source = data.lead_source
+    deal.product = data.product
+    _set_contacts(deal, data.contacts)
+    _set_domains(deal, data.account.domains if data.account else [])
+
+    if created or before["pipeline_id"] != pipeline.id:
+        # a new deal, or one moved to another pipeline, enters its stage from nowhere
+        _record_stage_change(deal, None, stage.key, actor, now)
+    elif before["stage_key"] != stage.key:
+        _record_stage_change(deal, before["stage_key"], stage.key, actor, now)
+    if not created and _snapshot(deal) == before:
+        return deal, "unchanged"
+    deal.updated_at = now
+    session.flush()
+    if events:
+        events.changed(session, deal, now)
+    return deal, "created" if created else "updated"
+
+
+def _record_stage_change(
+    deal: Deal, from_stage: str | None, to_stage: str, actor: str, now: dt.datetime
+) -> None:
+    deal.stage_entered_at = now
+    deal.stage_changes.append(
+        StageChange(
+            pipeline_id=deal.pipeline_id,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            changed_at=now,
+            changed_by=actor,
+        )
+    )
+
+
+def _set_contacts(deal: Deal, contacts: list[Contact]) -> None:
+    wanted = [(c.name, str(c.email)) for c in contacts]
+    if [(c.name, c.email) for c in deal.contacts] != wanted:
+        deal.contacts = [DealContact(name=name, email=email) for name, email in wanted]
+
+
+def _set_domains(deal: Deal, domains: list[str]) -> None:
+    wanted = list(dict.fromkeys(domains))
+    if [d.domain for d in deal.domains] != wanted:
+        deal.domains = [DealDomain(domain=domain) for domain in wanted]
+
+
+def move_stage(
+    session: Session,
+    deal: Deal,
+    stage_key: str,
+    *,
+    actor: str,
+    now: dt.datetime,
+    events: DealEvents | None = None,
+) -> bool:
+    """Move a deal to a stage of its pipeline; False when it is already there."""
+    pipeline = get_pipeline(session, deal.pipeline_id)
+    stage = stage_of(pipeline, stage_key)
+    if deal.stage_key == stage.key:
+        return False
+    _record_stage_change(deal, deal.stage_key, stage.key, actor, now)
+    deal.stage_key = stage.key
+    deal.status = _status_for(stage, "open")
+    deal.updated_at = now
+    session.flush()
+    if events:
+        events.changed(session, deal, now)
+    return True
+
+
+def log_interaction(
+    session: Session,
+    deal: Deal,
+    data: InteractionIn,
+    *,
+    actor: str,
+    source: str,
+    now: dt.datetime,
+    events: DealEvents | None = None,
+) -> tuple[Interaction, bool]:
+    """Log a call, email or note. Returns (interaction, created); an external id makes it once."""
+    occurred = data.occurred_at or now
+    key = f"{source}:{deal.crm_id}:{data.external_id}" if data.external_id else None
+    if key:
+        found = session.scalar(select(Interaction).where(Interaction.external_key == key))
+        if found is not None:
+            same = (found.kind, found.subject, found.text) == (data.kind, data.subject, data.text)
+            if not same:
+                raise Conflict(
+                    f"external_id {data.external_id!r} was already used for another interaction",
+                    interaction=found.id,
+                )
+            return found, False
+    interaction = Interaction(
+        deal_id=deal.id,
+        kind=data.kind,
+        source=source,
+        external_key=key or f"{source}:{uuid.uuid4()}",
+        status="held" if occurred <= now else "scheduled",
+        subject=data.subject,
+        text=data.text,
+        started_at=occurred,
+        ended_at=occurred,
+        created_by=data.by or actor,
+        details={},
+    )
+    session.add(interaction)
+    if occurred <= now and (
+        deal.last_interaction_at is None or occurred > deal.last_interaction_at
+    ):
+        deal.last_interaction_at = occurred
+        deal.updated_at = now
+    session.flush()
+    if events:
+        events.changed(session, deal, now)
+    return interaction, True
+
+
+def deal_out(deal: Deal, pipeline: Pipeline, now: dt.datetime) -> DealOut:
+    stage = pipeline.stage(deal.stage_key)
+    return DealOut(
+        id=deal.crm_id,
+        title=deal.title,
+        pipeline=deal.pipeline_id,
+        stage=deal.stage_key,
+        stage_name=stage.name if stage else deal.stage_key,
+        status=deal.status,
+        owner=deal.owner_email,
+        account=Account(name=deal.account_name, domains=[d.domain for d in deal.domains]),
+        contacts=[Contact(name=c.name, email=c.email) for c in deal.contacts],
+        amount=deal.amount,
+        currency=deal.currency,
+        expected_close_date=deal.expected_close_date,
+        crm_url=deal.crm_url,
+        lead_source=deal.lead_source,
+        product=deal.product,
+        stage_entered_at=deal.stage_entered_at,
+        days_in_stage=max((now - deal.stage_entered_at).days, 0),
+        last_interaction_at=deal.last_interaction_at,
+        created_at=deal.created_at,
+        updated_at=deal.updated_at,
+    )

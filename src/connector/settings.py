@@ -1,0 +1,204 @@
+"""Settings from the environment (prefix ``DEALBRIDGE_``, ``.env`` supported).
+
+A wrong or missing value stops start-up with one message that lists every problem and
+how to fix it (:class:`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "DEALBRIDGE_"
+MICROSOFT_LOGIN = "https://login.microsoftonline.com"
+MICROSOFT_GRAPH = "https://graph.microsoft.com"
+BOT_FRAMEWORK_OPENID = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+class SettingsError(Exception):
+    """The settings cannot be used; ``problems`` lists each one as ``NAME: what to do``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"DealBridge cannot start: fix these settings\n{lines}")
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an absolute http(s) URL such as https://dealbridge.example.com")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    """Every setting of DealBridge. Environment: ``DEALBRIDGE_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means the embedded SQLite file instance/dealbridge.db.",
+    )
+    instance_path: Path = Field(
+        default=Path("instance"), description="Folder for the embedded database and state."
+    )
+    tenant_id: str | None = Field(default=None, description="Entra tenant id (GUID) or domain.")
+    client_id: str | None = Field(default=None, description="Entra app (client) id, a GUID.")
+    client_secret: SecretStr | None = Field(default=None, description="Entra app client secret.")
+    client_secret_expires_on: str | None = Field(
+        default=None, description="Expiry date of the client secret (YYYY-MM-DD), for doctor."
+    )
+    certificate_path: Path | None = Field(
+        default=None, description="PEM private key of the app certificate (instead of a secret)."
+    )
+    certificate_thumbprint: str | None = Field(
+        default=None, description="SHA-1 thumbprint (hex) of the app certificate."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where Graph and Teams reach DealBridge, e.g. https://db.example.com",
+    )
+    login_base_url: str = Field(default=MICROSOFT_LOGIN, description="Entra authority host.")
+    graph_base_url: str = Field(default=MICROSOFT_GRAPH, description="Microsoft Graph host.")
+    bot_id: str | None = Field(default=None, description="Azure Bot app id; defaults to client_id.")
+    bot_openid_metadata_url: str = Field(
+        default=BOT_FRAMEWORK_OPENID, description="Bot Framework OpenID metadata for inbound JWTs."
+    )
+    teams_app_id: str | None = Field(default=None, description="The Teams app manifest id (GUID).")
+    api_key: SecretStr | None = Field(
+        default=None, description="One API key accepted besides stored ones (demo, bootstrap)."
+    )
+    webhook_url: str | None = Field(default=None, description="Where the CRM receives webhooks.")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Shared secret for the webhooks' HMAC-SHA256 signature."
+    )
+    default_pipeline: str = Field(
+        default="classic5", description="Pipeline of deals sent without one."
+    )
+    auto_migrate: bool | None = Field(
+        default=None, description="Apply migrations at start; default on for embedded SQLite."
+    )
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request.")
+    scheduler_enabled: bool = Field(default=True, description="Run background jobs in-process.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("public_url", "webhook_url")
+    @classmethod
+    def _optional_url(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else _base_url(value)
+
+    @field_validator("login_base_url", "graph_base_url", "bot_openid_metadata_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _base_url(value)
+
+    @field_validator("client_id", "bot_id", "teams_app_id")
+    @classmethod
+    def _guid(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not _GUID.match(value):
+            raise ValueError("must be a GUID such as 00000000-0000-0000-0000-000000000000")
+        return value.lower()
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError("must be a SQLAlchemy URL such as postgresql+psycopg://host/db")
+        return value
+
+    @model_validator(mode="after")
+    def _certificate_pair(self) -> Settings:
+        if (self.certificate_path is None) != (self.certificate_thumbprint is None):
+            raise ValueError(
+                "DEALBRIDGE_CERTIFICATE_PATH and DEALBRIDGE_CERTIFICATE_THUMBPRINT go together"
+            )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.instance_path / 'dealbridge.db').resolve()}"
+
+    @property
+    def is_embedded_sqlite(self) -> bool:
+        return not self.database_url
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_embedded_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def effective_bot_id(self) -> str | None:
+        return self.bot_id or self.client_id
+
+    @property
+    def microsoft365_configured(self) -> bool:
+        return not self.microsoft365_problems()
+
+    def microsoft365_problems(self) -> list[str]:
+        """What is missing to talk to Microsoft 365 (empty when everything is there)."""
+        problems = []
+        if not self.tenant_id:
+            problems.append(f"{ENV_PREFIX}TENANT_ID: missing; your Entra tenant id or domain")
+        if not self.client_id:
+            problems.append(f"{ENV_PREFIX}CLIENT_ID: missing; the Entra app's (client) id")
+        if self.client_secret is None and self.certificate_path is None:
+            problems.append(
+                f"{ENV_PREFIX}CLIENT_SECRET: missing; a client secret of the Entra app "
+                f"(or {ENV_PREFIX}CERTIFICATE_PATH and {ENV_PREFIX}CERTIFICATE_THUMBPRINT)"
+            )
+        if not self.public_url:
+            problems.append(
+                f"{ENV_PREFIX}PUBLIC_URL: missing; the https URL where Graph and Teams reach us"
+            )
+        return problems
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, *, env_file: bool = True) -> Settings:
+    """Read the settings, or raise :class:`SettingsError` naming every problem at once."""
+    kwargs: dict[str, Any] = dict(overrides or {})
+    if not env_file:
+        kwargs["_env_file"] = None
+    try:
+        return Settings(**kwargs)
+    except ValidationError as exc:
+        raise SettingsError([_describe(err) for err in exc.errors()]) from exc
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+    name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+    message = str(error.get("msg", "invalid"))
+    message = message.removeprefix("Value error, ")
+    value = error.get("input")
+    hidden = bool(loc) and ("secret" in loc[0] or "key" in loc[0])
+    shown = "" if hidden or isinstance(value, dict) else f" (got {value!r})"
+    return f"{name}: {message}{shown}" if loc else message
+
+
+SETTINGS_EXTENSION = "dealbridge.settings"
+
+
+def current_settings() -> Settings:
+    """The running app's settings."""
+    from flask import current_app
+
+    settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
+    return settings

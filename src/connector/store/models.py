@@ -1,0 +1,226 @@
+"""The deal store's tables (SQLAlchemy 2, portable SQL: SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no offset, PostgreSQL would shift it."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Pipeline(Timestamps, Base):
+    __tablename__ = "pipelines"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    preset: Mapped[str | None] = mapped_column(String(32))
+    stages: Mapped[list[Stage]] = relationship(
+        back_populates="pipeline",
+        order_by="Stage.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+    def stage(self, key: str) -> Stage | None:
+        return next((s for s in self.stages if s.key == key), None)
+
+
+class Stage(Base):
+    __tablename__ = "stages"
+    __table_args__ = (UniqueConstraint("pipeline_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    probability: Mapped[float] = mapped_column(Float, default=0.0)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_lost: Mapped[bool] = mapped_column(Boolean, default=False)
+    rules: Mapped[list[Any]] = mapped_column(default=list)
+    pipeline: Mapped[Pipeline] = relationship(back_populates="stages")
+
+
+class Rep(Timestamps, Base):
+    __tablename__ = "reps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    entra_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    working_days: Mapped[list[Any]] = mapped_column(default=lambda: [1, 2, 3, 4, 5])
+    work_start: Mapped[str] = mapped_column(String(5), default="09:00")
+    work_end: Mapped[str] = mapped_column(String(5), default="17:00")
+    holiday_country: Mapped[str | None] = mapped_column(String(8))
+    manager_email: Mapped[str | None] = mapped_column(String(320))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Deal(Timestamps, Base):
+    __tablename__ = "deals"
+    __table_args__ = (
+        Index("ix_deals_pipeline_stage", "pipeline_id", "stage_key"),
+        Index("ix_deals_updated", "updated_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    crm_id: Mapped[str] = mapped_column(String(128), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"))
+    stage_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8), default="open", index=True)
+    owner_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    account_name: Mapped[str | None] = mapped_column(String(300))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    expected_close_date: Mapped[dt.date | None] = mapped_column(Date)
+    crm_url: Mapped[str | None] = mapped_column(String(2000))
+    lead_source: Mapped[str | None] = mapped_column(String(100))
+    product: Mapped[str | None] = mapped_column(String(100))
+    stage_entered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_interaction_at: Mapped[dt.datetime | None] = mapped_column()
+    contacts: Mapped[list[DealContact]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="DealContact.id"
+    )
+    domains: Mapped[list[DealDomain]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="DealDomain.id"
+    )
+    stage_changes: Mapped[list[StageChange]] = relationship(
+        cascade="all, delete-orphan", order_by="StageChange.id", back_populates="deal"
+    )
+
+
+class DealContact(Base):
+    __tablename__ = "deal_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+
+
+class DealDomain(Base):
+    __tablename__ = "deal_domains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+
+
+class StageChange(Base):
+    __tablename__ = "stage_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    pipeline_id: Mapped[str] = mapped_column(String(64))
+    from_stage: Mapped[str | None] = mapped_column(String(64))
+    to_stage: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    deal: Mapped[Deal] = relationship(back_populates="stage_changes")
+
+
+class Interaction(Timestamps, Base):
+    __tablename__ = "interactions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deals.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    external_key: Mapped[str] = mapped_column(String(512), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="logged", index=True)
+    subject: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    match_rule: Mapped[str | None] = mapped_column(String(32))
+    matched_address: Mapped[str | None] = mapped_column(String(320))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class OutboxItem(Timestamps, Base):
+    """A delivery waiting to be made: a calendar event, a Teams card or a webhook."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column()
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
