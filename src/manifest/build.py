@@ -182,7 +182,10 @@ def _url_problem(url: str, name: str) -> str | None:
     host = parts.hostname or ""
     labels = host.split(".")
     if not host or len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        return f"{name} must name a host, like https://deals.example.com, got {_shown(url)}"
+        return (
+            f"{name} must name a host of letters, digits, hyphens and dots (an international "
+            f"name in its xn-- form), like https://deals.example.com, got {_shown(url)}"
+        )
     if port == 0:
         return f"{name} must not use port 0, got {_shown(url)}"
     if len(url) > _MAX_URL:
@@ -230,7 +233,7 @@ def check_config(cfg: PackageConfig) -> list[Problem]:
 
     for field in ("teams_app_id", "client_id", "bot_id"):
         value: str | None = getattr(cfg, field)
-        if not _blank(value) and not _GUID.fullmatch(value or ""):
+        if not _blank(value) and not _GUID.fullmatch((value or "").strip()):
             report(
                 field,
                 f"{cfg.setting(field)} must be a GUID like "

@@ -59,6 +59,14 @@ def test_bot_id_defaults_to_the_client_id(bot_id: str | None) -> None:
     assert manifest["bots"][0]["botId"] == CLIENT_ID
 
 
+def test_ids_pasted_with_spaces_around_them_are_trimmed() -> None:
+    manifest = build_manifest(minimal(teams_app_id=f" {TEAMS_APP_ID}\n", client_id=f"{CLIENT_ID} "))
+
+    assert manifest["id"] == TEAMS_APP_ID
+    assert manifest["webApplicationInfo"]["id"] == CLIENT_ID
+    assert manifest["bots"][0]["botId"] == CLIENT_ID
+
+
 def test_bot_is_personal_conversational_without_files_and_lists_its_commands() -> None:
     bot = build_manifest(minimal())["bots"][0]
 
@@ -183,6 +191,12 @@ REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("no host", {"public_url": "https:///path"}, "DEALBRIDGE_PUBLIC_URL", "host"),
     ("wildcard host", {"public_url": "https://*.example.com"}, "DEALBRIDGE_PUBLIC_URL", "host"),
+    (
+        "international host",
+        {"public_url": "https://bücher.example"},
+        "DEALBRIDGE_PUBLIC_URL",
+        "xn--",
+    ),
     ("query", {"public_url": "https://deals.example.com/?a=1"}, "DEALBRIDGE_PUBLIC_URL", "query"),
     (
         "bad port",
