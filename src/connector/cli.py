@@ -1,0 +1,208 @@
+"""The ``dealbridge`` command. Heavy imports stay inside commands so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from connector import __version__
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+def _app(**overrides: Any) -> Flask:
+    from connector.app import create_app
+    from connector.settings import SettingsError
+
+    try:
+        return create_app(overrides or None)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dealbridge")
+def cli() -> None:
+    """DealBridge: CRM deal stages in Outlook and Teams, meetings logged on the right deal."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve(host: str, port: int, threads: int) -> None:
+    """Run the web app and the background jobs (waitress)."""
+    from connector.server import serve_app
+
+    app = _app()
+    serve_app(app, host=host, port=port, threads=threads)
+
+
+@cli.command()
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--sandbox-port", default=5001, show_default=True, type=int)
+@click.option("--seed-only", is_flag=True, help="Seed and print, then exit (for scripts).")
+def demo(port: int, sandbox_port: int, seed_only: bool) -> None:
+    """Run DealBridge against the sandbox tenant with realistic demo data."""
+    from connector.demo import run_demo
+
+    run_demo(port=port, sandbox_port=sandbox_port, seed_only=seed_only)
+
+
+@cli.command("sandbox")
+@click.option("--port", default=5001, show_default=True, type=int)
+@click.option("--tenant", default=None, help="Tenant id (GUID).")
+@click.option("--domain", default=None, help="The tenant's verified domain.")
+@click.option("--client-id", default=None)
+@click.option("--client-secret", default=None)
+def sandbox_command(
+    port: int,
+    tenant: str | None,
+    domain: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+) -> None:
+    """Serve the local Microsoft 365 sandbox tenant alone."""
+    from sandbox.server import main as sandbox_main
+
+    argv = ["--port", str(port)]
+    for flag, value in (
+        ("--tenant", tenant),
+        ("--domain", domain),
+        ("--client-id", client_id),
+        ("--client-secret", client_secret),
+    ):
+        if value:
+            argv += [flag, value]
+    sys.exit(sandbox_main(argv))
+
+
+@cli.group()
+def db() -> None:
+    """The deal store's database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (and install the preset pipelines on a new database)."""
+    from connector.app import prepare_database
+    from connector.store.db import get_store
+
+    app = _app(auto_migrate=False)
+    store = get_store(app)
+    before = store.current_revision()
+    prepare_database(store)
+    click.echo(f"database at revision {store.current_revision()} (was {before or 'empty'})")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the applied and the newest migration."""
+    from connector.store.db import get_store
+
+    store = get_store(_app(auto_migrate=False))
+    click.echo(f"applied: {store.current_revision() or 'none'}; newest: {store.head_revision()}")
+
+
+@cli.group()
+def keys() -> None:
+    """API keys for the CRM."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who uses the key, e.g. salesforce-prod.")
+@click.option("--scope", type=click.Choice(["read", "write"]), required=True)
+def keys_create(name: str, scope: str) -> None:
+    """Create a key. It is printed once, as the last line; only its hash is stored."""
+    from connector.keys import create_key
+    from connector.store.db import get_store
+
+    with get_store(_app()).session() as session:
+        key = create_key(session, name, scope)  # type: ignore[arg-type]
+    click.echo(f"Created API key {name!r} with scope {scope}. Store it now; it is not shown again:")
+    click.echo(key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (names, scopes, last use; never the keys)."""
+    from sqlalchemy import select
+
+    from connector.store.db import get_store
+    from connector.store.models import ApiKey
+
+    with get_store(_app()).session() as session:
+        for key in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            state = "revoked" if key.revoked_at else "active"
+            used = key.last_used_at.isoformat() if key.last_used_at else "never"
+            click.echo(f"{key.name}\t{key.scopes}\tdbk_{key.prefix}_…\t{state}\tlast used {used}")
+
+
+@keys.command("revoke")
+@click.option("--name", required=True)
+def keys_revoke(name: str) -> None:
+    """Revoke every key with this name."""
+    from sqlalchemy import select
+
+    from connector.store.db import get_store
+    from connector.store.models import ApiKey, utcnow
+
+    with get_store(_app()).session() as session:
+        found = list(session.scalars(select(ApiKey).where(ApiKey.name == name)))
+        for key in found:
+            key.revoked_at = key.revoked_at or utcnow()
+    if not found:
+        raise click.ClickException(f"no key named {name!r}")
+    click.echo(f"revoked {len(found)} key(s) named {name!r}")
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Import data from files."""
+
+
+@import_group.command("deals")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row and print the plan only.")
+def import_deals(file: Path, dry_run: bool) -> None:
+    """Import deals from a CSV or JSON file. Valid rows go in; invalid rows are listed with
+    their line number and reason; no row is half-written."""
+    from connector.importer import import_file
+
+    app = _app()
+    report = import_file(app, file, dry_run=dry_run, echo=click.echo)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.group()
+def pipelines() -> None:
+    """Pipelines and their stages."""
+
+
+@pipelines.command("list")
+def pipelines_list() -> None:
+    """Show every pipeline with its stages in order."""
+    from sqlalchemy import select
+
+    from connector.store.db import get_store
+    from connector.store.models import Pipeline
+
+    with get_store(_app()).session() as session:
+        for pipeline in session.scalars(select(Pipeline).order_by(Pipeline.id)):
+            click.echo(f"{pipeline.id}: {pipeline.name}")
+            for stage in pipeline.stages:
+                flag = " (won)" if stage.is_won else " (lost)" if stage.is_lost else ""
+                rules = f", {len(stage.rules)} reminder rules" if stage.rules else ""
+                click.echo(
+                    f"  {stage.position + 1}. {stage.key:<24} {stage.name}{flag}"
+                    f" — {stage.probability:g}%{rules}"
+                )
+
+
+def main() -> None:
+    cli(prog_name="dealbridge")
