@@ -1,0 +1,157 @@
+"""The dealbridge command: keys, import, pipelines, db, help, settings errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy import select
+
+from connector.cli import cli
+from connector.settings import SettingsError, load_settings
+from connector.store.db import get_store
+from connector.store.models import ApiKey, Deal
+
+
+@pytest.fixture
+def env(app: Flask, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the CLI at the test app's database through the environment, as a user would."""
+    settings = app.extensions["dealbridge.settings"]
+    values = {
+        "DEALBRIDGE_DATABASE_URL": settings.effective_database_url,
+        "DEALBRIDGE_SCHEDULER_ENABLED": "false",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def test_keys_create_prints_the_key_last_and_stores_a_hash(app: Flask, env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["keys", "create", "--name", "crm", "--scope", "write"])
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("dbk_")
+    with get_store(app).session() as session:
+        stored = session.scalars(select(ApiKey)).one()
+    assert stored.scopes == "write"
+    assert key not in stored.key_hash
+    client = app.test_client()
+    assert (
+        client.get("/api/v1/deals", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    )
+    listed = CliRunner().invoke(cli, ["keys", "list"])
+    assert "crm" in listed.output
+    assert key not in listed.output
+
+
+def test_import_csv_takes_valid_rows_and_lists_bad_ones(
+    app: Flask, env: dict[str, str], tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "deals.csv"
+    csv_file.write_text(
+        "id,title,pipeline,stage,owner,account_name,account_domains,contacts,amount,currency\n"
+        "C1,Fabrikam ERP,classic5,negotiation,ann@contoso.com,Fabrikam,fabrikam.com,"
+        "Dana Ruiz <dana@fabrikam.com>,84000,EUR\n"
+        "C2,Bad stage,classic5,limbo,,,,,,\n"
+        "C3,No currency,classic5,won,,,,,100,\n"
+        ",No id,classic5,won,,,,,,\n"
+        "C5,Northwind,classic5,lead_generation,,Northwind,northwind.com;nwtraders.com,,,\n"
+    )
+    result = CliRunner().invoke(cli, ["import", "deals", str(csv_file)])
+    assert result.exit_code == 1
+    assert "line 3" in result.output and "limbo" in result.output
+    assert "line 4" in result.output and "currency" in result.output
+    assert "line 5" in result.output and "id" in result.output
+    assert "2 created" in result.output
+    with get_store(app).session() as session:
+        deals = {d.crm_id: d for d in session.scalars(select(Deal))}
+    assert set(deals) == {"C1", "C5"}
+    assert [d.domain for d in deals["C5"].domains] == ["northwind.com", "nwtraders.com"]
+    assert deals["C1"].contacts[0].email == "dana@fabrikam.com"
+
+
+def test_import_json_dry_run_writes_nothing(
+    app: Flask, env: dict[str, str], tmp_path: Path
+) -> None:
+    json_file = tmp_path / "deals.json"
+    json_file.write_text(json.dumps([{"id": "J1", "title": "T", "stage": "won"}]))
+    result = CliRunner().invoke(cli, ["import", "deals", str(json_file), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "1 valid" in result.output
+    with get_store(app).session() as session:
+        assert session.scalars(select(Deal)).first() is None
+    result = CliRunner().invoke(cli, ["import", "deals", str(json_file)])
+    assert "1 created" in result.output
+
+
+def test_pipelines_list_shows_stages_in_order(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["pipelines", "list"])
+    assert result.exit_code == 0
+    assert "classic5" in result.output
+    assert result.output.index("Lead generation") < result.output.index("Deal closing")
+
+
+def test_db_upgrade_on_a_new_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEALBRIDGE_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    result = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "was empty" in result.output
+    current = CliRunner().invoke(cli, ["db", "current"])
+    assert "applied: 0001" in current.output
+
+
+def test_help_is_quick_and_does_not_load_msgraph() -> None:
+    code = (
+        "import sys; from connector.cli import cli\n"
+        "try:\n    cli(['--help'], standalone_mode=False)\nexcept SystemExit: pass\n"
+        "assert 'msgraph' not in sys.modules and 'sqlalchemy' not in sys.modules, 'heavy import'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert "serve" in result.stdout
+
+
+def test_bad_settings_stop_start_up_with_every_problem_listed() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(
+            {
+                "client_id": "not-a-guid",
+                "public_url": "dealbridge.example.com",
+                "max_body_bytes": 5,
+            },
+            env_file=False,
+        )
+    message = str(caught.value)
+    assert "DEALBRIDGE_CLIENT_ID" in message
+    assert "DEALBRIDGE_PUBLIC_URL" in message
+    assert "DEALBRIDGE_MAX_BODY_BYTES" in message
+
+
+def test_settings_errors_never_echo_secrets() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"client_secret": ["s3cr3t-value"], "api_key": {"x": "k3y"}}, env_file=False)
+    assert "s3cr3t-value" not in str(caught.value)
+
+
+def test_missing_microsoft_settings_are_listed_together() -> None:
+    settings = load_settings({}, env_file=False)
+    problems = "\n".join(settings.microsoft365_problems())
+    for name in ("TENANT_ID", "CLIENT_ID", "CLIENT_SECRET", "PUBLIC_URL"):
+        assert f"DEALBRIDGE_{name}" in problems
+
+
+def test_cli_reports_bad_settings_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEALBRIDGE_DATABASE_URL", "nonsense")
+    monkeypatch.setenv("DEALBRIDGE_CLIENT_ID", "nope")
+    result = CliRunner().invoke(cli, ["pipelines", "list"])
+    assert result.exit_code == 1
+    assert "DEALBRIDGE_DATABASE_URL" in result.output
+    assert "DEALBRIDGE_CLIENT_ID" in result.output
+    assert "Traceback" not in result.output
