@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from manifest_samples import BOT_ID, CLIENT_ID, TEAMS_APP_ID, every_buildable, minimal
 
 from manifest import (
     MANIFEST_VERSION,
@@ -26,6 +25,8 @@ from manifest import (
     public_domain,
 )
 from manifest.build import template
+
+from .manifest_samples import BOT_ID, CLIENT_ID, TEAMS_APP_ID, every_buildable, minimal
 
 
 def test_template_declares_the_chosen_manifest_version_and_its_schema() -> None:

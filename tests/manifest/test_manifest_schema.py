@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from manifest_samples import every_buildable, minimal
 
 from manifest import build_manifest
+
+from .manifest_samples import every_buildable, minimal
 
 NODE = shutil.which("node")
 VALIDATOR = Path(__file__).with_name("validate_manifests.js")
