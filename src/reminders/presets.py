@@ -299,10 +299,10 @@ def _measure5() -> dict[str, list[ReminderRule]]:
             IdleRule(
                 id="no-answer",
                 after=_d("3 business days"),
-                title="No answer on the proposal: {deal.title}",
+                title="Proposal gone quiet: {deal.title}",
                 message=(
-                    "{days_idle} days without a word from {deal.account} on the proposal for "
-                    "{deal.title}. Call to hear what they think and what is missing."
+                    "{days_idle} days without a conversation with {deal.account} about the "
+                    "proposal for {deal.title}. Call to hear what they think and what is missing."
                 ),
             ),
             _prepare_close(),
