@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from connector.api.schemas import Account, Contact, DealIn, DealOut, InteractionIn
 from connector.errors import Conflict, NotFound, invalid
@@ -62,6 +62,15 @@ def stage_of(pipeline: Pipeline, key: str, field: str = "stage") -> Stage:
     return stage
 
 
+def check_deal(pipelines: dict[str, Pipeline], data: DealIn, default_pipeline: str) -> Stage:
+    """The deal's stage, or InvalidInput naming the pipeline or stage field."""
+    pipeline_id = data.pipeline or default_pipeline
+    pipeline = pipelines.get(pipeline_id)
+    if pipeline is None:
+        raise invalid("pipeline", f"unknown pipeline {pipeline_id!r}")
+    return stage_of(pipeline, data.stage)
+
+
 def _status_for(stage: Stage, asked: str | None) -> str:
     if stage.is_won:
         return "won"
@@ -99,14 +108,26 @@ def upsert_deal(
     default_pipeline: str,
     events: DealEvents | None = None,
     existing: Deal | None = None,
+    pipelines: dict[str, Pipeline] | None = None,
+    flush: bool = True,
+    lookup: bool = True,
 ) -> tuple[Deal, Outcome]:
-    """Create or update a deal from the CRM. Idempotent: the same body twice changes nothing."""
+    """Create or update a deal from the CRM. Idempotent: the same body twice changes nothing.
+
+    ``pipelines`` is a cache for batches: the identity map holds objects weakly, so without
+    it every item would load its pipeline and stages again. With ``flush=False`` the caller
+    flushes and tells ``events`` itself (a batch flushes once)."""
     pipeline_id = data.pipeline or default_pipeline
-    pipeline = session.get(Pipeline, pipeline_id)
+    cache = pipelines if pipelines is not None else {}
+    pipeline = cache.get(pipeline_id) or session.get(Pipeline, pipeline_id)
+    if pipeline is not None:
+        cache[pipeline_id] = pipeline
     if pipeline is None:
         raise invalid("pipeline", f"unknown pipeline {pipeline_id!r}")
     stage = stage_of(pipeline, data.stage)
-    deal = existing or session.scalar(select(Deal).where(Deal.crm_id == crm_id))
+    deal = existing
+    if deal is None and lookup:  # a batch has looked every id up already
+        deal = session.scalar(select(Deal).where(Deal.crm_id == crm_id))
     created = deal is None
     if deal is None:
         deal = Deal(crm_id=crm_id, stage_entered_at=now, created_at=now, updated_at=now)
@@ -136,9 +157,10 @@ def upsert_deal(
     if not created and _snapshot(deal) == before:
         return deal, "unchanged"
     deal.updated_at = now
-    session.flush()
-    if events:
-        events.changed(session, deal, now)
+    if flush:
+        session.flush()
+        if events:
+            events.changed(session, deal, now)
     return deal, "created" if created else "updated"
 
 
@@ -146,15 +168,18 @@ def _record_stage_change(
     deal: Deal, from_stage: str | None, to_stage: str, actor: str, now: dt.datetime
 ) -> None:
     deal.stage_entered_at = now
-    deal.stage_changes.append(
-        StageChange(
-            pipeline_id=deal.pipeline_id,
-            from_stage=from_stage,
-            to_stage=to_stage,
-            changed_at=now,
-            changed_by=actor,
-        )
+    # Adding with the parent set (not appending) avoids loading the whole history each move.
+    change = StageChange(
+        deal=deal,
+        pipeline_id=deal.pipeline_id,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        changed_at=now,
+        changed_by=actor,
     )
+    session = object_session(deal)
+    assert session is not None, "the deal must be in a session"
+    session.add(change)
 
 
 def _set_contacts(deal: Deal, contacts: list[Contact]) -> None:

@@ -140,6 +140,7 @@ def import_file(
     settings = app.extensions[SETTINGS_EXTENSION]
     events = app.extensions["dealbridge.deal_events"]
     now = utcnow()
+    pipelines: dict[str, Any] = {}
     if not dry_run and report.valid:
         with (
             app.app_context(),
@@ -158,6 +159,7 @@ def import_file(
                             now=now,
                             default_pipeline=settings.default_pipeline,
                             events=events,
+                            pipelines=pipelines,
                         )
                 except DealBridgeError as exc:
                     report.problems.append((line, f"line {line}: {exc.detail}"))

@@ -11,6 +11,7 @@ from typing import Any
 from flask import current_app, g
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector import analytics
@@ -43,6 +44,8 @@ from connector.api.schemas import (
 )
 from connector.deals import (
     DealEvents,
+    Outcome,
+    check_deal,
     deal_out,
     get_deal,
     log_interaction,
@@ -51,6 +54,7 @@ from connector.deals import (
 )
 from connector.errors import (
     BadRequest,
+    Conflict,
     DealBridgeError,
     InvalidInput,
     from_validation_error,
@@ -129,12 +133,11 @@ def bulk_deals(body: BulkDealsRaw) -> BulkResult:
     session = db_session()
     now = utcnow()
     settings = current_settings()
-    events = _events()
-    ids = [str(item.get("id")) for item in body.deals if isinstance(item.get("id"), str)]
-    existing = {d.crm_id: d for d in session.scalars(select(Deal).where(Deal.crm_id.in_(ids)))}
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
-    results: list[BulkItemResult] = []
+    pipelines = _pipelines(session)
+    results: dict[int, BulkItemResult] = {}
+    planned: list[tuple[int, BulkDeal, DealIn]] = []
     seen: set[str] = set()
+    # Plan: validate every item (shape, pipeline, stage) before touching the session.
     for index, raw in enumerate(body.deals):
         crm_id = raw.get("id") if isinstance(raw.get("id"), str) else None
         try:
@@ -142,32 +145,72 @@ def bulk_deals(body: BulkDealsRaw) -> BulkResult:
             if item.id in seen:
                 raise invalid("id", f"deal {item.id!r} appears twice in this call")
             seen.add(item.id)
-            with session.begin_nested():
-                data = DealIn.model_validate(item.model_dump(exclude={"id"}))
-                deal, outcome = upsert_deal(
-                    session,
-                    item.id,
-                    data,
-                    actor=_actor(),
-                    now=now,
-                    default_pipeline=settings.default_pipeline,
-                    events=events,
-                    existing=existing.get(item.id),
-                )
-                existing[item.id] = deal
+            data = DealIn.model_validate(item.model_dump(exclude={"id"}))
+            check_deal(pipelines, data, settings.default_pipeline)
         except ValidationError as exc:
             problem = from_validation_error(exc, "body", prefix=f"deals.{index}.")
-            results.append(_failed(crm_id, index, problem))
-            counts["failed"] += 1
+            results[index] = _failed(crm_id, index, problem)
             continue
         except DealBridgeError as exc:
-            results.append(_failed(crm_id, index, exc, prefix=f"deals.{index}."))
-            counts["failed"] += 1
+            results[index] = _failed(crm_id, index, exc, prefix=f"deals.{index}.")
             continue
-        counts[outcome] += 1
-        results.append(BulkItemResult(id=item.id, index=index, result=outcome))
+        planned.append((index, item, data))
+    # Apply: one flush for the batch; if the database still refuses it (a concurrent writer),
+    # redo item by item in savepoints so only the refused items fail.
+    try:
+        with session.begin_nested():
+            outcomes = _apply_bulk(session, planned, pipelines, now)
+    except IntegrityError:
+        outcomes = {}
+        for entry in planned:
+            try:
+                with session.begin_nested():
+                    outcomes.update(_apply_bulk(session, [entry], pipelines, now))
+            except IntegrityError as exc:
+                conflict = Conflict(f"the database refused it: {exc.orig}")
+                results[entry[0]] = _failed(entry[1].id, entry[0], conflict)
+    for index, (item_id, outcome) in outcomes.items():
+        results[index] = BulkItemResult(id=item_id, index=index, result=outcome)
     session.commit()
-    return BulkResult(**counts, items=results)
+    items = [results[i] for i in sorted(results)]
+    counts = {key: sum(r.result == key for r in items) for key in _OUTCOMES}
+    return BulkResult(**counts, items=items)
+
+
+_OUTCOMES = ("created", "updated", "unchanged", "failed")
+
+
+def _apply_bulk(
+    session: Session,
+    planned: list[tuple[int, BulkDeal, DealIn]],
+    pipelines: dict[str, Pipeline],
+    now: dt.datetime,
+) -> dict[int, tuple[str, Outcome]]:
+    ids = [item.id for _, item, _ in planned]
+    existing = {d.crm_id: d for d in session.scalars(select(Deal).where(Deal.crm_id.in_(ids)))}
+    events = _events()
+    outcomes: dict[int, tuple[str, Outcome]] = {}
+    changed: list[Deal] = []
+    for index, item, data in planned:
+        deal, outcome = upsert_deal(
+            session,
+            item.id,
+            data,
+            actor=_actor(),
+            now=now,
+            default_pipeline=current_settings().default_pipeline,
+            existing=existing.get(item.id),
+            pipelines=pipelines,
+            flush=False,
+            lookup=False,
+        )
+        outcomes[index] = (item.id, outcome)
+        if outcome != "unchanged":
+            changed.append(deal)
+    session.flush()
+    for deal in changed:
+        events.changed(session, deal, now)
+    return outcomes
 
 
 def _failed(

@@ -1,0 +1,162 @@
+"""Bulk upsert and list of 10,000 deals through the HTTP API, against plain SQLAlchemy Core.
+
+Baseline, measured in the same run: inserting the same rows (deals, contacts, domains, the
+first stage change) with SQLAlchemy Core executemany on a fresh, migrated database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.serving import fresh_app, running_app
+
+DEALS = 10_000
+BATCH = 1_000
+STAGES = ["lead_generation", "first_interaction", "solution_presentation", "negotiation"]
+
+
+def deal(i: int) -> dict[str, Any]:
+    return {
+        "id": f"OPP-{i:06d}",
+        "title": f"Opportunity {i}",
+        "pipeline": "classic5",
+        "stage": STAGES[i % len(STAGES)],
+        "owner": f"rep{i % 25}@contoso.com",
+        "account": {"name": f"Account {i % 900}", "domains": [f"account{i % 900}.com"]},
+        "contacts": [{"name": f"Contact {i}", "email": f"contact{i}@account{i % 900}.com"}],
+        "amount": f"{1000 + i % 97 * 250}.00",
+        "currency": "EUR",
+        "expected_close_date": "2027-03-31",
+    }
+
+
+def through_api(folder: Path) -> tuple[float, float, int]:
+    app = fresh_app(folder)
+    headers = {"Authorization": "Bearer bench-key-0123456789"}
+    with running_app(app) as base, requests.Session() as http:
+        started = time.perf_counter()
+        for offset in range(0, DEALS, BATCH):
+            body = {"deals": [deal(i) for i in range(offset, offset + BATCH)]}
+            answer = http.post(f"{base}/api/v1/deals:bulk", json=body, headers=headers, timeout=120)
+            answer.raise_for_status()
+            assert answer.json()["created"] == BATCH, answer.json()
+        upsert = time.perf_counter() - started
+        started = time.perf_counter()
+        seen, cursor = 0, None
+        while True:
+            params = {"limit": 1000} | ({"cursor": cursor} if cursor else {})
+            page = http.get(f"{base}/api/v1/deals", params=params, headers=headers, timeout=60)
+            page.raise_for_status()
+            seen += len(page.json()["items"])
+            cursor = page.json()["next_cursor"]
+            if not cursor:
+                break
+        listing = time.perf_counter() - started
+    return upsert, listing, seen
+
+
+def with_core(folder: Path) -> float:
+    from sqlalchemy import insert
+
+    from connector.store.db import get_store
+    from connector.store.models import Deal, DealContact, DealDomain, StageChange
+
+    app = fresh_app(folder)
+    engine = get_store(app).engine
+    now = dt.datetime.now(dt.UTC)
+    rows = [deal(i) for i in range(DEALS)]
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        for offset in range(0, DEALS, BATCH):
+            chunk = rows[offset : offset + BATCH]
+            ids = (
+                connection.execute(
+                    insert(Deal).returning(Deal.id),
+                    [
+                        {
+                            "crm_id": r["id"],
+                            "title": r["title"],
+                            "pipeline_id": r["pipeline"],
+                            "stage_key": r["stage"],
+                            "status": "open",
+                            "owner_email": r["owner"],
+                            "account_name": r["account"]["name"],
+                            "amount": r["amount"],
+                            "currency": r["currency"],
+                            "expected_close_date": dt.date(2027, 3, 31),
+                            "stage_entered_at": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for r in chunk
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            connection.execute(
+                insert(DealContact),
+                [
+                    {
+                        "deal_id": i,
+                        "name": r["contacts"][0]["name"],
+                        "email": r["contacts"][0]["email"],
+                    }
+                    for i, r in zip(ids, chunk, strict=True)
+                ],
+            )
+            connection.execute(
+                insert(DealDomain),
+                [
+                    {"deal_id": i, "domain": r["account"]["domains"][0]}
+                    for i, r in zip(ids, chunk, strict=True)
+                ],
+            )
+            connection.execute(
+                insert(StageChange),
+                [
+                    {
+                        "deal_id": i,
+                        "pipeline_id": "classic5",
+                        "from_stage": None,
+                        "to_stage": r["stage"],
+                        "changed_at": now,
+                        "changed_by": "bench",
+                    }
+                    for i, r in zip(ids, chunk, strict=True)
+                ],
+            )
+    return time.perf_counter() - started
+
+
+def main() -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as api_dir, tempfile.TemporaryDirectory() as core_dir:
+        upsert, listing, listed = through_api(Path(api_dir))
+        core = with_core(Path(core_dir))
+    figures = {
+        "api_upsert_deals_per_s": DEALS / upsert,
+        "api_list_deals_per_s": listed / listing,
+        "core_insert_deals_per_s": DEALS / core,
+    }
+    print(
+        f"   bulk upsert over HTTP : {DEALS:,} deals in {upsert:.2f} s = {figures['api_upsert_deals_per_s']:,.0f} deals/s"
+    )
+    print(
+        f"   list over HTTP        : {listed:,} deals in {listing:.2f} s = {figures['api_list_deals_per_s']:,.0f} deals/s"
+    )
+    print(
+        f"   baseline Core insert  : {DEALS:,} deals in {core:.2f} s = {figures['core_insert_deals_per_s']:,.0f} deals/s"
+    )
+    print(f"   ratio API upsert / Core insert time: {upsert / core:.1f}x")
+    figures["ratio"] = upsert / core
+    return figures
+
+
+if __name__ == "__main__":
+    main()
