@@ -144,15 +144,14 @@ def main() -> dict[str, float]:
         "api_list_deals_per_s": listed / listing,
         "core_insert_deals_per_s": DEALS / core,
     }
-    print(
-        f"   bulk upsert over HTTP : {DEALS:,} deals in {upsert:.2f} s = {figures['api_upsert_deals_per_s']:,.0f} deals/s"
-    )
-    print(
-        f"   list over HTTP        : {listed:,} deals in {listing:.2f} s = {figures['api_list_deals_per_s']:,.0f} deals/s"
-    )
-    print(
-        f"   baseline Core insert  : {DEALS:,} deals in {core:.2f} s = {figures['core_insert_deals_per_s']:,.0f} deals/s"
-    )
+    for label, count, seconds in [
+        ("bulk upsert over HTTP", DEALS, upsert),
+        ("list over HTTP", listed, listing),
+        ("baseline: Core insert", DEALS, core),
+    ]:
+        print(
+            f"   {label:<22}: {count:,} deals in {seconds:.2f} s = {count / seconds:,.0f} deals/s"
+        )
     print(f"   ratio API upsert / Core insert time: {upsert / core:.1f}x")
     figures["ratio"] = upsert / core
     return figures
