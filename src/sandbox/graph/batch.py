@@ -1,0 +1,171 @@
+"""`POST /$batch` (json-batching.md): up to 20 requests, `dependsOn`, per-item statuses, 424."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sandbox.errors import GraphError
+from sandbox.graph.service import GraphService, Router
+from sandbox.graph.wire import ODATA_JSON, GraphRequest, GraphResponse, error_response, ok
+
+if TYPE_CHECKING:
+    from sandbox.tenant import Tenant
+
+MAX_REQUESTS = 20
+_WRITES = {"POST", "PATCH", "PUT"}
+
+
+class BatchItem(BaseModel):
+    """One request of a batch."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str
+    method: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
+
+
+class BatchBody(BaseModel):
+    """The batch: `{"requests": [...]}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[BatchItem]
+
+
+def _refuse(message: str) -> GraphError:
+    return GraphError(400, "BadRequest", message)
+
+
+def _order(items: list[BatchItem]) -> list[BatchItem]:
+    """Items in an order that honours `dependsOn`; 400 for unknown ids or cycles."""
+    by_id = {item.id.lower(): item for item in items}
+    done: set[str] = set()
+    ordered: list[BatchItem] = []
+    visiting: set[str] = set()
+
+    def visit(item: BatchItem) -> None:
+        key = item.id.lower()
+        if key in done:
+            return
+        if key in visiting:
+            raise _refuse(f"Request dependency cycle detected at request id : {item.id}.")
+        visiting.add(key)
+        for dependency in item.depends_on:
+            target = by_id.get(dependency.lower())
+            if target is None:
+                raise _refuse(f"Request dependency is not found: request id : {dependency}.")
+            visit(target)
+        visiting.discard(key)
+        done.add(key)
+        ordered.append(item)
+
+    for item in items:
+        visit(item)
+    return ordered
+
+
+def _decode_body(item: BatchItem, content_type: str) -> Any:
+    if isinstance(item.body, str) and "json" in content_type.lower():
+        try:
+            return json.loads(base64.b64decode(item.body, validate=True))
+        except (binascii.Error, ValueError):
+            return item.body
+    return item.body
+
+
+def serve_batch(service: GraphService, request: GraphRequest) -> GraphResponse:
+    """Run the batch's items one after another (dependencies first) and answer them together."""
+    if request.in_batch:
+        raise _refuse("Nested batch requests are not supported.")
+    try:
+        batch = BatchBody.model_validate(request.body)
+    except ValidationError as e:
+        raise _refuse(f"Invalid batch payload format: {e.errors()[0]['msg']}.") from e
+    if not batch.requests:
+        raise _refuse("Batch request must contain at least one request.")
+    if len(batch.requests) > MAX_REQUESTS:
+        raise _refuse(f"The number of batch requests exceeds the maximum of {MAX_REQUESTS}.")
+    ids = [item.id.lower() for item in batch.requests]
+    if len(set(ids)) != len(ids):
+        raise _refuse("Batch request contains duplicate request ids.")
+    for item in batch.requests:
+        headers = {k.lower(): v for k, v in item.headers.items()}
+        if item.method.upper() in _WRITES and (item.body is None or "content-type" not in headers):
+            raise _refuse(
+                f"Write request id : {item.id} does not contain Content-Type header or body."
+            )
+    statuses: dict[str, int] = {}
+    answers: list[dict[str, Any]] = []
+    for item in _order(batch.requests):
+        failed = [d for d in item.depends_on if statuses.get(d.lower(), 200) >= 400]
+        if failed:
+            response = error_response(
+                GraphError(
+                    424,
+                    "FailedDependency",
+                    f"The request depends on request id : {failed[0]}, which failed.",
+                ),
+                request,
+            )
+        else:
+            response = service.serve(_item_request(item, request))
+        statuses[item.id.lower()] = response.status
+        answers.append(_answer(item.id, response))
+    with service.tenant.lock:
+        if service.tenant.config.shuffle_batch_responses:
+            # Graph says responses may come in any order; clients must match them by id.
+            service.tenant.random.shuffle(answers)
+    return ok({"responses": answers})
+
+
+def _item_request(item: BatchItem, outer: GraphRequest) -> GraphRequest:
+    if item.url.lower().startswith(("http://", "https://")):
+        raise _refuse(f"Invalid request URL for request id : {item.id}: the URL must be relative.")
+    parts = urlsplit(item.url if item.url.startswith("/") else "/" + item.url)
+    headers = {k.lower(): v for k, v in item.headers.items()}
+    headers.setdefault("client-request-id", outer.client_request_id)
+    return GraphRequest(
+        method=item.method.upper(),
+        path=parts.path,
+        query={k.lower(): v for k, v in parse_qsl(parts.query, keep_blank_values=True)},
+        headers=headers,
+        body=_decode_body(item, headers.get("content-type", "")),
+        base_url=outer.base_url,
+        claims=outer.claims,
+        query_string=parts.query,
+        in_batch=True,
+    )
+
+
+def _answer(item_id: str, response: GraphResponse) -> dict[str, Any]:
+    headers = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() not in ("request-id", "client-request-id")
+    }
+    if response.body is not None:
+        headers.setdefault("Content-Type", ODATA_JSON)
+    answer: dict[str, Any] = {"id": item_id, "status": response.status, "headers": headers}
+    if response.body is not None:
+        answer["body"] = response.body
+    return answer
+
+
+def register(router: Router, service_of: Callable[[], GraphService]) -> None:
+    """Serve `$batch`; the handler needs the service to run items through the same path."""
+
+    def batch(tenant: Tenant, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
+        return serve_batch(service_of(), request)
+
+    router.add("POST", "/$batch", batch)
