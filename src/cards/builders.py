@@ -262,7 +262,7 @@ def after_meeting_card(view: AfterMeetingView) -> CardJson:
     if isinstance(state, OutcomeRecorded):
         facts = [Fact(title="Outcome", value=dict(OUTCOME_CHOICES)[state.outcome])]
         if state.stage_name:
-            facts.append(Fact(title="Moved to", value=_clip(state.stage_name, 60)))
+            facts.append(Fact(title="New stage", value=_clip(state.stage_name, 60)))
         if state.note:
             facts.append(Fact(title="Note", value=_clip(state.note, TEXT_MAX)))
         body.append(FactSet(facts=facts, separator=True))
@@ -331,16 +331,11 @@ def health_card(view: HealthView) -> CardJson:
         body.append(_banner("All good: mail sync, consent and credentials are fine.", "good"))
     if view.failing_mailboxes:
         body.append(_section(f"Mail sync failing ({len(view.failing_mailboxes)})", "Attention"))
-        body.append(
-            FactSet(
-                facts=[
-                    Fact(
-                        title=_clip(m.mailbox, 60),
-                        value=f"{_clip(m.error, 160)} · since {_date(m.since)}",
-                    )
-                    for m in view.failing_mailboxes[:LIST_MAX]
-                ]
+        body.extend(
+            _two_lines(
+                _clip(m.mailbox, TITLE_MAX), f"{_clip(m.error, 200)} · since {_when(m.since)}"
             )
+            for m in view.failing_mailboxes[:LIST_MAX]
         )
         body.extend(_more(len(view.failing_mailboxes), "mailboxes"))
     if view.missing_consent:
@@ -361,14 +356,10 @@ def health_card(view: HealthView) -> CardJson:
             )
         body.extend(_more(len(view.missing_consent), "permissions"))
     if view.expiring_secrets:
-        body.append(_section(f"Secrets expiring ({len(view.expiring_secrets)})", "Warning"))
-        body.append(
-            FactSet(
-                facts=[
-                    Fact(title=_clip(s.name, 60), value=f"expires {_date(s.expires_at)}")
-                    for s in view.expiring_secrets[:LIST_MAX]
-                ]
-            )
+        body.append(_section(f"Secrets expiring ({len(view.expiring_secrets)})"))
+        body.extend(
+            _two_lines(_clip(secret.name, TITLE_MAX), f"expires {_date(secret.expires_at)}")
+            for secret in view.expiring_secrets[:LIST_MAX]
         )
         body.extend(_more(len(view.expiring_secrets), "secrets"))
     actions: list[Action] = [OpenUrlAction(title="Open admin page", url=view.admin_url)]
@@ -453,22 +444,25 @@ def my_deals_card(view: MyDealsView) -> CardJson:
     if total == 0:
         body.append(TextBlock(text="You have no open deals."))
     shown = 0
-    for stage in view.stages:
-        if not stage.deals:
-            continue
+    stages = [s for s in view.stages if s.deals]
+    for number, stage in enumerate(stages):
+        if shown >= DEALS_MAX:
+            rest = stages[number:]
+            count = sum(len(s.deals) for s in rest)
+            stages_text = "1 more stage" if len(rest) == 1 else f"{len(rest)} more stages"
+            body.append(_section(f"and {count} more deals in {stages_text}"))
+            break
         body.append(_section(f"{_clip(stage.stage_name, 60)} ({len(stage.deals)})"))
-        room = min(LIST_MAX, DEALS_MAX - shown)
-        facts = []
-        for deal in stage.deals[:room]:
+        lines: list[Element] = []
+        for deal in stage.deals[: min(LIST_MAX, DEALS_MAX - shown)]:
             parts = [_clip(deal.account, 40)]
             if deal.amount is not None:
                 parts.append(_money(deal.amount))
             parts.append(_days(deal.days_in_stage))
-            facts.append(Fact(title=_clip(deal.title, 60), value=" · ".join(parts)))
-        shown += len(facts)
-        if facts:
-            body.append(FactSet(facts=facts, spacing="Small"))
-        body.extend(_more(len(stage.deals), "deals", shown=len(facts)))
+            lines.append(_two_lines(_clip(deal.title, 80), " · ".join(parts), url=deal.crm_url))
+        shown += len(lines)
+        body.extend(lines)
+        body.extend(_more(len(stage.deals), "deals", shown=len(lines)))
     return _card(view, body, [])
 
 
@@ -665,6 +659,17 @@ def _more(total: int, noun: str, *, shown: int = LIST_MAX) -> list[Element]:
     if total <= shown:
         return []
     return [TextBlock(text=f"and {total - shown} more {noun}", is_subtle=True, spacing="Small")]
+
+
+def _two_lines(title: str, detail: str, *, url: str | None = None) -> Container:
+    return Container(
+        spacing="Small",
+        select_action=OpenUrlAction(title="Open in CRM", url=url) if url else None,
+        items=[
+            TextBlock(text=title, weight="Bolder"),
+            TextBlock(text=detail, spacing="None", is_subtle=True),
+        ],
+    )
 
 
 def _digest_line(reminder: DigestReminder, when: str) -> ColumnSet:

@@ -225,7 +225,10 @@ def test_long_lists_are_capped_and_counted() -> None:
     assert "and 290 more reminders" in body_text(mine)
 
     deals = build_card(views["my-deals-long"])
-    assert sum(len(o["facts"]) for o in walk(deals) if o.get("type") == "FactSet") == 40
+    deal_lines = [o for o in walk(deals) if o.get("type") == "Container" and "selectAction" in o]
+    assert len(deal_lines) == 40
+    assert "and 40 more deals" in body_text(deals)
+    assert "and 1300 more deals in 26 more stages" in body_text(deals)
 
 
 def test_after_the_meeting_asks_outcome_note_and_next_stage() -> None:
