@@ -13,6 +13,7 @@ from connector.api import openapi
 from connector.api.schemas import Health
 from connector.api.v1 import api as api_v1
 from connector.deals import DealEvents
+from connector.pages import pages
 from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
 from connector.store import db as store_db
 from connector.store.db import Store
@@ -47,6 +48,7 @@ def create_app(
     errors.init_app(app)
     app.register_blueprint(api_v1.blueprint)
     app.register_blueprint(openapi.blueprint([api_v1]))
+    app.register_blueprint(pages)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

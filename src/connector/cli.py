@@ -204,5 +204,75 @@ def pipelines_list() -> None:
                 )
 
 
+@cli.group("manifest")
+def manifest_group() -> None:
+    """The Teams app package admins upload."""
+
+
+@manifest_group.command("build")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("dealbridge-teams.zip"),
+    show_default=True,
+)
+def manifest_build(out: Path) -> None:
+    """Write the Teams app zip (manifest.json, color.png, outline.png) from the settings."""
+    from connector.settings import SettingsError, load_settings
+    from connector.teams_package import package_config
+    from manifest import ManifestError, build_manifest, build_package
+
+    try:
+        config = package_config(load_settings())
+        written = build_package(config, out)
+    except (SettingsError, ManifestError) as exc:
+        raise click.ClickException(f"cannot build the Teams app package:\n{exc}") from exc
+    manifest = build_manifest(config)
+    click.echo(f"wrote {written} ({written.stat().st_size:,} bytes)")
+    click.echo(f"  app {manifest['name']['short']} {manifest['version']}, id {manifest['id']}")
+    click.echo(f"  bot {manifest['bots'][0]['botId']}, valid domains {manifest['validDomains']}")
+    click.echo("Upload it in the Teams admin center (Manage apps → Upload new app).")
+
+
+@cli.group("admin")
+def admin_group() -> None:
+    """What an admin of the Microsoft 365 tenant does once."""
+
+
+@admin_group.command("consent-url")
+@click.option("--redirect-uri", default=None, help="Where Entra sends the admin afterwards.")
+def admin_consent_url_command(redirect_uri: str | None) -> None:
+    """Print the admin-consent link for the configured Entra app."""
+    import secrets
+
+    from connector.settings import SettingsError, load_settings
+    from manifest import admin_consent_url
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    missing = [p for p in settings.microsoft365_problems() if "TENANT_ID" in p or "CLIENT_ID" in p]
+    if missing:
+        raise click.ClickException("\n".join(missing))
+    redirect = redirect_uri or (
+        f"{settings.public_url}/admin/consented" if settings.public_url else None
+    )
+    if redirect is None:
+        raise click.ClickException("give --redirect-uri or set DEALBRIDGE_PUBLIC_URL")
+    try:
+        url = admin_consent_url(
+            settings.login_base_url,
+            str(settings.tenant_id),
+            str(settings.client_id),
+            redirect,
+            secrets.token_urlsafe(16),
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("A Global Administrator (or Privileged Role Administrator) opens this link once:")
+    click.echo(url)
+
+
 def main() -> None:
     cli(prog_name="dealbridge")

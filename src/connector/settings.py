@@ -79,6 +79,16 @@ class Settings(BaseSettings):
         default=BOT_FRAMEWORK_OPENID, description="Bot Framework OpenID metadata for inbound JWTs."
     )
     teams_app_id: str | None = Field(default=None, description="The Teams app manifest id (GUID).")
+    app_version: str = Field(default="1.0.0", description="Teams app package version.")
+    app_short_name: str | None = Field(default=None, description="App name in Teams (≤ 30).")
+    app_full_name: str | None = Field(default=None, description="Full app name (≤ 100).")
+    app_short_description: str | None = Field(default=None, description="≤ 80 characters.")
+    app_full_description: str | None = Field(default=None, description="≤ 4,000 characters.")
+    developer_name: str | None = Field(default=None, description="Publisher shown in Teams.")
+    developer_website_url: str | None = Field(default=None, description="https; default public.")
+    privacy_url: str | None = Field(default=None, description="https; default {public}/privacy.")
+    terms_url: str | None = Field(default=None, description="https; default {public}/terms.")
+    accent_color: str | None = Field(default=None, description="#RRGGBB of the Teams app.")
     api_key: SecretStr | None = Field(
         default=None, description="One API key accepted besides stored ones (demo, bootstrap)."
     )

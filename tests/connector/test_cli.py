@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -158,3 +159,61 @@ def test_cli_reports_bad_settings_without_a_traceback(monkeypatch: pytest.Monkey
     assert "DEALBRIDGE_DATABASE_URL" in result.output
     assert "DEALBRIDGE_CLIENT_ID" in result.output
     assert "Traceback" not in result.output
+
+
+GUID_APP = "8c5e4ad4-35a4-4bd6-9ac9-4b2f8d6a3f10"
+GUID_CLIENT = "1f0c3a2b-9d8e-4c7b-a6f5-0e1d2c3b4a59"
+
+
+def test_manifest_build_writes_the_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    monkeypatch.setenv("DEALBRIDGE_TEAMS_APP_ID", GUID_APP)
+    monkeypatch.setenv("DEALBRIDGE_CLIENT_ID", GUID_CLIENT)
+    monkeypatch.setenv("DEALBRIDGE_PUBLIC_URL", "https://deals.contoso.com")
+    out = tmp_path / "dealbridge-teams.zip"
+    result = CliRunner().invoke(cli, ["manifest", "build", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as package:
+        assert sorted(package.namelist()) == ["color.png", "manifest.json", "outline.png"]
+        manifest = json.loads(package.read("manifest.json"))
+    assert manifest["id"] == GUID_APP
+    assert manifest["bots"][0]["botId"] == GUID_CLIENT
+    assert manifest["validDomains"] == ["deals.contoso.com"]
+
+
+def test_manifest_build_refuses_with_every_problem_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEALBRIDGE_PUBLIC_URL", "http://deals.contoso.com")
+    monkeypatch.setenv("DEALBRIDGE_APP_SHORT_NAME", "x" * 31)
+    out = tmp_path / "p.zip"
+    result = CliRunner().invoke(cli, ["manifest", "build", "--out", str(out)])
+    assert result.exit_code == 1
+    for name in ("TEAMS_APP_ID", "CLIENT_ID", "PUBLIC_URL", "APP_SHORT_NAME"):
+        assert f"DEALBRIDGE_{name}" in result.output
+    assert not out.exists()
+
+
+def test_admin_consent_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEALBRIDGE_TENANT_ID", "contoso.onmicrosoft.com")
+    monkeypatch.setenv("DEALBRIDGE_CLIENT_ID", GUID_CLIENT)
+    monkeypatch.setenv("DEALBRIDGE_PUBLIC_URL", "https://deals.contoso.com")
+    result = CliRunner().invoke(cli, ["admin", "consent-url"])
+    assert result.exit_code == 0, result.output
+    url = result.output.strip().splitlines()[-1]
+    assert url.startswith(
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/adminconsent?"
+    )
+    query = parse_qs(urlsplit(url).query)
+    assert query["client_id"] == [GUID_CLIENT]
+    assert query["redirect_uri"] == ["https://deals.contoso.com/admin/consented"]
+
+
+def test_privacy_and_terms_pages_are_served(client) -> None:  # type: ignore[no-untyped-def]
+    assert b"never" in client.get("/privacy").data
+    assert client.get("/terms").status_code == 200
+    assert client.get("/admin/consented?admin_consent=True").status_code == 200
+    refused = client.get("/admin/consented?error=access_denied&error_description=<b>no</b>")
+    assert refused.status_code == 400
+    assert b"<b>no</b>" not in refused.data
