@@ -17,6 +17,7 @@ DST choices, applied everywhere a wall-clock time becomes an instant:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -276,7 +277,10 @@ def _supported_countries() -> dict[str, list[str]]:
 def _holiday_dates(country: str, subdivision: str | None, year: int) -> frozenset[date]:
     import holidays
 
-    return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year).keys())
+    # holidays warns when it lacks a year's lunar holidays (IN outside 2001-2035); the rest count.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year).keys())
 
 
 @lru_cache(maxsize=1024)
