@@ -1,4 +1,4 @@
-"""Every response shape the sandbox serves parses with msgraph-sdk typed models, no field unknown."""
+"""Every response shape the sandbox serves parses with msgraph-sdk typed models: none unknown."""
 
 from __future__ import annotations
 

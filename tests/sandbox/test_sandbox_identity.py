@@ -1,4 +1,4 @@
-"""Entra for the sandbox tenant: the real msal gets tokens; Graph refuses bad ones and missing roles."""
+"""Entra for the sandbox tenant: msal gets tokens; Graph refuses bad tokens and missing roles."""
 
 from __future__ import annotations
 
