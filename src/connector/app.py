@@ -8,11 +8,13 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from connector import __version__, errors
+from connector import __version__, crm_webhooks, errors
 from connector.api import openapi
 from connector.api.schemas import Health
 from connector.api.v1 import api as api_v1
 from connector.deals import DealEvents
+from connector.jobs import register_job
+from connector.outbox import drain
 from connector.pages import pages
 from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
 from connector.store import db as store_db
@@ -46,6 +48,8 @@ def create_app(
         prepare_database(store)
 
     errors.init_app(app)
+    crm_webhooks.init_app(app)
+    register_job(app, "outbox", lambda app: drain(app), seconds=5)
     app.register_blueprint(api_v1.blueprint)
     app.register_blueprint(openapi.blueprint([api_v1]))
     app.register_blueprint(pages)

@@ -1,0 +1,116 @@
+"""Signed webhooks to the CRM, delivered through the outbox.
+
+Body: ``{"id", "type", "occurred_at", "data"}``. Headers: ``X-DealBridge-Event`` (the type),
+``X-DealBridge-Delivery`` (the id; the same on every retry, so the CRM can drop repeats) and
+``X-DealBridge-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body with the shared
+secret. Changes the CRM made itself through the API are not echoed back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from connector.outbox import Delivered, Failed, Outcome, RetryLater, enqueue, register_handler
+from connector.settings import SETTINGS_EXTENSION, Settings
+from connector.store.models import OutboxItem
+
+log = logging.getLogger(__name__)
+KIND = "webhook"
+EVENT_TYPES = (
+    "deal.stage_changed",
+    "interaction.logged",
+    "interaction.updated",
+    "reminder.completed",
+    "reminder.snoozed",
+    "note.logged",
+)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, signature: str) -> bool:
+    """What a CRM does on receipt (documented; used by the tests)."""
+    return hmac.compare_digest(sign(secret, body), signature)
+
+
+def notify(
+    session: Session,
+    settings: Settings,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    key: str,
+    now: dt.datetime,
+) -> OutboxItem | None:
+    """Queue one webhook (once per key). Nothing is queued when no webhook URL is set."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook type {event_type!r}")
+    if not settings.webhook_url:
+        return None
+    delivery_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"dealbridge:{key}"))
+    payload = {
+        "id": delivery_id,
+        "type": event_type,
+        "occurred_at": now.isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+    return enqueue(session, KIND, f"webhook:{key}", payload)
+
+
+def deliver(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    outcomes: dict[int, Outcome] = {}
+    if not settings.webhook_url or settings.webhook_secret is None:
+        for item in items:
+            outcomes[item.id] = RetryLater("DEALBRIDGE_WEBHOOK_URL or _SECRET is not set")
+        return outcomes
+    secret = settings.webhook_secret.get_secret_value()
+    with requests.Session() as http:
+        for item in items:
+            body = json.dumps(item.payload, separators=(",", ":"), sort_keys=True).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "DealBridge-Webhooks/1",
+                "X-DealBridge-Event": str(item.payload.get("type")),
+                "X-DealBridge-Delivery": str(item.payload.get("id")),
+                "X-DealBridge-Signature": sign(secret, body),
+            }
+            outcomes[item.id] = _post(http, settings.webhook_url, body, headers)
+    return outcomes
+
+
+def _post(http: requests.Session, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    try:
+        answer = http.post(url, data=body, headers=headers, timeout=10)
+    except requests.RequestException as exc:
+        return RetryLater(f"{type(exc).__name__}: could not reach the CRM")
+    if 200 <= answer.status_code < 300:
+        return Delivered({"status": answer.status_code})
+    if answer.status_code in {408, 425, 429} or answer.status_code >= 500:
+        return RetryLater(f"CRM answered {answer.status_code}", _retry_after(answer))
+    return Failed(f"CRM answered {answer.status_code}: {answer.text[:300]}")
+
+
+def _retry_after(answer: requests.Response) -> dt.timedelta | None:
+    value = answer.headers.get("Retry-After")
+    try:
+        return dt.timedelta(seconds=float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def init_app(app: Flask) -> None:
+    register_handler(app, KIND, deliver)
