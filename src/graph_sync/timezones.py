@@ -1,0 +1,77 @@
+"""Time zones as Graph writes them: Windows names (CLDR windowsZones) or IANA names, to zoneinfo."""
+
+from __future__ import annotations
+
+import json
+import re
+import zoneinfo
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+
+
+class UnknownTimeZone(ValueError):
+    """A time zone name that is neither a Windows zone (CLDR) nor an IANA zone."""
+
+
+# Outlook's spellings of UTC that are not CLDR Windows zone names.
+_UTC_ALIASES = frozenset(
+    {"utc", "coordinated universal time", "tzone://microsoft/utc", "etc/utc", "z", "gmt"}
+)
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+@cache
+def windows_zones() -> dict[str, str]:
+    """Every Windows zone name (CLDR windowsZones, territory 001) to its IANA zone."""
+    text = resources.files("graph_sync").joinpath("windows_zones.json").read_text("utf-8")
+    mapping: dict[str, str] = json.loads(text)["windowsToIana"]
+    return mapping
+
+
+@cache
+def _windows_folded() -> dict[str, str]:
+    return {name.casefold(): iana for name, iana in windows_zones().items()}
+
+
+@cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def iana_name(name: str) -> str:
+    """The IANA name for a Windows or IANA zone name; raises UnknownTimeZone."""
+    cleaned = name.strip()
+    if cleaned.casefold() in _UTC_ALIASES:
+        return "UTC"
+    if cleaned in _iana_names():
+        return cleaned
+    found = _windows_folded().get(cleaned.casefold())
+    if found is None:
+        raise UnknownTimeZone(f"unknown time zone {name!r}")
+    return found
+
+
+@cache
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    """A ZoneInfo for a Windows or IANA zone name; raises UnknownTimeZone."""
+    return zoneinfo.ZoneInfo(iana_name(name))
+
+
+def to_utc(date_time: str, time_zone: str | None) -> datetime:
+    """A Graph `dateTimeTimeZone` (7 fractional digits, no offset) as an aware UTC datetime."""
+    text = _FRACTION.sub(r"\1", date_time.strip())
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(time_zone or "UTC"))
+    return moment.astimezone(UTC)
+
+
+def graph_date_time(moment: datetime) -> str:
+    """An aware datetime as Graph's `dateTime` text in UTC: 7 fractional digits, no offset."""
+    if moment.tzinfo is None:
+        raise ValueError("a naive datetime is ambiguous: give it a time zone")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0"
