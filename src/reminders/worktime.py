@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
-from typing import Any, Literal
+from functools import cached_property, lru_cache
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from reminders.rules import Duration
@@ -75,8 +75,6 @@ class WorkingCalendar(BaseModel):
     """ISO 3166 code whose public holidays are days off (``holidays`` package), e.g. ``DE``."""
     holiday_subdivision: str | None = None
     """A subdivision of that country known to the ``holidays`` package, e.g. ``BY``."""
-
-    _schedule: _Schedule = PrivateAttr()
 
     @field_validator("time_zone")
     @classmethod
@@ -135,8 +133,11 @@ class WorkingCalendar(BaseModel):
                 raise ValueError(msg)
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._schedule = _schedule_for(
+    @cached_property
+    def _schedule(self) -> _Schedule:
+        # A cached_property rather than a PrivateAttr: read on every call, and pydantic's
+        # __getattr__ for private attributes costs about 10 % of a re-plan.
+        return _schedule_for(
             self.time_zone,
             self.working_days,
             self.start,
@@ -144,6 +145,13 @@ class WorkingCalendar(BaseModel):
             self.holiday_country,
             self.holiday_subdivision,
         )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; ``update`` is validated (pydantic's own copy would skip validation and keep
+        the schedule compiled for the old values)."""
+        if update:
+            return self.model_validate({**self.model_dump(), **update})
+        return super().model_copy(deep=deep)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -378,13 +386,17 @@ class _Schedule:
 
     def next_working_day(self, day: date) -> date:
         """``day`` itself if it has working hours, else the next day that has."""
+        if self.hours(day) is not None:
+            return day
         return next(self.working_days_from(day))[0]
 
     def next_working(self, u: datetime) -> datetime:
-        for _day, (begin, finish) in self.working_days_from(self.local_date(u)):
-            if u < finish:
-                return max(u, begin)
-        raise AssertionError("unreachable: working_days_from never ends")
+        day = self.local_date(u)
+        hours = self.hours(day)
+        if hours is not None and u < hours[1]:
+            return max(u, hours[0])
+        _day, (begin, _finish) = next(self.working_days_from(day + ONE_DAY))
+        return begin
 
     def add_working(self, u: datetime, amount: timedelta) -> datetime:
         """Walk forward through working hours until ``amount`` of working time has passed."""

@@ -276,3 +276,25 @@ def test_snooze_next_week_starts_on_sunday_for_a_sunday_to_thursday_week() -> No
 
     assert local(result, zone) == (2026, 6, 21, 9, 0)
     assert result.astimezone(zone).isoweekday() == 7
+
+
+def test_a_copied_calendar_with_a_new_zone_works_in_the_new_zone() -> None:
+    berlin_calendar = calendar()
+    berlin_calendar.zone  # noqa: B018 - compile the schedule before copying
+
+    tokyo = berlin_calendar.model_copy(update={"time_zone": "Asia/Tokyo"})
+
+    assert str(tokyo.zone) == "Asia/Tokyo"
+    assert next_working_moment(tokyo, datetime(2026, 6, 15, 0, 0, tzinfo=UTC)) == datetime(
+        2026, 6, 15, 0, 0, tzinfo=UTC
+    )
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        berlin_calendar.model_copy(update={"time_zone": "Mars/Olympus"})
+
+
+def test_equal_calendars_are_interchangeable_as_keys() -> None:
+    used = calendar(holiday_country="DE")
+    is_working_time(used, berlin(2026, 6, 15, 10, 0))
+
+    assert used == calendar(holiday_country="DE")
+    assert {used: "rep"}[calendar(holiday_country="DE")] == "rep"
