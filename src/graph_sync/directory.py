@@ -1,0 +1,134 @@
+"""Users, mailbox settings and the organization's verified domains: cold paths, typed SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from graph_sync.client import GraphClient
+from graph_sync.errors import GraphError, error_for
+from graph_sync.models import GraphMailboxSettings, MailboxSettings
+
+T = TypeVar("T")
+
+USER_READ = "User.Read.All"
+MAILBOX_SETTINGS_READ = "MailboxSettings.Read"
+ORGANIZATION_READ = "Organization.Read.All"
+_USER_FIELDS = ["id", "userPrincipalName", "mail", "displayName"]
+
+
+class DirectoryUser(BaseModel):
+    """A user of the tenant."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """Entra object id (GUID)."""
+    user_principal_name: str
+    """Sign-in name, e.g. ann@contoso.com."""
+    mail: str | None = None
+    """Primary SMTP address (None for users without a mailbox)."""
+    display_name: str | None = None
+    """Name as shown in Outlook and Teams."""
+
+
+def _sdk_call(
+    client: GraphClient,
+    call: Callable[[], Awaitable[T]],
+    *,
+    permission: str,
+    mailbox: str | None = None,
+) -> T:
+    """Run a typed SDK call; its ODataError becomes our GraphError."""
+    from kiota_abstractions.api_error import APIError
+
+    try:
+        return client.run(call, mailbox=mailbox)
+    except APIError as e:
+        raise _from_api_error(e, permission, mailbox) from e
+
+
+def _from_api_error(e: Any, permission: str, mailbox: str | None) -> GraphError:
+    main = getattr(e, "error", None)
+    code = str(getattr(main, "code", None) or "UnknownError")
+    message = str(getattr(main, "message", None) or e.message or "")
+    headers = {k.lower(): v for k, v in dict(e.response_headers or {}).items()}
+    return error_for(
+        int(e.response_status_code or 0),
+        code,
+        message,
+        mailbox=mailbox,
+        request_id=headers.get("request-id"),
+        permission=permission,
+    )
+
+
+def _user(raw: Any) -> DirectoryUser:
+    return DirectoryUser(
+        id=str(raw.id),
+        user_principal_name=str(raw.user_principal_name),
+        mail=raw.mail,
+        display_name=raw.display_name,
+    )
+
+
+def get_user(client: GraphClient, id_or_upn: str) -> DirectoryUser:
+    """One user by id or UPN; NotFound when there is none."""
+    from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+    config = UserItemRequestBuilder.UserItemRequestBuilderGetRequestConfiguration(
+        query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
+            select=_USER_FIELDS
+        )
+    )
+    raw = _sdk_call(
+        client,
+        lambda: client.sdk.users.by_user_id(id_or_upn).get(request_configuration=config),
+        permission=USER_READ,
+    )
+    return _user(raw)
+
+
+def list_users(client: GraphClient, *, page_size: int = 999) -> list[DirectoryUser]:
+    """Every user of the tenant (all pages)."""
+    from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+    config = UsersRequestBuilder.UsersRequestBuilderGetRequestConfiguration(
+        query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            select=_USER_FIELDS, top=page_size
+        )
+    )
+    users: list[DirectoryUser] = []
+    page = _sdk_call(
+        client, lambda: client.sdk.users.get(request_configuration=config), permission=USER_READ
+    )
+    while page is not None:
+        users.extend(_user(raw) for raw in page.value or [])
+        link = page.odata_next_link
+        if not link:
+            break
+        next_page: Callable[[], Awaitable[Any]] = client.sdk.users.with_url(link).get
+        page = _sdk_call(client, next_page, permission=USER_READ)
+    return users
+
+
+def get_mailbox_settings(client: GraphClient, user: str) -> MailboxSettings:
+    """The rep's zone (IANA) and working hours, from `GET /users/{id}/mailboxSettings`."""
+    # Our model rather than the SDK's: we need the customTimeZone's @odata.type as sent.
+    raw = client.get_bytes(
+        f"/users/{user}/mailboxSettings", mailbox=user, permission=MAILBOX_SETTINGS_READ
+    )
+    return MailboxSettings.from_graph(GraphMailboxSettings.model_validate_json(raw))
+
+
+def get_verified_domains(client: GraphClient) -> list[str]:
+    """The organization's verified domains (lower-case), e.g. for internal-only meetings."""
+    page = _sdk_call(client, lambda: client.sdk.organization.get(), permission=ORGANIZATION_READ)
+    domains: list[str] = []
+    for organization in (page.value if page else None) or []:
+        for domain in organization.verified_domains or []:
+            if domain.name:
+                domains.append(str(domain.name).lower())
+    return sorted(set(domains))

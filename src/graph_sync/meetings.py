@@ -1,0 +1,356 @@
+"""Reading meetings: calendarView delta rounds per mailbox, and change-notification subscriptions.
+
+Delta pages are parsed from raw bytes with our own models: msgraph-sdk's typed parse costs
+~7 ms per event (ARCHITECTURE.md, msgraph-sdk-python #584).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from graph_sync.client import GraphClient
+from graph_sync.errors import GraphError, GraphSyncError, NotFound, SyncStateExpired
+from graph_sync.models import DeltaPage, GraphModel, Meeting
+from graph_sync.timezones import graph_date_time
+
+log = logging.getLogger(__name__)
+
+CALENDARS_READ = "Calendars.Read"
+MAX_SUBSCRIPTION_MINUTES = 4230  # Outlook event subscriptions (subscription resource docs)
+_MAILBOX_OF_RESOURCE = re.compile(r"^/?users/([^/]+)/", re.IGNORECASE)
+
+
+class CalendarWindow(BaseModel):
+    """The date range a delta round covers; a new window is a new round (its own deltaLink)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: datetime
+    """Inclusive start (aware)."""
+    end: datetime
+    """Exclusive end (aware)."""
+
+    @model_validator(mode="after")
+    def _aware_and_ordered(self) -> CalendarWindow:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be aware datetimes")
+        if self.end <= self.start:
+            raise ValueError("window end must be after its start")
+        return self
+
+    @classmethod
+    def around(cls, now: datetime, *, days_back: int = 30, days_ahead: int = 90) -> CalendarWindow:
+        """The rolling window: `days_back` before `now` to `days_ahead` after, whole UTC days."""
+        today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(
+            start=today - timedelta(days=days_back), end=today + timedelta(days=days_ahead + 1)
+        )
+
+    def query(self) -> dict[str, str]:
+        """`startDateTime`/`endDateTime` in UTC, as calendarView wants them."""
+        return {
+            "startDateTime": self.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "endDateTime": self.end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+    def overlaps(self, meeting: Meeting) -> bool:
+        """Whether the meeting falls (at least partly) inside the window."""
+        return meeting.end > self.start and meeting.start < self.end
+
+
+class DeltaRound(BaseModel):
+    """What one delta round found for one mailbox."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mailbox: str
+    """The mailbox read."""
+    meetings: list[Meeting]
+    """Created or changed meetings inside the window (one per event id, last state)."""
+    removed: list[str]
+    """Event ids deleted, or moved out of the window."""
+    removed_reasons: dict[str, str] = Field(default_factory=dict)
+    """Why each id was removed: `deleted`, `changed` (Graph's reason) or `outside_window`."""
+    delta_link: str
+    """Store it; the next round starts from it."""
+    pages: int
+    """Pages (Graph requests) read."""
+    restarted: bool = False
+    """The stored deltaLink had expired and the round started again from the initial query:
+    the connector should reconcile (everything in the window came back)."""
+
+
+def _delta_headers(page_size: int) -> dict[str, str]:
+    return {"Prefer": f'odata.maxpagesize={page_size}, outlook.timezone="UTC"'}
+
+
+async def read_delta_async(
+    client: GraphClient,
+    mailbox: str,
+    window: CalendarWindow,
+    delta_link: str | None,
+    *,
+    page_size: int = 50,
+) -> DeltaRound:
+    """`read_delta`, on the client's loop (to read many mailboxes at once)."""
+    try:
+        return await _round(client, mailbox, window, delta_link, page_size, restarted=False)
+    except SyncStateExpired:
+        if delta_link is None:
+            raise
+        log.info("delta state expired for %s: restarting the round", mailbox)
+        return await _round(client, mailbox, window, None, page_size, restarted=True)
+
+
+def read_delta(
+    client: GraphClient,
+    mailbox: str,
+    window: CalendarWindow,
+    delta_link: str | None,
+    *,
+    page_size: int = 50,
+) -> DeltaRound:
+    """One calendarView delta round for `mailbox`: the initial one when `delta_link` is None,
+    else the changes since it. Follows nextLinks (even past empty pages) to the deltaLink; on
+    an expired token restarts once from the initial query (`restarted=True`)."""
+    return client.bridge.run(
+        read_delta_async(client, mailbox, window, delta_link, page_size=page_size), None
+    )
+
+
+def read_many(
+    client: GraphClient,
+    rounds: dict[str, str | None],
+    window: CalendarWindow,
+    *,
+    page_size: int = 50,
+) -> dict[str, DeltaRound | GraphSyncError]:
+    """Delta rounds for many mailboxes at once ({mailbox: stored deltaLink or None}); a
+    mailbox's error is returned in its place and never stops the others."""
+
+    async def all_rounds() -> list[DeltaRound | BaseException]:
+        return await asyncio.gather(
+            *(
+                read_delta_async(client, mailbox, window, link, page_size=page_size)
+                for mailbox, link in rounds.items()
+            ),
+            return_exceptions=True,
+        )
+
+    found = client.bridge.run(all_rounds(), None)
+    out: dict[str, DeltaRound | GraphSyncError] = {}
+    for mailbox, result in zip(rounds, found, strict=True):
+        if isinstance(result, GraphSyncError | DeltaRound):
+            out[mailbox] = result
+        else:
+            raise result
+    return out
+
+
+async def _round(
+    client: GraphClient,
+    mailbox: str,
+    window: CalendarWindow,
+    delta_link: str | None,
+    page_size: int,
+    *,
+    restarted: bool,
+) -> DeltaRound:
+    url = delta_link or f"/users/{mailbox}/calendarView/delta"
+    params = None if delta_link else window.query()
+    headers = _delta_headers(page_size)
+    meetings: dict[str, Meeting] = {}
+    removed: dict[str, str] = {}
+    pages = 0
+    while True:
+        answer = await client.send_ok(
+            "GET",
+            url,
+            headers=headers,
+            params=params,
+            mailbox=mailbox,
+            permission=CALENDARS_READ,
+        )
+        pages += 1
+        page = DeltaPage.model_validate_json(answer.content)
+        for event in page.value:
+            if event.removed is not None:
+                meetings.pop(event.id, None)
+                removed[event.id] = event.removed.reason or "deleted"
+                continue
+            if event.type == "seriesMaster" or event.start is None or event.end is None:
+                continue
+            meeting = Meeting.from_event(mailbox, event)
+            if not window.overlaps(meeting):
+                meetings.pop(event.id, None)
+                removed[event.id] = "outside_window"
+                continue
+            removed.pop(event.id, None)
+            meetings[event.id] = meeting
+        if page.next_link:
+            url, params = page.next_link, None
+            continue
+        if page.delta_link:
+            return DeltaRound(
+                mailbox=mailbox,
+                meetings=list(meetings.values()),
+                removed=list(removed),
+                removed_reasons=removed,
+                delta_link=page.delta_link,
+                pages=pages,
+                restarted=restarted,
+            )
+        raise GraphError(502, "NoDeltaLink", "a delta page had neither nextLink nor deltaLink")
+
+
+# --- subscriptions ---------------------------------------------------------------------------
+
+
+class Subscription(GraphModel):
+    """A Graph change-notification subscription."""
+
+    id: str
+    """Subscription id."""
+    resource: str
+    """What it watches, e.g. `/users/{id}/events`."""
+    change_type: str
+    """`created,updated,deleted`."""
+    notification_url: str
+    """Where Graph posts change notifications."""
+    lifecycle_notification_url: str | None = None
+    """Where Graph posts lifecycle notifications."""
+    expiration_date_time: datetime
+    """When it expires (renew before)."""
+    client_state: str | None = None
+    """Secret echoed in each notification."""
+
+
+def _expiry(minutes: int) -> str:
+    minutes = max(1, min(minutes, MAX_SUBSCRIPTION_MINUTES))
+    return graph_date_time(datetime.now(UTC) + timedelta(minutes=minutes)) + "Z"
+
+
+def create_subscription(
+    client: GraphClient,
+    mailbox: str,
+    notification_url: str,
+    lifecycle_url: str,
+    client_state: str,
+    minutes: int = MAX_SUBSCRIPTION_MINUTES,
+) -> Subscription:
+    """Subscribe to a mailbox's events (created, updated, deleted); Graph first validates
+    `notification_url` with a handshake the connector answers."""
+    body: dict[str, Any] = {
+        "changeType": "created,updated,deleted",
+        "notificationUrl": notification_url,
+        "lifecycleNotificationUrl": lifecycle_url,
+        "resource": f"/users/{mailbox}/events",
+        "expirationDateTime": _expiry(minutes),
+        "clientState": client_state,
+    }
+    raw = client.post_json("/subscriptions", body, permission=CALENDARS_READ)
+    return Subscription.model_validate(raw)
+
+
+def renew_subscription(
+    client: GraphClient, subscription_id: str, minutes: int = MAX_SUBSCRIPTION_MINUTES
+) -> Subscription:
+    """Push the expiry `minutes` ahead (at most 4,230 for Outlook events)."""
+    raw = client.patch_json(
+        f"/subscriptions/{subscription_id}",
+        {"expirationDateTime": _expiry(minutes)},
+        permission=CALENDARS_READ,
+    )
+    return Subscription.model_validate(raw)
+
+
+def delete_subscription(client: GraphClient, subscription_id: str) -> bool:
+    """Delete a subscription; False when it was already gone."""
+    try:
+        client.delete(f"/subscriptions/{subscription_id}")
+    except NotFound:
+        return False
+    return True
+
+
+class ResourceData(GraphModel):
+    """What changed: the event's id and OData annotations."""
+
+    id: str | None = None
+    """Event id."""
+    odata_type: str | None = Field(default=None, alias="@odata.type")
+    """`#Microsoft.Graph.Event`."""
+    odata_id: str | None = Field(default=None, alias="@odata.id")
+    """`Users/{id}/Events/{id}`."""
+    odata_etag: str | None = Field(default=None, alias="@odata.etag")
+    """The event's etag."""
+
+
+class ChangeNotification(GraphModel):
+    """One change Graph tells us about."""
+
+    subscription_id: str
+    """Which subscription."""
+    client_state: str | None = None
+    """Must equal the one we set: check with `client_state_matches`."""
+    change_type: str
+    """created, updated or deleted."""
+    resource: str
+    """`Users/{id}/Events/{id}`."""
+    subscription_expiration_date_time: datetime | None = None
+    """The subscription's expiry."""
+    tenant_id: str | None = None
+    """The tenant."""
+    resource_data: ResourceData | None = None
+    """The event's id."""
+
+    @property
+    def mailbox(self) -> str | None:
+        """The user id (or UPN) whose mailbox changed, from the resource path."""
+        found = _MAILBOX_OF_RESOURCE.match(self.resource)
+        return found.group(1) if found else None
+
+
+class ChangeNotificationCollection(GraphModel):
+    """The body Graph POSTs to the notification URL."""
+
+    value: list[ChangeNotification]
+    """The notifications."""
+
+
+class LifecycleNotification(GraphModel):
+    """reauthorizationRequired, subscriptionRemoved or missed."""
+
+    subscription_id: str
+    """Which subscription."""
+    lifecycle_event: str
+    """reauthorizationRequired, subscriptionRemoved or missed."""
+    client_state: str | None = None
+    """Must equal the one we set."""
+    subscription_expiration_date_time: datetime | None = None
+    """The subscription's expiry."""
+    tenant_id: str | None = None
+    """The tenant."""
+    resource: str | None = None
+    """What it watches (when given)."""
+
+
+class LifecycleNotificationCollection(GraphModel):
+    """The body Graph POSTs to the lifecycle URL."""
+
+    value: list[LifecycleNotification]
+    """The notifications."""
+
+
+def client_state_matches(received: str | None, expected: str) -> bool:
+    """Whether a notification's clientState is ours (constant-time)."""
+    if received is None:
+        return False
+    return hmac.compare_digest(received.encode("utf-8"), expected.encode("utf-8"))
