@@ -59,9 +59,9 @@ _WORD_UNITS: Mapping[str, DurationUnit] = {
     "business day": "business_days",
     "business hour": "business_hours",
 }
-_SHORT_FORM = re.compile(r"(\d+)\s*([mhdw])", re.IGNORECASE)
+_SHORT_FORM = re.compile(r"(\d{1,9})\s*([mhdw])", re.IGNORECASE)
 _WORD_FORM = re.compile(
-    r"(\d+)\s+(minute|hour|day|week|business\s+day|business\s+hour)s?", re.IGNORECASE
+    r"(\d{1,9})\s+(minute|hour|day|week|business\s+day|business\s+hour)s?", re.IGNORECASE
 )
 _DECIMAL = re.compile(r"\d*[.,]\d+\s*\D.*")
 
@@ -142,15 +142,18 @@ def parse_duration(text: str) -> Duration:
 
 def _parse_parts(text: str) -> tuple[int, DurationUnit]:
     cleaned = text.strip()
+    shown = text if len(text) <= 40 else text[:40] + "…"
     if match := _SHORT_FORM.fullmatch(cleaned):
         amount, unit = int(match[1]), _SHORT_UNITS[match[2].lower()]
     elif match := _WORD_FORM.fullmatch(cleaned):
         amount, unit = int(match[1]), _WORD_UNITS[" ".join(match[2].lower().split())]
     elif _DECIMAL.fullmatch(cleaned):
-        msg = f"{text!r} is not a duration: use a whole number (36h, not 1.5d); {_ACCEPTED_FORMS}"
+        msg = f"{shown!r} is not a duration: use a whole number (36h, not 1.5d); {_ACCEPTED_FORMS}"
         raise ValueError(msg)
     else:
-        msg = f"{text!r} is not a duration: write a whole number and a unit, e.g. {_ACCEPTED_FORMS}"
+        msg = (
+            f"{shown!r} is not a duration: write a whole number and a unit, e.g. {_ACCEPTED_FORMS}"
+        )
         raise ValueError(msg)
     _check_limit(text, amount, unit)
     return amount, unit

@@ -189,3 +189,10 @@ def test_rendering_shows_a_dash_for_missing_values_and_never_raises() -> None:
     assert render_template("{deal.title}: {deal.amount}", values) == "ACME renewal: —"
     assert render_template("{{x}} {deal.title}", values) == "{x} ACME renewal"
     assert render_template("broken {deal.title", values) == "broken {deal.title"
+
+
+def test_a_very_long_bad_duration_is_shortened_in_the_message() -> None:
+    with pytest.raises(ValueError, match="not a duration") as caught:
+        parse_duration("x" * 5000)
+
+    assert len(str(caught.value)) < 200
