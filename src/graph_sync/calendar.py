@@ -1,0 +1,366 @@
+"""Reminder events on a rep's Outlook calendar: create, update, delete in `$batch` calls,
+idempotent across retries (transactionId) and crashes (found again by an extended property)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from graph_sync.client import BatchItem, BatchResult, GraphClient
+from graph_sync.errors import GraphError
+from graph_sync.timezones import zone
+
+log = logging.getLogger(__name__)
+
+CALENDARS_WRITE = "Calendars.ReadWrite"
+CATEGORY = "DealBridge"
+# Our property set: the GUID is fixed forever, so events written by any version are found.
+PROPERTY_SET = "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8e1c0a57"
+REMINDER_PROPERTY = f"String {{{PROPERTY_SET}}} Name DealBridgeReminder"
+_TRANSACTION_NAMESPACE = uuid.UUID("3b8f1d2c-6a4e-5f70-8c9d-1e2f3a4b5c6d")
+
+
+class ReminderEvent(BaseModel):
+    """A reminder as an Outlook event: free time, no attendees, tagged with its key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    """The reminder's stable key (deal, rule, occurrence)."""
+    subject: str
+    """Event subject."""
+    body_html: str
+    """Event body (HTML)."""
+    start: datetime
+    """When it is due (aware)."""
+    duration_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    """Length on the calendar."""
+    time_zone: str = "UTC"
+    """Zone the event is written in, for display (Windows or IANA name)."""
+    reminder_minutes_before_start: int = Field(default=0, ge=0)
+    """Outlook's pop-up reminder, minutes before start."""
+    generation: int = Field(default=0, ge=0)
+    """Bump when re-creating a reminder whose event was deleted: a new transactionId."""
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("start must be an aware datetime")
+        return value
+
+    @property
+    def transaction_id(self) -> str:
+        """Deterministic per key and generation: a repeated POST makes no second event."""
+        return str(uuid.uuid5(_TRANSACTION_NAMESPACE, f"{self.key}#{self.generation}"))
+
+    def _when(self, moment: datetime) -> dict[str, str]:
+        local = moment.astimezone(zone(self.time_zone))
+        return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": self.time_zone}
+
+    def graph_body(self, *, create: bool) -> dict[str, Any]:
+        """The event as Graph takes it (POST when `create`, else PATCH)."""
+        body: dict[str, Any] = {
+            "subject": self.subject,
+            "body": {"contentType": "html", "content": self.body_html},
+            "start": self._when(self.start),
+            "end": self._when(self.start + timedelta(minutes=self.duration_minutes)),
+            "isReminderOn": True,
+            "reminderMinutesBeforeStart": self.reminder_minutes_before_start,
+            "showAs": "free",
+            "categories": [CATEGORY],
+            # Never attendees: each would get a mail for every change (M365_NOTES.md).
+            "attendees": [],
+        }
+        if create:
+            body["transactionId"] = self.transaction_id
+            body["singleValueExtendedProperties"] = [{"id": REMINDER_PROPERTY, "value": self.key}]
+        return body
+
+
+class CreateReminder(BaseModel):
+    """Put a reminder on a calendar."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["create"] = "create"
+    mailbox: str
+    """User id or UPN."""
+    event: ReminderEvent
+    """What to write."""
+    verify: bool = False
+    """A previous attempt may have reached Graph: look the key up first."""
+
+
+class UpdateReminder(BaseModel):
+    """Change a reminder's event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["update"] = "update"
+    mailbox: str
+    """User id or UPN."""
+    event_id: str
+    """The stored event id."""
+    event: ReminderEvent
+    """Its new content."""
+
+
+class DeleteReminder(BaseModel):
+    """Take a reminder off a calendar (by id, or by key when no id was stored)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["delete"] = "delete"
+    mailbox: str
+    """User id or UPN."""
+    event_id: str | None
+    """The stored event id, if any."""
+    key: str
+    """The reminder's key."""
+
+
+CalendarOp = Annotated[
+    CreateReminder | UpdateReminder | DeleteReminder, Field(discriminator="kind")
+]
+
+
+class CalendarOpResult(BaseModel):
+    """What became of one op."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["create", "update", "delete"]
+    """The op's kind."""
+    mailbox: str
+    """The op's mailbox."""
+    key: str
+    """The reminder's key."""
+    outcome: Literal["done", "failed", "gone"]
+    """done; failed (retry later: `error`); gone (an update found no event: re-create)."""
+    event_id: str | None = None
+    """The event's id when done (None after a delete)."""
+    status: int | None = None
+    """Graph's last status for it."""
+    error: str | None = None
+    """Why it failed."""
+    attempts: int = 0
+    """Graph attempts made in this call."""
+
+
+class _EventId(BaseModel):
+    id: str
+
+
+class _EventIds(BaseModel):
+    value: list[_EventId] = Field(default_factory=list)
+
+
+def _key_filter_url(mailbox: str, key: str) -> str:
+    literal = key.replace("'", "''")
+    expression = (
+        f"singleValueExtendedProperties/Any(ep: ep/id eq '{REMINDER_PROPERTY}' "
+        f"and ep/value eq '{literal}')"
+    )
+    return f"/users/{mailbox}/events?$filter={quote(expression, safe='')}&$select=id"
+
+
+class CalendarWriter:
+    """Applies reminder ops to calendars through `$batch` (<= 20 per call, per mailbox)."""
+
+    def __init__(self, client: GraphClient) -> None:
+        self.client = client
+
+    def find_by_key(self, mailbox: str, keys: list[str]) -> dict[str, list[str]]:
+        """Event ids carrying each reminder key (normally 0 or 1 per key)."""
+        return self.client.bridge.run(self._find_async(mailbox, keys), None)
+
+    async def _find_async(self, mailbox: str, keys: list[str]) -> dict[str, list[str]]:
+        unique = list(dict.fromkeys(keys))
+        items = [
+            BatchItem(id=str(n), method="GET", url=_key_filter_url(mailbox, key))
+            for n, key in enumerate(unique)
+        ]
+        results = await self.client.batch_async(items, mailbox)
+        found: dict[str, list[str]] = {}
+        for key, result in zip(unique, results, strict=True):
+            if not result.ok:
+                raise result.error or GraphError(result.status, "LookupFailed", key, mailbox)
+            found[key] = [e.id for e in _EventIds.model_validate(result.body).value]
+        return found
+
+    def apply(
+        self,
+        ops: list[CreateReminder | UpdateReminder | DeleteReminder],
+        *,
+        verify_creates: bool = False,
+    ) -> list[CalendarOpResult]:
+        """Apply ops (results in the same order). `verify_creates`: every create first looks
+        its key up and becomes an update when the event exists (after a crash or lost answer)."""
+        return self.client.bridge.run(self.apply_async(ops, verify_creates=verify_creates), None)
+
+    async def apply_async(
+        self,
+        ops: list[CreateReminder | UpdateReminder | DeleteReminder],
+        *,
+        verify_creates: bool = False,
+    ) -> list[CalendarOpResult]:
+        """`apply`, on the client's loop."""
+        by_mailbox: dict[str, list[int]] = {}
+        for index, op in enumerate(ops):
+            by_mailbox.setdefault(op.mailbox.lower(), []).append(index)
+        answers = await asyncio.gather(
+            *(
+                self._apply_mailbox([ops[i] for i in indexes], verify_creates)
+                for indexes in by_mailbox.values()
+            )
+        )
+        results: list[CalendarOpResult | None] = [None] * len(ops)
+        for indexes, answer in zip(by_mailbox.values(), answers, strict=True):
+            for index, result in zip(indexes, answer, strict=True):
+                results[index] = result
+        return [r for r in results if r is not None]
+
+    async def _apply_mailbox(
+        self, ops: list[CreateReminder | UpdateReminder | DeleteReminder], verify_creates: bool
+    ) -> list[CalendarOpResult]:
+        mailbox = ops[0].mailbox
+        needs_lookup = [
+            (isinstance(op, CreateReminder) and (op.verify or verify_creates))
+            or (isinstance(op, DeleteReminder) and op.event_id is None)
+            for op in ops
+        ]
+        lookups = [_key_of(op) for op, needed in zip(ops, needs_lookup, strict=True) if needed]
+        existing: dict[str, list[str]] = {}
+        lookup_error: GraphError | None = None
+        if lookups:
+            try:
+                existing = await self._find_async(mailbox, lookups)
+            except GraphError as e:
+                # Without the lookup a create could duplicate: those ops fail, the rest go on.
+                log.warning("reminder lookup failed for %s: %s", mailbox, e.code)
+                lookup_error = e
+        items: list[BatchItem] = []
+        plan: list[tuple[str, list[str]] | None] = []  # per op: its kind as sent, its item ids
+        for n, (op, needed) in enumerate(zip(ops, needs_lookup, strict=True)):
+            if needed and lookup_error is not None:
+                plan.append(None)
+                continue
+            kind, op_items = self._items_for(n, op, existing)
+            plan.append((kind, [item.id for item in op_items]))
+            items.extend(op_items)
+        results = {r.id: r for r in await self.client.batch_async(items, mailbox)} if items else {}
+        out: list[CalendarOpResult] = []
+        for op, planned in zip(ops, plan, strict=True):
+            if planned is None:
+                assert lookup_error is not None
+                out.append(
+                    CalendarOpResult(
+                        kind=op.kind,
+                        mailbox=op.mailbox,
+                        key=_key_of(op),
+                        outcome="failed",
+                        status=lookup_error.status,
+                        error=f"lookup by key failed: {lookup_error}",
+                    )
+                )
+                continue
+            kind, ids = planned
+            out.append(self._outcome(op, kind, [results[i] for i in ids]))
+        return out
+
+    def _items_for(
+        self,
+        n: int,
+        op: CreateReminder | UpdateReminder | DeleteReminder,
+        existing: dict[str, list[str]],
+    ) -> tuple[str, list[BatchItem]]:
+        base = f"/users/{op.mailbox}/events"
+        if isinstance(op, CreateReminder):
+            found = existing.get(op.event.key, [])
+            if found:
+                # It exists already: update the first, remove any duplicate.
+                items = [
+                    BatchItem(
+                        id=f"{n}",
+                        method="PATCH",
+                        url=f"{base}/{found[0]}",
+                        body=op.event.graph_body(create=False),
+                    )
+                ]
+                items += [
+                    BatchItem(id=f"{n}.{k}", method="DELETE", url=f"{base}/{extra}")
+                    for k, extra in enumerate(found[1:], start=1)
+                ]
+                return "update", items
+            return "create", [
+                BatchItem(id=f"{n}", method="POST", url=base, body=op.event.graph_body(create=True))
+            ]
+        if isinstance(op, UpdateReminder):
+            return "update", [
+                BatchItem(
+                    id=f"{n}",
+                    method="PATCH",
+                    url=f"{base}/{op.event_id}",
+                    body=op.event.graph_body(create=False),
+                )
+            ]
+        targets = [op.event_id] if op.event_id else existing.get(op.key, [])
+        return "delete", [
+            BatchItem(id=f"{n}.{k}", method="DELETE", url=f"{base}/{target}")
+            for k, target in enumerate(targets)
+        ]
+
+    def _outcome(
+        self,
+        op: CreateReminder | UpdateReminder | DeleteReminder,
+        kind: str,
+        results: list[BatchResult],
+    ) -> CalendarOpResult:
+        key = _key_of(op)
+        attempts = max((r.attempts for r in results), default=0)
+        common: dict[str, Any] = {"kind": op.kind, "mailbox": op.mailbox, "key": key}
+        if isinstance(op, DeleteReminder):
+            failed = [r for r in results if not r.ok and r.status != 404]
+            if failed:
+                return _failure(common, failed[0], attempts)
+            return CalendarOpResult(
+                **common,
+                outcome="done",
+                status=results[0].status if results else None,
+                attempts=attempts,
+            )
+        main = results[0]
+        if main.status == 404 and kind == "update":
+            return CalendarOpResult(**common, outcome="gone", status=404, attempts=attempts)
+        if not main.ok:
+            return _failure(common, main, attempts)
+        event_id = op.event_id if isinstance(op, UpdateReminder) else None
+        try:
+            event_id = _EventId.model_validate(main.body).id
+        except ValidationError:
+            if event_id is None:
+                event_id = main.headers.get("Location", "").rsplit("/", 1)[-1] or None
+        return CalendarOpResult(
+            **common, outcome="done", event_id=event_id, status=main.status, attempts=attempts
+        )
+
+
+def _failure(common: dict[str, Any], result: BatchResult, attempts: int) -> CalendarOpResult:
+    return CalendarOpResult(
+        **common,
+        outcome="failed",
+        status=result.status,
+        error=str(result.error) if result.error else f"status {result.status}",
+        attempts=attempts,
+    )
+
+
+def _key_of(op: CreateReminder | UpdateReminder | DeleteReminder) -> str:
+    return op.key if isinstance(op, DeleteReminder) else op.event.key
