@@ -1,0 +1,99 @@
+"""Teams through Graph: install our app for a rep, find its 1:1 chat, activity-feed notices.
+
+App-only Graph cannot post chat messages (M365_NOTES.md): the bot does; these calls only
+open the way for it, or notify through the activity feed when it cannot.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field
+
+from graph_sync.client import GraphClient
+from graph_sync.errors import GraphError, NotFound
+
+INSTALL_PERMISSION = "TeamsAppInstallation.ReadWriteSelfForUser.All"
+ACTIVITY_PERMISSION = "TeamsActivity.Send"
+
+
+class _Id(BaseModel):
+    id: str
+
+
+class _Installations(BaseModel):
+    value: list[_Id] = Field(default_factory=list)
+
+
+def _installed_apps(user: str) -> str:
+    return f"/users/{user}/teamwork/installedApps"
+
+
+def find_installation(client: GraphClient, user: str, teams_app_id: str) -> str | None:
+    """The installation id of our app for `user`, or None when not installed."""
+    expression = quote(f"teamsApp/id eq '{teams_app_id}'", safe="")
+    raw = client.get_bytes(
+        f"{_installed_apps(user)}?$expand=teamsApp&$filter={expression}",
+        mailbox=user,
+        permission=INSTALL_PERMISSION,
+    )
+    found = _Installations.model_validate_json(raw).value
+    return found[0].id if found else None
+
+
+def install_app_for_user(client: GraphClient, user: str, teams_app_id: str) -> str:
+    """Install our Teams app (catalog id) in the rep's personal scope; the installation id.
+    Already installed (409) is success. Forbidden when the permission is not granted."""
+    body = {"teamsApp@odata.bind": f"{client.api_base}/appCatalogs/teamsApps/{teams_app_id}"}
+    try:
+        answer = client.post_json(
+            _installed_apps(user), body, mailbox=user, permission=INSTALL_PERMISSION
+        )
+    except GraphError as e:
+        if e.status != 409:
+            raise
+        answer = {}
+    if isinstance(answer.get("id"), str):
+        return str(answer["id"])
+    # Graph answers 201 without a body (userteamwork-post-installedapps.md): look it up.
+    installation = find_installation(client, user, teams_app_id)
+    if installation is None:
+        raise NotFound(404, "InstallationNotFound", "installed, but not listed yet", user)
+    return installation
+
+
+def get_installation_chat(client: GraphClient, user: str, installation_id: str) -> str:
+    """The id of the 1:1 chat between the rep and our bot for an installation."""
+    raw = client.get_bytes(
+        f"{_installed_apps(user)}/{installation_id}/chat",
+        mailbox=user,
+        permission=INSTALL_PERMISSION,
+    )
+    return _Id.model_validate_json(raw).id
+
+
+def send_activity_notification(
+    client: GraphClient,
+    user: str,
+    activity_type: str,
+    preview_text: str,
+    web_url: str,
+    template_parameters: dict[str, str] | None = None,
+    *,
+    topic: str = "DealBridge",
+) -> None:
+    """A Teams activity-feed notice for the rep (the manifest declares `activity_type`)."""
+    body = {
+        "topic": {"source": "text", "value": topic, "webUrl": web_url},
+        "activityType": activity_type,
+        "previewText": {"content": preview_text},
+        "templateParameters": [
+            {"name": name, "value": value} for name, value in (template_parameters or {}).items()
+        ],
+    }
+    client.post_json(
+        f"/users/{user}/teamwork/sendActivityNotification",
+        body,
+        mailbox=user,
+        permission=ACTIVITY_PERMISSION,
+    )
