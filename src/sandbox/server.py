@@ -16,7 +16,13 @@ from sandbox.app import create_app, tenant_of
 from sandbox.config import DEMO_CLIENT_SECRET, SandboxConfig
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _KeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1 keep-alive: benchmarks send thousands of requests on few connections."""
+
+    protocol_version = "HTTP/1.1"
+
+
+class _QuietHandler(_KeepAliveHandler):
     """Tests read the request log through the control API; no access log on stderr."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -114,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     app = create_app(config)
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = make_server(
+        args.host, args.port, app, threaded=True, request_handler=_KeepAliveHandler
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""Change notifications: the validation handshake, notifications on every change, lifecycle events."""
+"""Change notifications: validation handshake, a notification per change, lifecycle events."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What makes a client robust: `$batch` rules, injected faults, Outlook's throttling, the request log."""
+"""What makes a client robust: `$batch` rules, faults, Outlook throttling, the request log."""
 
 from __future__ import annotations
 

@@ -1,0 +1,111 @@
+"""The sandbox runs alone (`python -m sandbox.server`), in a thread for tests, and shows a page."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+from sandbox.server import RunningSandbox, start_sandbox
+
+from .conftest import Control, meeting
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_the_sandbox_runs_alone_and_prints_where_it_is() -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox.server",
+            "--port",
+            str(port),
+            "--client-secret",
+            "given-secret",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        banner = [process.stdout.readline() for _ in range(3)] if process.stdout else []
+        deadline = time.monotonic() + 20
+        answer = None
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/_sandbox/state", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert answer is not None
+        assert answer.status_code == 200
+        assert f"http://127.0.0.1:{port}" in banner[0]
+        assert "given-secret" not in "".join(banner)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_start_sandbox_serves_on_a_free_port_until_stopped() -> None:
+    with start_sandbox(
+        tenant_id="11111111-2222-3333-4444-555555555555", domain="fabrikam.example"
+    ) as sb:
+        state = requests.get(f"{sb.base_url}/_sandbox/state", timeout=5).json()
+        base = sb.base_url
+    assert state["tenantId"] == "11111111-2222-3333-4444-555555555555"
+    assert state["domain"] == "fabrikam.example"
+    try:
+        requests.get(f"{base}/_sandbox/state", timeout=1)
+        served_after_stop = True
+    except requests.ConnectionError:
+        served_after_stop = False
+    assert not served_after_stop
+
+
+def test_the_page_shows_each_mailbox_calendar(sandbox: RunningSandbox, control: Control) -> None:
+    control.add_user("ann", "Ann Rep")
+    control.add_user("bob", "Bob Buyer")
+    soon = time.strftime("%Y-%m-%dT%H:00:00", time.gmtime(time.time() + 86400))
+    later = time.strftime("%Y-%m-%dT%H:30:00", time.gmtime(time.time() + 86400))
+    control.add_event(
+        "ann@contoso.example", meeting("Quarterly <review>", soon, later, "bob@contoso.example")
+    )
+    page = requests.get(f"{sandbox.base_url}/", timeout=5)
+    assert page.status_code == 200
+    assert page.text.count("Quarterly &lt;review&gt;") == 2
+    assert "bob@contoso.example" in page.text
+    assert "<script" not in page.text
+
+
+def test_control_api_seeds_many_events_in_one_call(control: Control) -> None:
+    control.add_user("ann", "Ann Rep")
+    bodies = [meeting(f"Seed {i}", "2026-11-20T09:00:00", "2026-11-20T09:30:00") for i in range(3)]
+    answer = control.post("/users/ann@contoso.example/events", {"value": bodies})
+    assert answer.status_code == 201
+    assert [e["subject"] for e in answer.json()["value"]] == ["Seed 0", "Seed 1", "Seed 2"]
+    assert len(control.stored_events("ann@contoso.example")) == 3
+
+
+def test_control_api_refuses_a_duplicate_user_and_an_unknown_mailbox(control: Control) -> None:
+    control.add_user("ann", "Ann Rep")
+    again = control.post(
+        "/users", {"userPrincipalName": "ANN@contoso.example", "displayName": "Ann"}
+    )
+    unknown = control.post(
+        "/users/zed@contoso.example/events",
+        meeting("x", "2026-11-20T09:00:00", "2026-11-20T09:30:00"),
+    )
+    assert again.status_code == 409
+    assert unknown.status_code == 404
