@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify
 
 from connector import __version__, crm_webhooks, errors
 from connector.api import openapi
+from connector.api.reminders import api as api_reminders
 from connector.api.schemas import Health
 from connector.api.v1 import api as api_v1
 from connector.deals import DealEvents
@@ -17,6 +18,7 @@ from connector.jobs import register_job
 from connector.outbox import drain
 from connector.pages import pages
 from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
+from connector.stage_reminders import replan
 from connector.store import db as store_db
 from connector.store.db import Store
 
@@ -38,7 +40,9 @@ def create_app(
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.config.update(flask_config)
     app.extensions[SETTINGS_EXTENSION] = settings
-    app.extensions["dealbridge.deal_events"] = DealEvents()
+    events = DealEvents()
+    events.connect(lambda session, deal, now: replan(session, deal, settings, now))
+    app.extensions["dealbridge.deal_events"] = events
 
     if settings.is_embedded_sqlite:
         settings.instance_path.mkdir(parents=True, exist_ok=True)
@@ -51,7 +55,8 @@ def create_app(
     crm_webhooks.init_app(app)
     register_job(app, "outbox", lambda app: drain(app), seconds=5)
     app.register_blueprint(api_v1.blueprint)
-    app.register_blueprint(openapi.blueprint([api_v1]))
+    app.register_blueprint(api_reminders.blueprint)
+    app.register_blueprint(openapi.blueprint([api_v1, api_reminders]))
     app.register_blueprint(pages)
 
     @app.get("/healthz")

@@ -30,7 +30,7 @@ from connector.store.models import (
 
 CENTS = Decimal("0.01")
 Outcome = Literal["created", "updated", "unchanged"]
-DealListener = Callable[[Session, Deal, dt.datetime], None]
+DealListener = Callable[[Session, Deal, dt.datetime], object]
 
 
 class DealEvents:

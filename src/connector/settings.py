@@ -22,6 +22,13 @@ BOT_FRAMEWORK_OPENID = "https://login.botframework.com/v1/.well-known/openidconf
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
+Channel = Literal["calendar", "teams"]
+
+
+def _all_channels() -> list[Channel]:
+    return ["calendar", "teams"]
+
+
 class SettingsError(Exception):
     """The settings cannot be used; ``problems`` lists each one as ``NAME: what to do``."""
 
@@ -102,6 +109,25 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = Field(
         default=None, description="Apply migrations at start; default on for embedded SQLite."
     )
+    reminder_channels: list[Channel] = Field(
+        default_factory=_all_channels,
+        description="Where reminders go (JSON list in the environment).",
+    )
+    reminder_minutes_before: int = Field(
+        default=15, ge=0, le=1440, description="Outlook's pop-up before a reminder event."
+    )
+    calendar_lead_hours: int = Field(
+        default=24, ge=0, le=24 * 14, description="How early a reminder event appears."
+    )
+    default_time_zone: str = Field(default="UTC", description="For reps whose mailbox has none.")
+    default_working_days: list[int] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5], description="ISO weekdays, 1 = Monday."
+    )
+    default_work_start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    default_work_end: str = Field(default="17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    default_holiday_country: str | None = Field(
+        default=None, description="Public holidays (ISO country) when a rep has none set."
+    )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request.")
     scheduler_enabled: bool = Field(default=True, description="Run background jobs in-process.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -130,6 +156,17 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         if value and "://" not in value:
             raise ValueError("must be a SQLAlchemy URL such as postgresql+psycopg://host/db")
+        return value
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Europe/Berlin") from exc
         return value
 
     @model_validator(mode="after")

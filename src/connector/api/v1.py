@@ -62,6 +62,7 @@ from connector.errors import (
 )
 from connector.pipelines import StageSpec, get_pipeline, replace_stages
 from connector.settings import current_settings
+from connector.stage_reminders import check_rules, withdraw_all
 from connector.store.db import db_session
 from connector.store.models import Deal, Interaction, Pipeline, Rep, utcnow
 
@@ -302,7 +303,9 @@ def list_deals(query: DealQuery) -> DealList:
 def delete_deal(deal_id: str) -> None:
     """Deletes the deal with its stage history and interactions."""
     session = db_session()
-    session.delete(get_deal(session, deal_id))
+    deal = get_deal(session, deal_id)
+    withdraw_all(session, deal, current_settings(), utcnow())
+    session.delete(deal)
     session.commit()
 
 
@@ -485,12 +488,9 @@ def put_pipeline(pipeline_id: str, body: PipelineIn) -> tuple[PipelineOut, int]:
     if not _valid_key(pipeline_id):
         raise invalid("pipeline_id", "use lowercase letters, digits, _ and -", "path")
     session = db_session()
-    rules_checker = current_app.extensions.get("dealbridge.rules_checker")
     specs = []
     for index, stage in enumerate(body.stages):
-        rules = stage.rules
-        if rules_checker is not None:
-            rules = rules_checker(rules, f"stages.{index}.rules")
+        rules = check_rules(stage.rules, f"stages.{index}.rules")
         specs.append(
             StageSpec(
                 key=stage.key,

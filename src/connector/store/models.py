@@ -224,3 +224,39 @@ class OutboxItem(Timestamps, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[dt.datetime | None] = mapped_column()
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Reminder(Timestamps, Base):
+    """A stage reminder of a deal, as planned, and where it was delivered."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_rep_due", "rep_email", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    rep_email: Mapped[str | None] = mapped_column(String(320))
+    stage_key: Mapped[str] = mapped_column(String(64))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    occurrence: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(500))
+    message: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[dt.datetime] = mapped_column()
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    snoozed_until: Mapped[dt.datetime | None] = mapped_column()
+    done_at: Mapped[dt.datetime | None] = mapped_column()
+    done_by: Mapped[str | None] = mapped_column(String(320))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    calendar_mailbox: Mapped[str | None] = mapped_column(String(320))
+    calendar_event_id: Mapped[str | None] = mapped_column(String(512))
+    teams_activity_id: Mapped[str | None] = mapped_column(String(200))
+    teams_conversation_id: Mapped[str | None] = mapped_column(String(300))
+    deal: Mapped[Deal] = relationship()
+
+    @property
+    def effective_due_at(self) -> dt.datetime:
+        return (
+            self.snoozed_until if self.status == "snoozed" and self.snoozed_until else self.due_at
+        )

@@ -1,0 +1,260 @@
+"""Keeping reminders true: re-plan a deal in the same transaction as every change to it.
+
+The planner (``reminders``, pure) says which reminders should exist; here we compare with the
+stored ones and apply the difference: new keys are added, keys no longer planned are
+cancelled (their deliveries withdrawn), done ones stay done, snoozed ones keep their snooze.
+Every change to a reminder queues its deliveries in the outbox under a stable key per
+channel, with a version in the payload, so the newest state is what gets delivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.errors import Conflict, from_validation_error
+from connector.outbox import enqueue
+from connector.settings import Settings
+from connector.store.models import Deal, Pipeline, Reminder, Rep
+from reminders.planner import DealState, PlannedReminder, plan_reminders
+from reminders.rules import ReminderRule, parse_stage_rules
+from reminders.worktime import WorkingCalendar
+
+log = logging.getLogger(__name__)
+ACTIVE = ("open", "snoozed")
+CHANNELS = ("calendar", "teams")
+
+
+@dataclass
+class ReplanReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.cancelled)
+
+
+def check_rules(raw: list[dict[str, Any]], field_prefix: str) -> list[dict[str, Any]]:
+    """Validate a stage's rules (durations, templates); 422 naming the field otherwise."""
+    try:
+        rules = parse_stage_rules(raw)
+    except ValidationError as exc:
+        raise from_validation_error(exc, "body", prefix=f"{field_prefix}.") from exc
+    return [rule.model_dump(mode="json") for rule in rules]
+
+
+def working_calendar(rep: Rep | None, settings: Settings) -> WorkingCalendar:
+    """The rep's working time from their mailbox (stored on the rep), else the defaults."""
+    if rep is None:
+        return WorkingCalendar(
+            time_zone=settings.default_time_zone,
+            working_days=frozenset(settings.default_working_days),
+            start=dt.time.fromisoformat(settings.default_work_start),
+            end=dt.time.fromisoformat(settings.default_work_end),
+            holiday_country=settings.default_holiday_country,
+        )
+    return WorkingCalendar(
+        time_zone=rep.time_zone or settings.default_time_zone,
+        working_days=frozenset(rep.working_days or settings.default_working_days),
+        start=dt.time.fromisoformat(rep.work_start or settings.default_work_start),
+        end=dt.time.fromisoformat(rep.work_end or settings.default_work_end),
+        holiday_country=rep.holiday_country or settings.default_holiday_country,
+    )
+
+
+def _cached(session: Session, kind: str, key: str, load: Any) -> Any:
+    cache: dict[tuple[str, str], Any] = session.info.setdefault("dealbridge.cache", {})
+    if (kind, key) not in cache:
+        cache[(kind, key)] = load()
+    return cache[(kind, key)]
+
+
+def deal_state(deal: Deal, pipeline: Pipeline, rep: Rep | None) -> DealState:
+    stage = pipeline.stage(deal.stage_key)
+    return DealState(
+        deal_id=deal.crm_id,
+        title=deal.title,
+        pipeline=pipeline.name,
+        stage_key=deal.stage_key,
+        stage_name=stage.name if stage else deal.stage_key,
+        status=deal.status,
+        entered_stage_at=deal.stage_entered_at,
+        last_held_interaction_at=deal.last_interaction_at,
+        expected_close_date=deal.expected_close_date,
+        amount=deal.amount,
+        currency=deal.currency or "",
+        account_name=deal.account_name or "",
+        owner_email=deal.owner_email or "",
+        owner_name=rep.display_name if rep else "",
+        crm_url=deal.crm_url or "",
+    )
+
+
+def planned_for(
+    session: Session, deal: Deal, settings: Settings, now: dt.datetime
+) -> tuple[list[PlannedReminder], WorkingCalendar]:
+    pipeline: Pipeline = _cached(
+        session, "pipeline", deal.pipeline_id, lambda: session.get(Pipeline, deal.pipeline_id)
+    )
+    rep: Rep | None = None
+    if deal.owner_email:
+        rep = _cached(
+            session,
+            "rep",
+            deal.owner_email,
+            lambda: session.scalar(select(Rep).where(Rep.email == deal.owner_email)),
+        )
+    stage = pipeline.stage(deal.stage_key)
+    rules: list[ReminderRule] = _cached(
+        session,
+        "rules",
+        f"{pipeline.id}:{deal.stage_key}",
+        lambda: parse_stage_rules(stage.rules if stage else []),
+    )
+    calendar = _cached(
+        session, "calendar", deal.owner_email or "", lambda: working_calendar(rep, settings)
+    )
+    return plan_reminders(deal_state(deal, pipeline, rep), rules, calendar, now), calendar
+
+
+def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -> ReplanReport:
+    """Plan, then apply the difference to the stored reminders of this deal."""
+    planned, _ = planned_for(session, deal, settings, now)
+    wanted = {p.key: p for p in planned}
+    stored = {
+        r.key: r for r in session.scalars(select(Reminder).where(Reminder.deal_id == deal.id))
+    }
+    report = ReplanReport()
+    for key, plan in wanted.items():
+        reminder = stored.get(key)
+        if reminder is None:
+            reminder = _new_reminder(deal, plan)
+            session.add(reminder)
+            session.flush()
+            report.added.append(key)
+            queue_deliveries(session, reminder, settings, now)
+        elif reminder.status in ACTIVE and _differs(reminder, plan, deal):
+            _copy_plan(reminder, plan, deal)
+            reminder.version += 1
+            report.updated.append(key)
+            queue_deliveries(session, reminder, settings, now)
+    for key, reminder in stored.items():
+        if key not in wanted and reminder.status in ACTIVE:
+            reminder.status = "cancelled"
+            reminder.version += 1
+            report.cancelled.append(key)
+            queue_deliveries(session, reminder, settings, now)
+    return report
+
+
+def _new_reminder(deal: Deal, plan: PlannedReminder) -> Reminder:
+    reminder = Reminder(key=plan.key, deal_id=deal.id, status="open", version=1)
+    _copy_plan(reminder, plan, deal)
+    return reminder
+
+
+def _copy_plan(reminder: Reminder, plan: PlannedReminder, deal: Deal) -> None:
+    reminder.rep_email = deal.owner_email
+    reminder.stage_key = plan.stage_key
+    reminder.rule_id = plan.rule_id
+    reminder.kind = plan.kind
+    reminder.occurrence = plan.occurrence
+    reminder.title = plan.title[:500]
+    reminder.message = plan.message
+    reminder.due_at = plan.due_at
+    reminder.overdue = plan.overdue
+
+
+def _differs(reminder: Reminder, plan: PlannedReminder, deal: Deal) -> bool:
+    return (
+        reminder.due_at != plan.due_at
+        or reminder.title != plan.title[:500]
+        or reminder.message != plan.message
+        or reminder.rep_email != deal.owner_email
+    )
+
+
+def queue_deliveries(
+    session: Session, reminder: Reminder, settings: Settings, now: dt.datetime
+) -> None:
+    """Queue (or refresh) this reminder's delivery on each channel that is on.
+
+    The calendar event appears ``calendar_lead_hours`` before it is due; the Teams card at
+    the due time. Withdrawals (done, cancelled) go at once.
+    """
+    active = reminder.status in ACTIVE
+    due = reminder.effective_due_at
+    for channel in settings.reminder_channels:
+        if channel == "calendar":
+            send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if active else now
+        else:
+            send_at = due if active else now
+        payload = {
+            "reminder_id": reminder.id,
+            "version": reminder.version,
+            "key": reminder.key,
+            "mailbox": reminder.calendar_mailbox or reminder.rep_email,
+            "event_id": reminder.calendar_event_id,
+        }
+        enqueue(
+            session,
+            channel,
+            f"{channel}:{reminder.key}",
+            payload,
+            due=max(send_at, now) if active else now,
+            replace=True,
+        )
+
+
+def snooze(
+    session: Session,
+    reminder: Reminder,
+    until: dt.datetime,
+    settings: Settings,
+    now: dt.datetime,
+) -> None:
+    if reminder.status not in ACTIVE:
+        raise Conflict(
+            f"reminder {reminder.id} is {reminder.status}; only open reminders can be snoozed",
+            reminder=reminder.id,
+        )
+    reminder.status = "snoozed"
+    reminder.snoozed_until = until
+    reminder.version += 1
+    queue_deliveries(session, reminder, settings, now)
+
+
+def complete(
+    session: Session, reminder: Reminder, by: str, settings: Settings, now: dt.datetime
+) -> bool:
+    """Mark done; False when it already was (done twice is not an error)."""
+    if reminder.status == "done":
+        return False
+    if reminder.status == "cancelled":
+        raise Conflict(
+            f"reminder {reminder.id} was cancelled (the deal moved on); nothing to do",
+            reminder=reminder.id,
+        )
+    reminder.status = "done"
+    reminder.done_at = now
+    reminder.done_by = by
+    reminder.version += 1
+    queue_deliveries(session, reminder, settings, now)
+    return True
+
+
+def withdraw_all(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -> None:
+    """Before a deal is deleted: cancel its reminders so their events and cards go too."""
+    for reminder in session.scalars(select(Reminder).where(Reminder.deal_id == deal.id)):
+        if reminder.status in ACTIVE:
+            reminder.status = "cancelled"
+            reminder.version += 1
+            queue_deliveries(session, reminder, settings, now)

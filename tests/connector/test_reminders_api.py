@@ -1,0 +1,186 @@
+"""Reminders kept true: planned on every change, snoozed and done through the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from connector.store.db import get_store
+from connector.store.models import OutboxItem
+from tests.connector.samples import deal_body
+
+
+def _reminders(client: FlaskClient, auth: dict[str, str], deal: str = "OPP-1") -> list[dict]:  # type: ignore[type-arg]
+    return client.get(f"/api/v1/deals/{deal}/reminders", headers=auth).json["items"]  # type: ignore[no-any-return]
+
+
+def _outbox(app: Flask) -> dict[str, OutboxItem]:
+    with get_store(app).session() as session:
+        return {o.idempotency_key: o for o in session.scalars(select(OutboxItem))}
+
+
+def test_entering_a_stage_plans_its_reminders(client: FlaskClient, auth: dict[str, str]) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="lead_generation"), headers=auth)
+    reminders = _reminders(client, auth)
+    assert {r["rule"] for r in reminders} == {"first-contact", "qualify-or-drop"}
+    assert all(r["status"] == "open" for r in reminders)
+    assert all("Fabrikam" in r["title"] or "Fabrikam" in r["message"] for r in reminders)
+
+
+def test_due_times_fall_in_the_reps_working_hours(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    client.put(
+        "/api/v1/reps/ann.lee@contoso.com",
+        json={"time_zone": "America/Los_Angeles", "work_start": "08:00", "work_end": "16:00"},
+        headers=auth,
+    )
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    for reminder in _reminders(client, auth):
+        local = dt.datetime.fromisoformat(reminder["due_at"]).astimezone(
+            ZoneInfo("America/Los_Angeles")
+        )
+        assert local.isoweekday() <= 5
+        assert dt.time(8) <= local.time() <= dt.time(16)
+
+
+def test_a_stage_change_cancels_the_old_reminders_and_withdraws_them(
+    app: Flask, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="lead_generation"), headers=auth)
+    old = _reminders(client, auth)
+    client.post("/api/v1/deals/OPP-1/stage", json={"stage": "deal_closing"}, headers=auth)
+    after = {r["rule"]: r for r in _reminders(client, auth)}
+    assert after["first-contact"]["status"] == "cancelled"
+    assert after["send-contract"]["status"] == "open"
+    outbox = _outbox(app)
+    withdrawn = [outbox[f"calendar:{key}"] for key in _keys(app, old)]
+    assert all(item.payload["version"] == 2 for item in withdrawn)
+    assert all(item.next_attempt_at <= dt.datetime.now(dt.UTC) for item in withdrawn)
+
+
+def _keys(app: Flask, reminders: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    from connector.store.models import Reminder
+
+    with get_store(app).session() as session:
+        return [session.get(Reminder, r["id"]).key for r in reminders]  # type: ignore[union-attr]
+
+
+def test_a_won_deal_has_no_open_reminders(client: FlaskClient, auth: dict[str, str]) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    client.post("/api/v1/deals/OPP-1/stage", json={"stage": "won"}, headers=auth)
+    assert {r["status"] for r in _reminders(client, auth)} == {"cancelled"}
+
+
+def test_a_held_call_resets_the_idle_reminder(client: FlaskClient, auth: dict[str, str]) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    idle = next(r for r in _reminders(client, auth) if r["kind"] == "idle")
+    call = {
+        "kind": "call",
+        "subject": "Pricing",
+        "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    client.post("/api/v1/deals/OPP-1/interactions", json=call, headers=auth)
+    idles = [r for r in _reminders(client, auth) if r["kind"] == "idle"]
+    by_id = {r["id"]: r for r in idles}
+    assert by_id[idle["id"]]["status"] == "cancelled"
+    fresh = [r for r in idles if r["status"] == "open"]
+    assert len(fresh) == 1
+    assert fresh[0]["id"] != idle["id"]
+    assert fresh[0]["due_at"] >= idle["due_at"]
+
+
+def test_put_again_keeps_reminders_as_they_are(client: FlaskClient, auth: dict[str, str]) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    before = _reminders(client, auth)
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    assert _reminders(client, auth) == before
+
+
+def test_snooze_and_done(app: Flask, client: FlaskClient, auth: dict[str, str]) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    first, second = _reminders(client, auth)[:2]
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(microsecond=0)
+    snoozed = client.post(
+        f"/api/v1/reminders/{first['id']}/snooze", json={"until": until.isoformat()}, headers=auth
+    )
+    assert snoozed.status_code == 200
+    assert snoozed.json["status"] == "snoozed"
+    assert snoozed.json["snoozed_until"] == until.isoformat().replace("+00:00", "Z")
+    by_option = client.post(
+        f"/api/v1/reminders/{second['id']}/snooze", json={"option": "next_week"}, headers=auth
+    )
+    assert by_option.json["status"] == "snoozed"
+    done = client.post(f"/api/v1/reminders/{first['id']}/done", json={}, headers=auth)
+    assert done.json["status"] == "done"
+    assert done.json["done_by"] == "key:test-write"
+    again = client.post(f"/api/v1/reminders/{first['id']}/done", json={}, headers=auth)
+    assert again.status_code == 200
+    late = client.post(
+        f"/api/v1/reminders/{first['id']}/snooze", json={"option": "1d"}, headers=auth
+    )
+    assert late.status_code == 409
+    listed = client.get("/api/v1/reminders?rep=ann.lee@contoso.com", headers=auth).json["items"]
+    assert first["id"] not in {r["id"] for r in listed}
+    assert client.post("/api/v1/reminders/999999/done", json={}, headers=auth).status_code == 404
+
+
+def test_snooze_needs_exactly_one_of_until_or_option(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    rid = _reminders(client, auth)[0]["id"]
+    for body in [{}, {"until": "2030-01-01T09:00:00Z", "option": "1d"}, {"option": "fortnight"}]:
+        assert (
+            client.post(f"/api/v1/reminders/{rid}/snooze", json=body, headers=auth).status_code
+            == 422
+        )
+    past = client.post(
+        f"/api/v1/reminders/{rid}/snooze", json={"until": "2020-01-01T00:00:00Z"}, headers=auth
+    )
+    assert past.json["errors"][0]["field"] == "until"
+
+
+def test_list_reminders_due_before(client: FlaskClient, auth: dict[str, str]) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    everything = client.get("/api/v1/reminders", headers=auth).json["items"]
+    cutoff = everything[0]["due_at"]
+    early = client.get("/api/v1/reminders", query_string={"due_before": cutoff}, headers=auth).json
+    assert early["items"] == []
+
+
+def test_a_bad_rule_duration_is_a_422_naming_it(client: FlaskClient, auth: dict[str, str]) -> None:
+    body = {
+        "name": "Enterprise",
+        "stages": [
+            {
+                "key": "pilot",
+                "name": "Pilot",
+                "rules": [{"kind": "on_enter", "after": "3 fortnights", "message": "Hi"}],
+            }
+        ],
+    }
+    answer = client.put("/api/v1/pipelines/enterprise", json=body, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json["errors"][0]["field"].startswith("stages.0.rules.0")
+    assert "fortnights" in answer.json["detail"]
+    body["stages"][0]["rules"] = [
+        {"kind": "on_enter", "after": "2 business days", "message": "{deal.nope}"}
+    ]  # type: ignore[index]
+    template = client.put("/api/v1/pipelines/enterprise", json=body, headers=auth)
+    assert template.status_code == 422
+    assert "nope" in template.json["detail"]
+
+
+def test_deleting_a_deal_withdraws_its_reminders(
+    app: Flask, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    client.delete("/api/v1/deals/OPP-1", headers=auth)
+    calendar = [o for k, o in _outbox(app).items() if k.startswith("calendar:")]
+    assert calendar
+    assert all(o.payload["version"] == 2 for o in calendar)
