@@ -92,6 +92,13 @@ class DealIn(Strict):
     lead_source: str | None = Field(default=None, max_length=100)
     product: str | None = Field(default=None, max_length=100)
 
+    @field_validator("expected_close_date")
+    @classmethod
+    def _plausible_date(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and not dt.date(1970, 1, 1) <= value <= dt.date(2200, 12, 31):
+            raise ValueError("must be between 1970 and 2200; send null when there is none")
+        return value
+
     @model_validator(mode="after")
     def _currency_with_amount(self) -> DealIn:
         if self.amount is not None and self.currency is None:

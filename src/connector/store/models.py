@@ -260,3 +260,70 @@ class Reminder(Timestamps, Base):
         return (
             self.snoozed_until if self.status == "snoozed" and self.snoozed_until else self.due_at
         )
+
+
+class Mailbox(Timestamps, Base):
+    """A rep's Outlook mailbox as DealBridge reads it: delta state and subscription."""
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rep_email: Mapped[str] = mapped_column(String(320), unique=True)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    window_start: Mapped[dt.datetime | None] = mapped_column()
+    window_end: Mapped[dt.datetime | None] = mapped_column()
+    delta_link: Mapped[str | None] = mapped_column(Text)
+    needs_sync: Mapped[bool] = mapped_column(Boolean, default=True)
+    notified_at: Mapped[dt.datetime | None] = mapped_column()
+    last_round_at: Mapped[dt.datetime | None] = mapped_column()
+    last_success_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    events_seen: Mapped[int] = mapped_column(Integer, default=0)
+    subscription_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    subscription_expires_at: Mapped[dt.datetime | None] = mapped_column()
+    client_state_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class MailboxEvent(Base):
+    """Which interaction an event of a mailbox became (``@removed`` only gives the event id)."""
+
+    __tablename__ = "mailbox_events"
+    __table_args__ = (UniqueConstraint("mailbox_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(512))
+    meeting_key: Mapped[str] = mapped_column(String(512), index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TeamsConversation(Timestamps, Base):
+    """Where the bot reaches a rep in Teams (from the install activity or a proactive create)."""
+
+    __tablename__ = "teams_conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rep_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    aad_object_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    teams_user_id: Mapped[str] = mapped_column(String(200))
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str | None] = mapped_column(String(300))
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    blocked_at: Mapped[dt.datetime | None] = mapped_column()
+    blocked_reason: Mapped[str | None] = mapped_column(Text)
+    fallback_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class TeamsCard(Timestamps, Base):
+    """A card the bot sent (to update it in place when its subject changes elsewhere)."""
+
+    __tablename__ = "teams_cards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    rep_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[str | None] = mapped_column(String(300))
+    activity_id: Mapped[str | None] = mapped_column(String(200))
+    stamp: Mapped[str | None] = mapped_column(String(64))
