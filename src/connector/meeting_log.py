@@ -1,0 +1,85 @@
+"""Meetings as interactions on deals: settle a choice, move a meeting to another deal.
+
+A meeting becomes one interaction (key: iCalUId, plus the occurrence's original start for
+recurring ones) whichever mailbox it was read from; see ``connector.meeting_sync``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from connector.deals import DealEvents, get_deal
+from connector.errors import Conflict, NotFound
+from connector.store.models import Deal, Interaction
+
+
+def get_interaction(session: Session, interaction_id: int) -> Interaction:
+    interaction = session.get(Interaction, interaction_id)
+    if interaction is None:
+        raise NotFound(f"no interaction {interaction_id}", interaction=interaction_id)
+    return interaction
+
+
+def meeting_status(started_at: dt.datetime, ended_at: dt.datetime | None, now: dt.datetime) -> str:
+    """Scheduled until it ends, held after."""
+    return "held" if (ended_at or started_at) <= now else "scheduled"
+
+
+def choose_deal(
+    session: Session,
+    interaction_id: int,
+    deal_crm_id: str,
+    *,
+    by: str,
+    now: dt.datetime,
+    events: DealEvents | None = None,
+) -> Interaction:
+    """Settle a meeting that needed a choice, or move a logged meeting to another deal."""
+    interaction = get_interaction(session, interaction_id)
+    if interaction.status == "cancelled":
+        raise Conflict(f"interaction {interaction_id} was cancelled", interaction=interaction_id)
+    deal = get_deal(session, deal_crm_id)
+    previous = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
+    details: dict[str, Any] = dict(interaction.details or {})
+    candidates = details.get("candidates") or []
+    details["chosen_by"] = by
+    details["chosen_at"] = now.isoformat()
+    if previous is not None and previous.id != deal.id:
+        details["moved_from"] = previous.crm_id
+    interaction.details = details
+    interaction.deal_id = deal.id
+    interaction.match_rule = "chosen"
+    interaction.matched_address = by
+    if interaction.status == "needs_choice":
+        interaction.status = meeting_status(interaction.started_at, interaction.ended_at, now)
+    if candidates and deal.crm_id not in {c.get("deal") for c in candidates}:
+        details["chosen_outside_candidates"] = True
+    touched = [deal] + ([previous] if previous is not None and previous.id != deal.id else [])
+    for affected in touched:
+        refresh_last_interaction(session, affected, now)
+    session.flush()
+    if events:
+        for affected in touched:
+            events.changed(session, affected, now)
+    return interaction
+
+
+def refresh_last_interaction(session: Session, deal: Deal, now: dt.datetime) -> None:
+    """The deal's last interaction: the latest held one (cancelled ones do not count)."""
+    from sqlalchemy import func, select  # noqa: PLC0415
+
+    latest = session.scalar(
+        select(func.max(Interaction.started_at)).where(
+            Interaction.deal_id == deal.id,
+            Interaction.status == "held",
+            Interaction.started_at <= now,
+        )
+    )
+    if latest is not None and latest.tzinfo is None:
+        latest = latest.replace(tzinfo=dt.UTC)
+    if deal.last_interaction_at != latest:
+        deal.last_interaction_at = latest
+        deal.updated_at = now
