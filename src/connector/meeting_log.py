@@ -69,7 +69,7 @@ def choose_deal(
 
 def refresh_last_interaction(session: Session, deal: Deal, now: dt.datetime) -> None:
     """The deal's last interaction: the latest held one (cancelled ones do not count)."""
-    from sqlalchemy import func, select  # noqa: PLC0415
+    from sqlalchemy import func, select
 
     latest = session.scalar(
         select(func.max(Interaction.started_at)).where(
