@@ -283,10 +283,14 @@ def explain(result: MatchResult) -> str:
     best = result.candidates[0]
     if result.status is MatchStatus.NEEDS_CHOICE:
         names = ", ".join(f"{c.deal_id} {_by(c)}" for c in result.choices)
-        owned = "owned by a participant" if best.owned_by_participant else "not owned by one"
+        owned = (
+            "all owned by a participant"
+            if best.owned_by_participant
+            else "none owned by a participant"
+        )
         return (
-            f"needs a choice between {names}: equally good, all {owned} and last active "
-            f"{_when(best.active_at)}"
+            f"needs a choice between {names}: equally good ({owned}, all last active "
+            f"{_when(best.active_at)})"
         )
     why: list[str] = []
     if best.owned_by_participant:
