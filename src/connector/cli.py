@@ -204,6 +204,45 @@ def pipelines_list() -> None:
                 )
 
 
+@cli.group("reminders")
+def reminders_group() -> None:
+    """Stage reminders."""
+
+
+@reminders_group.command("preview")
+@click.option("--deal", "deal_id", required=True, help="The CRM's id of the deal.")
+def reminders_preview(deal_id: str) -> None:
+    """Print the deal's reminder plan with due times in the rep's time zone (writes nothing)."""
+    from connector.deals import get_deal
+    from connector.errors import DealBridgeError
+    from connector.settings import SETTINGS_EXTENSION
+    from connector.stage_reminders import planned_for
+    from connector.store.db import get_store
+    from connector.store.models import utcnow
+
+    app = _app()
+    settings = app.extensions[SETTINGS_EXTENSION]
+    with get_store(app).sessions() as session:
+        try:
+            deal = get_deal(session, deal_id)
+        except DealBridgeError as exc:
+            raise click.ClickException(exc.detail) from exc
+        planned, calendar = planned_for(session, deal, settings, utcnow())
+    zone = calendar.zone
+    days = ",".join(str(d) for d in sorted(calendar.working_days))
+    click.echo(f"{deal.crm_id} {deal.title!r}: stage {deal.stage_key}, status {deal.status}")
+    click.echo(
+        f"rep {deal.owner_email or '(none)'} in {calendar.time_zone}, "
+        f"working {calendar.start:%H:%M}-{calendar.end:%H:%M} on days {days}"
+    )
+    if not planned:
+        click.echo("no reminders planned")
+    for plan in planned:
+        local = plan.due_at.astimezone(zone)
+        flag = " (overdue)" if plan.overdue else ""
+        click.echo(f"  {local:%a %Y-%m-%d %H:%M %Z}  {plan.kind:<17} {plan.title}{flag}")
+
+
 @cli.group("manifest")
 def manifest_group() -> None:
     """The Teams app package admins upload."""

@@ -218,3 +218,31 @@ def test_privacy_and_terms_pages_are_served(client) -> None:  # type: ignore[no-
     refused = client.get("/admin/consented?error=access_denied&error_description=<b>no</b>")
     assert refused.status_code == 400
     assert b"<b>no</b>" not in refused.data
+
+
+def test_reminders_preview_prints_the_plan_in_the_reps_zone(
+    app: Flask, env: dict[str, str]
+) -> None:
+    client = app.test_client()
+    from tests.connector.samples import deal_body
+
+    headers = {"Authorization": f"Bearer {_write_key(app)}"}
+    client.put(
+        "/api/v1/reps/ann.lee@contoso.com", json={"time_zone": "Asia/Kolkata"}, headers=headers
+    )
+    client.put("/api/v1/deals/OPP-9", json=deal_body(stage="negotiation"), headers=headers)
+    result = CliRunner().invoke(cli, ["reminders", "preview", "--deal", "OPP-9"])
+    assert result.exit_code == 0, result.output
+    assert "Asia/Kolkata" in result.output
+    assert "IST" in result.output
+    assert "idle" in result.output
+    missing = CliRunner().invoke(cli, ["reminders", "preview", "--deal", "NOPE"])
+    assert missing.exit_code == 1
+    assert "no deal" in missing.output
+
+
+def _write_key(app: Flask) -> str:
+    from connector.keys import create_key
+
+    with get_store(app).session() as session:
+        return create_key(session, "cli-test", "write")
