@@ -117,8 +117,9 @@ class TokenProvider:
             try:
                 result = self._application().acquire_token_for_client(wanted)
             except ValueError as e:
-                # MSAL raises ValueError when the authority's metadata cannot be read.
-                raise _entra_error_from_text("invalid_tenant", str(e)) from e
+                # MSAL raises ValueError when the tenant's metadata cannot be read: Entra's
+                # openid-configuration answers AADSTS90002 for an unknown tenant.
+                raise _entra_error_from_text("invalid_tenant", str(e), 90002) from e
             except requests.RequestException as e:
                 raise EntraError("unreachable", None, f"Entra did not answer: {e}") from e
         if not isinstance(result, dict):

@@ -168,6 +168,7 @@ async def _round(
     headers = _delta_headers(page_size)
     meetings: dict[str, Meeting] = {}
     removed: dict[str, str] = {}
+    master_uids: dict[str, str] = {}
     pages = 0
     while True:
         answer = await client.send_ok(
@@ -185,9 +186,14 @@ async def _round(
                 meetings.pop(event.id, None)
                 removed[event.id] = event.removed.reason or "deleted"
                 continue
-            if event.type == "seriesMaster" or event.start is None or event.end is None:
+            if event.type == "seriesMaster":
+                if event.i_cal_u_id:
+                    master_uids[event.id] = event.i_cal_u_id
                 continue
-            meeting = Meeting.from_event(mailbox, event)
+            if event.start is None or event.end is None:
+                continue
+            master_uid = master_uids.get(event.series_master_id or "")
+            meeting = Meeting.from_event(mailbox, event, master_uid)
             if not window.overlaps(meeting):
                 meetings.pop(event.id, None)
                 removed[event.id] = "outside_window"

@@ -219,16 +219,18 @@ class Meeting(BaseModel):
     """Version of the event."""
 
     @classmethod
-    def from_event(cls, mailbox: str, event: GraphEvent) -> Meeting:
-        """The meeting an event of `mailbox` describes (not for `@removed` stubs or masters)."""
+    def from_event(cls, mailbox: str, event: GraphEvent, master_uid: str | None = None) -> Meeting:
+        """The meeting an event of `mailbox` describes (not for `@removed` stubs or masters);
+        `master_uid` is the series master's iCalUId when the round saw it."""
         if event.start is None or event.end is None:
             raise ValueError(f"event {event.id} has no start or end")
-        ical_uid = event.i_cal_u_id or event.id
+        ical_uid = event.i_cal_u_id or master_uid or event.series_master_id or event.id
         original = event.original_start_utc()
         key = ical_uid
         if event.type in ("occurrence", "exception"):
+            # An unmoved occurrence starts at its original start; an exception keeps originalStart.
             anchor = original or event.start.to_utc()
-            key = f"{ical_uid}|{anchor.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            key = f"{series_uid(ical_uid)}|{anchor.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         organizer = event.organizer.email_address if event.organizer else None
         return cls(
             mailbox=mailbox,
@@ -268,6 +270,18 @@ class Meeting(BaseModel):
             ),
             change_key=event.change_key,
         )
+
+
+# MS-OXOCAL GlobalObjectId: class id, then the instance date (4 bytes) of an occurrence.
+_GOID_CLASS = "040000008200E00074C5B7101A82E008"
+
+
+def series_uid(ical_uid: str) -> str:
+    """The series' iCalUId: Exchange stamps each occurrence's with its original date
+    (MS-OXOCAL 2.2.1.27); zeroing the stamp gives one id for master, occurrences, exceptions."""
+    if len(ical_uid) >= 40 and ical_uid[:32].upper() == _GOID_CLASS:
+        return ical_uid[:32] + "00000000" + ical_uid[40:]
+    return ical_uid
 
 
 def _lower(address: str | None) -> str | None:
