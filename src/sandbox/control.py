@@ -17,6 +17,7 @@ from sandbox.errors import GraphError
 from sandbox.event_fields import parse_event_input
 from sandbox.faults import FaultRule
 from sandbox.graph.events import EventView, event_json
+from sandbox.graph.teamwork import TeamsAppInput
 from sandbox.tenant import RuntimeSettings
 
 if TYPE_CHECKING:
@@ -123,6 +124,19 @@ def create_blueprint(tenant: Tenant) -> Blueprint:
                 for e in calendar.stored()
             ]
         return jsonify({"value": value})
+
+    @blueprint.post("/teamsApps")
+    def publish_teams_app() -> tuple[Response, int]:
+        given = _body(TeamsAppInput)
+        with tenant.lock:
+            app = tenant.teams.publish(given, tenant.config.client_id)
+        return jsonify(app.to_graph() | {"azureADAppId": app.azure_ad_app_id}), 201
+
+    @blueprint.get("/users/<key>/activities")
+    def activity_feed(key: str) -> Response:
+        user = _user(tenant, key)
+        with tenant.lock:
+            return jsonify({"value": list(tenant.teams.activities.get(user.id, []))})
 
     @blueprint.post("/faults")
     def add_fault() -> tuple[Response, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GraphError(Exception):
     """A Graph error answer: HTTP status, the `error.code` and `error.message` Graph would send."""
@@ -29,3 +31,12 @@ def item_not_found() -> GraphError:
 def malformed_id() -> GraphError:
     """Exchange's answer for an id it cannot decode."""
     return GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
+
+
+def without_annotations(body: Any) -> Any:
+    """A JSON body without OData annotations (`@odata.type`...), which Graph accepts anywhere."""
+    if isinstance(body, dict):
+        return {k: without_annotations(v) for k, v in body.items() if not k.startswith("@")}
+    if isinstance(body, list):
+        return [without_annotations(item) for item in body]
+    return body

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from sandbox import timezones
-from sandbox.errors import GraphError
+from sandbox.errors import GraphError, without_annotations
 from sandbox.recurrence import PatternedRecurrence
 
 # Properties Graph computes; a client that echoes them back is not refused, they are ignored.
@@ -180,7 +180,7 @@ def parse_event_input(body: Any) -> EventInput:
     if not isinstance(body, dict):
         raise GraphError(400, "RequestBodyRead", "The request body must be a JSON object.")
     try:
-        return EventInput.model_validate(body)
+        return EventInput.model_validate(without_annotations(body))
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -16,6 +16,7 @@ from sandbox.config import SandboxConfig
 from sandbox.directory import Directory
 from sandbox.faults import FaultBook
 from sandbox.graph.delta import DeltaStates
+from sandbox.graph.teamwork import TeamsWork
 from sandbox.graph.throttling import MailboxThrottle
 from sandbox.identity import Authority
 from sandbox.request_log import RequestLog
@@ -78,6 +79,7 @@ class Tenant:
         self.faults = FaultBook(config.seed)
         self.random = random.Random(config.seed)
         self.delta = DeltaStates(config.delta_states_kept)
+        self.teams = TeamsWork()
 
     @property
     def tenant_id(self) -> str:
@@ -85,7 +87,7 @@ class Tenant:
         return self.authority.tenant_id
 
     def reset(self) -> None:
-        """Back to an empty tenant: no users, events, subscriptions, faults; counters at zero."""
+        """Back to an empty tenant: no users, events, apps, subscriptions, faults; counters zero."""
         with self.lock:
             self.settings = RuntimeSettings.from_config(self.config)
             self.directory = Directory()
@@ -94,6 +96,7 @@ class Tenant:
             self.faults = FaultBook(self.config.seed)
             self.random = random.Random(self.config.seed)
             self.delta = DeltaStates(self.config.delta_states_kept)
+            self.teams = TeamsWork()
             self.throttle.reset()
             self.log.reset()
             self.notifier.clear()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response, request
 
 from sandbox.errors import GraphError
-from sandbox.graph import batch, delta, events, subscriptions, users
+from sandbox.graph import batch, delta, events, subscriptions, teamwork, users
 from sandbox.graph.service import GraphService, Router
 from sandbox.graph.wire import ODATA_JSON, GraphRequest, GraphResponse, error_response
 from sandbox.identity import InvalidTokenError
@@ -31,6 +31,7 @@ def build_service(tenant: Tenant) -> GraphService:
     events.register(router)
     delta.register(router)
     subscriptions.register(router)
+    teamwork.register(router)
     batch.register(router, lambda: service)
     return service
 

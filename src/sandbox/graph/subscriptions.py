@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
-from sandbox.errors import GraphError
+from sandbox.errors import GraphError, without_annotations
 from sandbox.graph.service import CALENDARS_READ, Permission, Router, require
 from sandbox.graph.wire import GraphRequest, GraphResponse, no_content, ok
 from sandbox.tenant import utc_now
@@ -37,7 +37,7 @@ _Body = TypeVar("_Body", SubscriptionInput, SubscriptionPatch)
 
 def _parse(model: type[_Body], body: object) -> _Body:
     try:
-        return model.model_validate(body)
+        return model.model_validate(without_annotations(body))
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
