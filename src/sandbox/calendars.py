@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -97,11 +97,6 @@ class StoredEvent:
     cancelled_starts: set[datetime] = field(default_factory=set)
     exception_ids: dict[datetime, str] = field(default_factory=dict)
     online_meeting: dict[str, Any] | None = None
-
-    @property
-    def is_meeting(self) -> bool:
-        """A meeting has attendees; only then does Exchange send it to anyone."""
-        return bool(self.fields["attendees"])
 
 
 @dataclass(frozen=True)
@@ -313,15 +308,19 @@ class CalendarStore:
         """PATCH an event, an occurrence (which becomes an exception) or an exception."""
         calendar = self.calendar(user.id)
         instance = calendar.resolve(item_id)
+        if given.recurrence is not None and instance.type in ("occurrence", "exception"):
+            raise GraphError(
+                400, "ErrorInvalidRequest", "An occurrence of a series cannot have a recurrence."
+            )
+        # Apply to a copy first: a refused PATCH must leave the item as it was.
+        trial = copy.deepcopy(instance.event)
+        trial.start, trial.end = instance.start, instance.end
+        _apply(trial, given)
         moment = self.now()
         if instance.type == "occurrence":
             event = self._make_exception(instance, moment)
         else:
             event = instance.event
-        if given.recurrence is not None and event.type == "exception":
-            raise GraphError(
-                400, "ErrorInvalidRequest", "An occurrence of a series cannot have a recurrence."
-            )
         timing_before = (event.start, event.end, event.recurrence)
         _apply(event, given)
         if event.type == "seriesMaster" and timing_before != (
@@ -736,8 +735,3 @@ def web_link(item_id: str) -> str:
     """`webLink` as Outlook on the web builds it."""
     item = quote(item_id, safe="")
     return f"https://outlook.office365.com/owa/?itemid={item}&exvsurl=1&path=/calendar/item"
-
-
-def utc(moment: datetime) -> datetime:
-    """A moment as an aware UTC datetime."""
-    return moment.astimezone(UTC)

@@ -400,3 +400,20 @@ def test_an_unknown_or_expired_delta_token_answers_410_sync_state_not_found(
     assert (forced.status_code, forced.json()["error"]["code"]) == (410, "SyncStateNotFound")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (410, "SyncStateNotFound")
     assert still_good.status_code == 200
+
+
+def test_a_refused_patch_leaves_the_event_as_it_was(graph: Any, team: dict[str, str]) -> None:
+    created = graph.ok(
+        "POST",
+        f"/users/{team['ann']}/events",
+        json=meeting("Kept", "2026-11-24T17:00:00", "2026-11-24T18:00:00"),
+    )
+    path = f"/users/{team['ann']}/events/{created['id']}"
+    refused = graph.call(
+        "PATCH",
+        path,
+        json={"subject": "Changed", "end": {"dateTime": "2026-11-24T16:00:00", "timeZone": "UTC"}},
+    )
+    after = graph.ok("GET", path)
+    assert refused.status_code == 400
+    assert (after["subject"], after["changeKey"]) == ("Kept", created["changeKey"])
