@@ -164,7 +164,7 @@ def test_more_than_four_concurrent_requests_on_a_mailbox_are_throttled(
 ) -> None:
     control.add_user("ann", "Ann Rep")
     control.add_user("bob", "Bob Buyer")
-    control.settings(latencySeconds=0.3)
+    control.settings(latencySeconds=0.5)
     url = f"{sandbox.base_url}/v1.0/users/ann@contoso.example/events"
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(

@@ -13,7 +13,7 @@ from sandbox.calendars import Instance, MailboxCalendar, ResponseKind, series_in
 from sandbox.errors import GraphError
 from sandbox.event_fields import body_as, body_preview, check_zone, parse_event_input
 from sandbox.graph.query import Predicate, int_option, parse_filter, select_names, sort_items
-from sandbox.graph.service import CALENDARS_READ, CALENDARS_WRITE, Router
+from sandbox.graph.service import CALENDARS_READ, CALENDARS_WRITE, Handler, Router
 from sandbox.graph.users import mailbox_user
 from sandbox.graph.wire import GraphRequest, GraphResponse, applied_preferences, no_content, ok
 
@@ -303,7 +303,14 @@ def cancel_event(tenant: Tenant, request: GraphRequest, params: dict[str, str]) 
     return GraphResponse(202)
 
 
-def _responder(kind: ResponseKind) -> Any:
+_ANSWERS: dict[str, ResponseKind] = {
+    "accept": "accepted",
+    "tentativelyAccept": "tentativelyAccepted",
+    "decline": "declined",
+}
+
+
+def _responder(kind: ResponseKind) -> Handler:
     def respond(tenant: Tenant, request: GraphRequest, params: dict[str, str]) -> GraphResponse:
         user = mailbox_user(tenant, params["user"])
         with tenant.changing():
@@ -361,12 +368,7 @@ def register(router: Router) -> None:
         router.add("PATCH", prefix + "/{event}", update_event, CALENDARS_WRITE, mailbox=True)
         router.add("DELETE", prefix + "/{event}", delete_event, CALENDARS_WRITE, mailbox=True)
         router.add("POST", prefix + "/{event}/cancel", cancel_event, CALENDARS_WRITE, mailbox=True)
-        for kind in ("accept", "tentativelyAccept", "decline"):
-            answer: ResponseKind = {
-                "accept": "accepted",
-                "tentativelyAccept": "tentativelyAccepted",
-                "decline": "declined",
-            }[kind]  # type: ignore[assignment]
+        for kind, answer in _ANSWERS.items():
             router.add(
                 "POST",
                 f"{prefix}/{{event}}/{kind}",
