@@ -10,11 +10,14 @@ from flask import Flask, Response, jsonify
 
 from connector import __version__, crm_webhooks, errors
 from connector.api import openapi
+from connector.api.meetings import api as api_meetings
 from connector.api.reminders import api as api_reminders
 from connector.api.schemas import Health
 from connector.api.v1 import api as api_v1
 from connector.deals import DealEvents
+from connector.graph_webhooks import ensure_subscriptions, graph_hooks
 from connector.jobs import register_job
+from connector.meeting_sync import sync_due
 from connector.outbox import drain
 from connector.pages import pages
 from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
@@ -56,7 +59,12 @@ def create_app(
     register_job(app, "outbox", lambda app: drain(app), seconds=5)
     app.register_blueprint(api_v1.blueprint)
     app.register_blueprint(api_reminders.blueprint)
-    app.register_blueprint(openapi.blueprint([api_v1, api_reminders]))
+    app.register_blueprint(api_meetings.blueprint)
+    app.register_blueprint(openapi.blueprint([api_v1, api_reminders, api_meetings]))
+    app.register_blueprint(graph_hooks)
+    if settings.microsoft365_configured:
+        register_job(app, "meetings", lambda app: sync_due(app), seconds=30)
+        register_job(app, "subscriptions", lambda app: ensure_subscriptions(app), seconds=600)
     app.register_blueprint(pages)
 
     @app.get("/healthz")

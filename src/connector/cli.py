@@ -204,6 +204,47 @@ def pipelines_list() -> None:
                 )
 
 
+@cli.command()
+@click.option("--rep", "reps", multiple=True, help="Only this rep's mailbox (repeatable).")
+@click.option("--full", is_flag=True, help="Start a new delta round instead of continuing.")
+def sync(reps: tuple[str, ...], full: bool) -> None:
+    """Read reps' Outlook calendars now and log their meetings on deals."""
+    from sqlalchemy import select
+
+    from connector.graph import NotConfigured
+    from connector.meeting_sync import mark_held, sync_mailbox
+    from connector.store.db import get_store
+    from connector.store.models import Rep
+
+    app = _app()
+    with get_store(app).sessions() as session:
+        known = list(session.scalars(select(Rep.email).where(Rep.active.is_(True))))
+    wanted = [r.strip().lower() for r in reps] or known
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise click.ClickException(f"not a rep: {', '.join(unknown)} (add with PUT /api/v1/reps)")
+    failed = 0
+    try:
+        with click.progressbar(wanted, label="Reading calendars", file=None) as bar:
+            reports = [sync_mailbox(app, email, full=full) for email in bar]
+    except NotConfigured as exc:
+        raise click.ClickException(exc.detail) from exc
+    mark_held(app)
+    for report in reports:
+        if report.error:
+            failed += 1
+            click.echo(f"  ✗ {report.mailbox}: {report.error}")
+            continue
+        skipped = ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())) or "none"
+        click.echo(
+            f"  ✓ {report.mailbox}: {report.meetings} meetings read, {report.logged} logged, "
+            f"{report.updated} updated, {report.needs_choice} need a choice, "
+            f"{report.cancelled} cancelled; skipped: {skipped}"
+        )
+    if failed:
+        sys.exit(1)
+
+
 @cli.group("reminders")
 def reminders_group() -> None:
     """Stage reminders."""

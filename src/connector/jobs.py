@@ -68,3 +68,18 @@ def start_scheduler(app: Flask) -> Any | None:
     scheduler.start()
     app.extensions[SCHEDULER_EXTENSION] = scheduler
     return scheduler
+
+
+def run_for_mailbox(app_name: str, email: str) -> None:
+    """The one-off, debounced delta round after a change notification."""
+    app = _APPS.get(app_name)
+    if app is None:
+        return
+    from connector.meeting_sync import mark_held, sync_mailbox
+
+    with app.app_context():
+        try:
+            sync_mailbox(app, email)
+            mark_held(app)
+        except Exception:  # recorded per mailbox; the scheduler must live on
+            log.exception("sync of %s failed", email)

@@ -128,6 +128,31 @@ class Settings(BaseSettings):
     default_holiday_country: str | None = Field(
         default=None, description="Public holidays (ISO country) when a rep has none set."
     )
+    sync_days_back: int = Field(default=30, ge=1, le=365, description="Calendar window back.")
+    sync_days_ahead: int = Field(default=90, ge=1, le=365, description="Calendar window ahead.")
+    sync_poll_minutes: int = Field(
+        default=15, ge=1, le=1440, description="Safety-net delta poll of every mailbox."
+    )
+    sync_debounce_seconds: float = Field(
+        default=2.0, ge=0, le=60, description="A burst of notifications within this is one round."
+    )
+    internal_domains: list[str] = Field(
+        default_factory=list,
+        description="Extra internal domains besides the tenant's verified ones (JSON list).",
+    )
+    excluded_addresses: list[str] = Field(
+        default_factory=list, description="Meetings with these addresses are never logged."
+    )
+    excluded_domains: list[str] = Field(
+        default_factory=list, description="Meetings with these domains are never logged."
+    )
+    excluded_categories: list[str] = Field(
+        default_factory=list, description="Outlook categories whose meetings are never logged."
+    )
+    log_all_day_meetings: bool = Field(default=False, description="Log all-day events too.")
+    log_personal_meetings: bool = Field(
+        default=False, description="Log meetings marked personal (private: never)."
+    )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request.")
     scheduler_enabled: bool = Field(default=True, description="Run background jobs in-process.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

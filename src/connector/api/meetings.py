@@ -1,0 +1,142 @@
+"""REST API v1: meetings logged from Outlook — choices to settle, and the sync's state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from flask import current_app, g
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from connector import crm_webhooks
+from connector.api.routing import Api
+from connector.api.schemas import Email, InteractionList, InteractionOut, Strict
+from connector.api.v1 import interaction_out
+from connector.deals import DealEvents
+from connector.meeting_log import choose_deal
+from connector.settings import current_settings
+from connector.store.db import db_session
+from connector.store.models import Deal, Interaction, Mailbox, utcnow
+
+api = Api("api_v1_meetings", "/api/v1")
+
+
+class InteractionQuery(Strict):
+    status: Literal["needs_choice", "scheduled", "held", "cancelled", "unmatched"] | None = None
+    rep: Email | None = Field(default=None, description="Meetings this rep attended.")
+    kind: Literal["meeting", "call", "email", "note"] | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class ChooseDeal(Strict):
+    deal: str = Field(min_length=1, max_length=128, description="The CRM id of the deal.")
+
+
+class MailboxStatus(BaseModel):
+    rep: str
+    last_round_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_error: str | None
+    failures: int
+    events_seen: int
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    subscription_expires_at: dt.datetime | None
+    waiting_for_a_round: bool
+
+
+class SyncStatus(BaseModel):
+    mailboxes: list[MailboxStatus]
+
+
+@api.operation(
+    "GET",
+    "/interactions",
+    summary="List interactions (e.g. meetings that need a choice)",
+    tag="interactions",
+    query=InteractionQuery,
+    response=InteractionList,
+    errors=(401, 422),
+)
+def list_all_interactions(query: InteractionQuery) -> InteractionList:
+    """Newest first. ``status=needs_choice`` lists meetings matching several deals equally
+    well; ``details.candidates`` says which."""
+    session = db_session()
+    stmt = select(Interaction, Deal.crm_id).outerjoin(Deal, Deal.id == Interaction.deal_id)
+    if query.status:
+        stmt = stmt.where(Interaction.status == query.status)
+    if query.kind:
+        stmt = stmt.where(Interaction.kind == query.kind)
+    stmt = stmt.order_by(Interaction.started_at.desc(), Interaction.id.desc())
+    items = []
+    for interaction, crm_id in session.execute(stmt):
+        participants = (interaction.details or {}).get("internal_participants", [])
+        if query.rep and query.rep not in participants and interaction.created_by != query.rep:
+            continue
+        items.append(interaction_out(interaction, crm_id))
+        if len(items) >= query.limit:
+            break
+    return InteractionList(items=items)
+
+
+@api.operation(
+    "POST",
+    "/interactions/<int:interaction_id>/deal",
+    summary="Settle a meeting's deal, or move it to another deal",
+    tag="interactions",
+    scope="write",
+    body=ChooseDeal,
+    response=InteractionOut,
+    errors=(400, 401, 403, 404, 409, 422),
+    path_params={"interaction_id": "The interaction's id."},
+)
+def post_interaction_deal(interaction_id: int, body: ChooseDeal) -> InteractionOut:
+    """The choice sticks: later syncs of the meeting keep it on this deal."""
+    session = db_session()
+    events: DealEvents = current_app.extensions["dealbridge.deal_events"]
+    now = utcnow()
+    interaction = choose_deal(
+        session, interaction_id, body.deal, by=str(g.caller.name), now=now, events=events
+    )
+    crm_webhooks.notify(
+        session,
+        current_settings(),
+        "interaction.updated",
+        {"interaction": interaction.id, "deal": body.deal, "status": interaction.status},
+        key=f"interaction.chosen:{interaction.id}:{body.deal}:{now.isoformat()}",
+        now=now,
+    )
+    out = interaction_out(interaction, body.deal)
+    session.commit()
+    return out
+
+
+@api.operation(
+    "GET",
+    "/sync/status",
+    summary="Calendar sync per mailbox",
+    tag="sync",
+    response=SyncStatus,
+    errors=(401,),
+)
+def sync_status() -> SyncStatus:
+    """Last round, last success, last error and subscription expiry of each rep's mailbox."""
+    session = db_session()
+    return SyncStatus(
+        mailboxes=[
+            MailboxStatus(
+                rep=m.rep_email,
+                last_round_at=m.last_round_at,
+                last_success_at=m.last_success_at,
+                last_error=m.last_error,
+                failures=m.failures,
+                events_seen=m.events_seen,
+                window_start=m.window_start,
+                window_end=m.window_end,
+                subscription_expires_at=m.subscription_expires_at,
+                waiting_for_a_round=m.needs_sync,
+            )
+            for m in session.scalars(select(Mailbox).order_by(Mailbox.rep_email))
+        ]
+    )

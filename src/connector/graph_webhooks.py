@@ -1,0 +1,213 @@
+"""Graph change notifications and lifecycle events, and the subscriptions behind them.
+
+``POST /api/graph/notifications``: answer the validation handshake; otherwise check every
+notification's ``clientState`` against the hash we keep, mark the mailbox for a delta round,
+and answer 202 at once (Graph wants an answer within 3 s). The round runs in a job, debounced:
+a burst of notifications is one round.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, json, request
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from connector.errors import BadRequest, Forbidden
+from connector.graph import graph_client
+from connector.meeting_sync import mailbox_for, new_client_state
+from connector.settings import SETTINGS_EXTENSION, Settings
+from connector.store.db import get_store
+from connector.store.models import Mailbox, Rep, utcnow
+from graph_sync.errors import GraphSyncError
+from graph_sync.errors import NotFound as GraphNotFound
+from graph_sync.meetings import (
+    ChangeNotificationCollection,
+    LifecycleNotificationCollection,
+    create_subscription,
+    renew_subscription,
+)
+
+log = logging.getLogger(__name__)
+graph_hooks = Blueprint("graph_hooks", __name__, url_prefix="/api/graph")
+RENEW_BEFORE = dt.timedelta(hours=24)
+SUBSCRIPTION_MINUTES = 4230  # the most Outlook events allow (M365_NOTES.md)
+
+
+def _validation_answer() -> Response | None:
+    token = request.args.get("validationToken")
+    if token is None:
+        return None
+    # Graph sends the token URL-encoded; Flask has decoded it. Echo it as plain text.
+    return Response(token, status=200, mimetype="text/plain")
+
+
+def _state_ok(mailbox: Mailbox | None, received: str | None) -> bool:
+    if mailbox is None or mailbox.client_state_hash is None or not received:
+        return False
+    digest = hashlib.sha256(received.encode()).hexdigest()
+    return hmac.compare_digest(digest, mailbox.client_state_hash)
+
+
+def _body() -> dict[str, Any]:
+    try:
+        data = json.loads(request.get_data() or b"null")
+    except ValueError as exc:
+        raise BadRequest("the body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("expected a JSON object with a value list")
+    return data
+
+
+@graph_hooks.post("/notifications")
+def notifications() -> Response:
+    """Validation handshake, or change notifications (clientState verified) → 202."""
+    answer = _validation_answer()
+    if answer is not None:
+        return answer
+    try:
+        batch = ChangeNotificationCollection.model_validate(_body())
+    except ValidationError as exc:
+        raise BadRequest("not a Graph change-notification payload") from exc
+    now = utcnow()
+    accepted, refused = set(), 0
+    store = get_store()
+    with store.session() as session:
+        for note in batch.value:
+            mailbox = session.scalar(
+                select(Mailbox).where(Mailbox.subscription_id == note.subscription_id)
+            )
+            if not _state_ok(mailbox, note.client_state):
+                refused += 1
+                continue
+            assert mailbox is not None
+            mailbox.needs_sync = True
+            mailbox.notified_at = now
+            accepted.add(mailbox.rep_email)
+    if refused and not accepted:
+        log.warning("refused %d change notifications with a wrong clientState", refused)
+        raise Forbidden("clientState does not match a subscription of ours")
+    for email in accepted:
+        schedule_sync(current_app._get_current_object(), email)  # type: ignore[attr-defined]
+    return Response(status=202)
+
+
+@graph_hooks.post("/lifecycle")
+def lifecycle() -> Response:
+    """reauthorizationRequired → renew; subscriptionRemoved → recreate; missed → resync."""
+    answer = _validation_answer()
+    if answer is not None:
+        return answer
+    try:
+        batch = LifecycleNotificationCollection.model_validate(_body())
+    except ValidationError as exc:
+        raise BadRequest("not a Graph lifecycle-notification payload") from exc
+    now = utcnow()
+    refused = 0
+    with get_store().session() as session:
+        for note in batch.value:
+            mailbox = session.scalar(
+                select(Mailbox).where(Mailbox.subscription_id == note.subscription_id)
+            )
+            if not _state_ok(mailbox, note.client_state):
+                refused += 1
+                continue
+            assert mailbox is not None
+            event = note.lifecycle_event
+            if event == "reauthorizationRequired":
+                mailbox.subscription_expires_at = now  # the subscription job renews it now
+            elif event == "subscriptionRemoved":
+                mailbox.subscription_id = None
+                mailbox.client_state_hash = None
+                mailbox.needs_sync = True
+            elif event == "missed":
+                mailbox.needs_sync = True
+            mailbox.notified_at = now
+    if refused and refused == len(batch.value):
+        raise Forbidden("clientState does not match a subscription of ours")
+    return Response(status=202)
+
+
+def schedule_sync(app: Flask, email: str) -> None:
+    """A one-off round after the debounce; a later notification replaces the pending one."""
+    scheduler = app.extensions.get("dealbridge.scheduler")
+    if scheduler is None:
+        return
+    from connector.jobs import run_for_mailbox
+
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.sync_debounce_seconds)
+    scheduler.add_job(
+        run_for_mailbox,
+        "date",
+        run_date=when,
+        args=[app.name, email],
+        id=f"sync:{email}",
+        replace_existing=True,
+        misfire_grace_time=600,
+    )
+
+
+def ensure_subscriptions(app: Flask, now: dt.datetime | None = None) -> dict[str, str]:
+    """One live subscription per active rep's mailbox; renewed a day before it ends."""
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    now = now or utcnow()
+    outcome: dict[str, str] = {}
+    if not settings.public_url:
+        return outcome
+    notify_url = f"{settings.public_url}/api/graph/notifications"
+    lifecycle_url = f"{settings.public_url}/api/graph/lifecycle"
+    client = graph_client(app)
+    store = get_store(app)
+    with store.session() as session:
+        reps = [
+            (r.email, r.entra_id or r.email)
+            for r in session.scalars(select(Rep).where(Rep.active.is_(True)))
+        ]
+        for email, _ in reps:
+            mailbox_for(session, email)
+    for email, user in reps:
+        with store.session() as session:
+            mailbox = mailbox_for(session, email)
+            current, expires = mailbox.subscription_id, mailbox.subscription_expires_at
+        try:
+            if current and expires and expires - now > RENEW_BEFORE:
+                outcome[email] = "alive"
+                continue
+            if current:
+                try:
+                    sub = renew_subscription(client, current, SUBSCRIPTION_MINUTES)
+                    _store_subscription(app, email, sub.id, sub.expiration_date_time, None)
+                    outcome[email] = "renewed"
+                    continue
+                except GraphNotFound:
+                    pass  # gone on Graph's side: create a new one
+            state, digest = new_client_state()
+            sub = create_subscription(
+                client, user, notify_url, lifecycle_url, state, SUBSCRIPTION_MINUTES
+            )
+            _store_subscription(app, email, sub.id, sub.expiration_date_time, digest)
+            outcome[email] = "created"
+        except GraphSyncError as exc:
+            outcome[email] = f"failed: {exc}"
+            with store.session() as session:
+                mailbox = mailbox_for(session, email)
+                mailbox.last_error = f"subscription: {exc}"[:2000]
+            log.warning("subscription for %s failed: %s", email, exc)
+    return outcome
+
+
+def _store_subscription(
+    app: Flask, email: str, sub_id: str, expires: dt.datetime, digest: str | None
+) -> None:
+    with get_store(app).session() as session:
+        mailbox = mailbox_for(session, email)
+        mailbox.subscription_id = sub_id
+        mailbox.subscription_expires_at = expires
+        if digest is not None:
+            mailbox.client_state_hash = digest

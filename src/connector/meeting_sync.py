@@ -1,0 +1,555 @@
+"""Meetings log themselves: a delta round of a rep's calendar becomes interactions on deals.
+
+For each mailbox: read the calendarView delta (graph_sync) over the rolling window, then, in
+one transaction, apply the round: every meeting is checked against the privacy rules
+(``connector.privacy``), matched to a deal (``connector.matching``) and upserted as ONE
+interaction per meeting across every mailbox (key: iCalUId + original start for recurring
+ones). A mailbox's errors are recorded on it and never stop the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector import crm_webhooks
+from connector.deals import DealEvents
+from connector.graph import graph_client
+from connector.matching import (
+    DealCandidate,
+    MatchStatus,
+    candidate_keys,
+    explain,
+    match_meeting,
+)
+from connector.meeting_log import meeting_status, refresh_last_interaction
+from connector.outbox import enqueue
+from connector.privacy import (
+    Attendee,
+    MeetingFacts,
+    PrivacyPolicy,
+    SkipReason,
+    internal_participants,
+    skip_reason,
+)
+from connector.settings import SETTINGS_EXTENSION, Settings
+from connector.store.db import get_store
+from connector.store.models import (
+    Deal,
+    DealContact,
+    DealDomain,
+    Interaction,
+    Mailbox,
+    MailboxEvent,
+    Rep,
+    utcnow,
+)
+from graph_sync.errors import GraphSyncError
+from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
+from graph_sync.models import Meeting
+
+log = logging.getLogger(__name__)
+SOURCE = "outlook"
+_DOMAINS_TTL = 3600.0
+NEEDS_CHOICE = "needs_choice"
+
+
+@dataclass
+class SyncReport:
+    mailbox: str
+    pages: int = 0
+    meetings: int = 0
+    logged: int = 0
+    updated: int = 0
+    cancelled: int = 0
+    needs_choice: int = 0
+    removed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    restarted: bool = False
+    new_round: bool = False
+    error: str | None = None
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+# ---- policy --------------------------------------------------------------------------
+
+
+def verified_domains(app: Flask) -> list[str]:
+    """The tenant's verified domains from Graph ``organization`` (cached for an hour)."""
+    from graph_sync.directory import get_verified_domains
+
+    cached: tuple[float, list[str]] | None = app.extensions.get("dealbridge.verified_domains")
+    if cached and time.monotonic() - cached[0] < _DOMAINS_TTL:
+        return cached[1]
+    domains = get_verified_domains(graph_client(app))
+    app.extensions["dealbridge.verified_domains"] = (time.monotonic(), domains)
+    return domains
+
+
+def privacy_policy(settings: Settings, tenant_domains: Iterable[str]) -> PrivacyPolicy:
+    sensitivities = ["normal", "personal"] if settings.log_personal_meetings else ["normal"]
+    return PrivacyPolicy(
+        internal_domains=[*tenant_domains, *settings.internal_domains],
+        excluded_addresses=settings.excluded_addresses,
+        excluded_domains=settings.excluded_domains,
+        excluded_categories=settings.excluded_categories,
+        log_all_day=settings.log_all_day_meetings,
+        log_sensitivities=sensitivities,
+    )
+
+
+def window_for(settings: Settings, now: dt.datetime) -> CalendarWindow:
+    """The rolling window, whole UTC days, so it slides once a day (a new delta round)."""
+    today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return CalendarWindow(
+        start=today - dt.timedelta(days=settings.sync_days_back),
+        end=today + dt.timedelta(days=settings.sync_days_ahead + 1),
+    )
+
+
+def facts_of(meeting: Meeting, rep_email: str) -> MeetingFacts:
+    """The matcher's view of a meeting; the mailbox owner's own answer is folded in (their
+    copy's attendee list can be out of date)."""
+    own = (meeting.response or "").strip()
+    attendees = []
+    for a in meeting.attendees:
+        response = own if own and a.email == rep_email and own != "none" else a.response
+        attendees.append(Attendee(email=a.email, name=a.name or "", response=response, type=a.type))
+    return MeetingFacts(
+        subject=meeting.subject,
+        start=meeting.start,
+        end=meeting.end,
+        organizer=meeting.organizer_email,
+        attendees=tuple(attendees),
+        sensitivity=meeting.sensitivity or "normal",
+        is_all_day=meeting.is_all_day,
+        is_cancelled=meeting.is_cancelled,
+        categories=tuple(meeting.categories),
+        show_as=meeting.show_as or "busy",
+    )
+
+
+# ---- the round -----------------------------------------------------------------------
+
+
+def mailbox_for(session: Session, rep_email: str) -> Mailbox:
+    mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == rep_email))
+    if mailbox is None:
+        mailbox = Mailbox(rep_email=rep_email, needs_sync=True)
+        session.add(mailbox)
+        session.flush()
+    return mailbox
+
+
+def sync_mailbox(
+    app: Flask, rep_email: str, *, full: bool = False, now: dt.datetime | None = None
+) -> SyncReport:
+    """One delta round for a rep's mailbox, applied in one transaction."""
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    store = get_store(app)
+    now = now or utcnow()
+    report = SyncReport(mailbox=rep_email)
+    window = window_for(settings, now)
+    with store.session() as session:
+        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
+        mailbox = mailbox_for(session, rep_email)
+        user = (rep.entra_id if rep else None) or mailbox.user_id or rep_email
+        same_window = mailbox.window_start == window.start and mailbox.window_end == window.end
+        link = None if full or not same_window else mailbox.delta_link
+        mailbox.last_round_at = now
+        mailbox.needs_sync = False
+        mailbox_id = mailbox.id
+    report.new_round = link is None
+    try:
+        tenant_domains = verified_domains(app)
+        delta = read_delta(graph_client(app), user, window, link)
+    except GraphSyncError as exc:
+        report.error = str(exc)
+        _record_failure(app, mailbox_id, str(exc))
+        log.warning("sync of %s failed: %s", rep_email, exc)
+        return report
+    policy = privacy_policy(settings, tenant_domains)
+    events: DealEvents = app.extensions["dealbridge.deal_events"]
+    with store.session() as session:
+        apply_round(session, mailbox_id, rep_email, delta, policy, settings, now, events, report)
+        done = session.get(Mailbox, mailbox_id)
+        assert done is not None
+        mailbox = done
+        mailbox.delta_link = delta.delta_link
+        mailbox.window_start, mailbox.window_end = window.start, window.end
+        mailbox.last_success_at = now
+        mailbox.last_error = None
+        mailbox.failures = 0
+        mailbox.events_seen += len(delta.meetings)
+    report.pages, report.restarted = delta.pages, delta.restarted
+    return report
+
+
+def _record_failure(app: Flask, mailbox_id: int, error: str) -> None:
+    with get_store(app).session() as session:
+        mailbox = session.get(Mailbox, mailbox_id)
+        if mailbox is not None:
+            mailbox.last_error = error[:2000]
+            mailbox.failures += 1
+            mailbox.needs_sync = True
+
+
+def apply_round(
+    session: Session,
+    mailbox_id: int,
+    rep_email: str,
+    delta: DeltaRound,
+    policy: PrivacyPolicy,
+    settings: Settings,
+    now: dt.datetime,
+    events: DealEvents,
+    report: SyncReport,
+) -> None:
+    affected: set[int] = set()
+    for meeting in delta.meetings:
+        report.meetings += 1
+        _apply_meeting(
+            session, mailbox_id, rep_email, meeting, policy, settings, now, report, affected
+        )
+    for event_id in delta.removed:
+        _apply_removal(session, mailbox_id, rep_email, event_id, settings, now, report, affected)
+    session.flush()
+    for deal_id in sorted(affected):
+        deal = session.get(Deal, deal_id)
+        if deal is not None:
+            refresh_last_interaction(session, deal, now)
+            events.changed(session, deal, now)
+
+
+def _link(session: Session, mailbox_id: int, event_id: str, key: str) -> None:
+    row = session.scalar(
+        select(MailboxEvent).where(
+            MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id == event_id
+        )
+    )
+    if row is None:
+        session.add(MailboxEvent(mailbox_id=mailbox_id, event_id=event_id, meeting_key=key))
+    elif row.meeting_key != key:
+        row.meeting_key = key
+
+
+def _apply_meeting(
+    session: Session,
+    mailbox_id: int,
+    rep_email: str,
+    meeting: Meeting,
+    policy: PrivacyPolicy,
+    settings: Settings,
+    now: dt.datetime,
+    report: SyncReport,
+    affected: set[int],
+) -> None:
+    key = f"{SOURCE}:{meeting.occurrence_key}"
+    _link(session, mailbox_id, meeting.event_id, key)
+    interaction = session.scalar(select(Interaction).where(Interaction.external_key == key))
+    facts = facts_of(meeting, rep_email)
+    reason = skip_reason(facts, policy)
+    if reason is not None:
+        report.skip(reason.value)
+        if interaction is not None:
+            _drop_mailbox(session, interaction, rep_email, reason, affected)
+        return
+    result = match_meeting(facts, _candidates(session, facts, policy), policy)
+    if result.status == MatchStatus.NO_MATCH and interaction is None:
+        report.skip("no_matching_deal")
+        return
+    created = interaction is None
+    if interaction is None:
+        interaction = Interaction(
+            kind="meeting", source=SOURCE, external_key=key, created_by=rep_email, details={}
+        )
+        session.add(interaction)
+    previous_deal = interaction.deal_id
+    chosen = interaction.match_rule == "chosen"
+    deal_id = previous_deal if chosen else _deal_id(session, result.deal_id)
+    details = dict(interaction.details or {})
+    mailboxes = set(details.get("mailboxes", [])) | {rep_email}
+    participants = set(details.get("internal_participants", []))
+    participants |= {p.email for p in internal_participants(facts, policy)}
+    details.update(
+        {
+            "ical_uid": meeting.ical_uid,
+            "series_id": meeting.series_master_id,
+            "event_type": meeting.event_type,
+            "original_start": meeting.original_start.isoformat()
+            if meeting.original_start
+            else None,
+            "organizer": meeting.organizer_email,
+            "attendees": [
+                {"email": a.email, "name": a.name, "response": a.response, "type": a.type}
+                for a in facts.attendees
+            ],
+            "online": meeting.is_online,
+            "location": meeting.location_name,
+            "mailboxes": sorted(mailboxes),
+            "internal_participants": sorted(participants),
+            "explanation": explain(result) if not chosen else details.get("explanation"),
+            "candidates": [
+                {"deal": c.deal_id, "rule": c.rule.value, "address": c.address}
+                for c in (result.choices if result.status == MatchStatus.NEEDS_CHOICE else ())
+            ],
+        }
+    )
+    interaction.details = details
+    interaction.subject = meeting.subject[:500]
+    interaction.started_at = meeting.start
+    interaction.ended_at = meeting.end
+    if not chosen:
+        interaction.deal_id = deal_id
+        interaction.match_rule = result.rule.value if result.rule else None
+        interaction.matched_address = result.address
+    if meeting.is_cancelled:
+        status = "cancelled"
+    elif not chosen and result.status == MatchStatus.NEEDS_CHOICE:
+        status = NEEDS_CHOICE
+    elif not chosen and result.status == MatchStatus.NO_MATCH:
+        status = "unmatched"
+    else:
+        status = meeting_status(meeting.start, meeting.end, now)
+    was = interaction.status if not created else None
+    interaction.status = status
+    session.flush()
+    affected.update(d for d in (previous_deal, interaction.deal_id) if d is not None)
+    if created:
+        report.logged += 1
+    else:
+        report.updated += 1
+    if status == "cancelled" and was != "cancelled":
+        report.cancelled += 1
+    if status == NEEDS_CHOICE:
+        report.needs_choice += 1
+    _tell_others(session, settings, interaction, created, was, previous_deal, now)
+
+
+def _deal_id(session: Session, crm_id: str | None) -> int | None:
+    if crm_id is None:
+        return None
+    return session.scalar(select(Deal.id).where(Deal.crm_id == crm_id))
+
+
+def _candidates(
+    session: Session, facts: MeetingFacts, policy: PrivacyPolicy
+) -> list[DealCandidate]:
+    emails, domains = candidate_keys(facts, policy)
+    ids: set[int] = set()
+    if emails:
+        ids |= set(
+            session.scalars(select(DealContact.deal_id).where(DealContact.email.in_(emails)))
+        )
+    if domains:
+        ids |= set(
+            session.scalars(select(DealDomain.deal_id).where(DealDomain.domain.in_(domains)))
+        )
+    if not ids:
+        return []
+    deals = session.scalars(select(Deal).where(Deal.id.in_(ids), Deal.status == "open"))
+    return [
+        DealCandidate(
+            deal_id=d.crm_id,
+            owner_email=d.owner_email,
+            last_activity_at=d.last_interaction_at,
+            updated_at=d.updated_at,
+            contact_emails=frozenset(c.email for c in d.contacts),
+            domains=frozenset(x.domain for x in d.domains),
+            status=d.status,
+        )
+        for d in deals
+    ]
+
+
+def _drop_mailbox(
+    session: Session,
+    interaction: Interaction,
+    rep_email: str,
+    reason: SkipReason,
+    affected: set[int],
+) -> None:
+    """This mailbox's copy no longer qualifies; the interaction goes when no copy does."""
+    details = dict(interaction.details or {})
+    mailboxes = set(details.get("mailboxes", [])) - {rep_email}
+    if interaction.deal_id is not None:
+        affected.add(interaction.deal_id)
+    if not mailboxes or reason in {
+        SkipReason.PRIVATE,
+        SkipReason.EXCLUDED_ADDRESS,
+        SkipReason.EXCLUDED_DOMAIN,
+        SkipReason.EXCLUDED_CATEGORY,
+        SkipReason.INTERNAL_ONLY,
+    }:
+        # Privacy wins over history: a meeting that must not be logged leaves no trace.
+        session.delete(interaction)
+        return
+    details["mailboxes"] = sorted(mailboxes)
+    interaction.details = details
+
+
+def _apply_removal(
+    session: Session,
+    mailbox_id: int,
+    rep_email: str,
+    event_id: str,
+    settings: Settings,
+    now: dt.datetime,
+    report: SyncReport,
+    affected: set[int],
+) -> None:
+    link = session.scalar(
+        select(MailboxEvent).where(
+            MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id == event_id
+        )
+    )
+    if link is None:
+        return
+    report.removed += 1
+    interaction = session.scalar(
+        select(Interaction).where(Interaction.external_key == link.meeting_key)
+    )
+    session.delete(link)
+    if interaction is None:
+        return
+    details = dict(interaction.details or {})
+    mailboxes = set(details.get("mailboxes", [])) - {rep_email}
+    organizer_removed = details.get("organizer") == rep_email
+    details["mailboxes"] = sorted(mailboxes)
+    interaction.details = details
+    if organizer_removed or not mailboxes:
+        # Deleted by the organizer (or gone from every calendar we read): cancelled, visible.
+        was = interaction.status
+        if was != "cancelled":
+            interaction.status = "cancelled"
+            report.cancelled += 1
+            _tell_others(session, settings, interaction, False, was, interaction.deal_id, now)
+    if interaction.deal_id is not None:
+        affected.add(interaction.deal_id)
+
+
+def _tell_others(
+    session: Session,
+    settings: Settings,
+    interaction: Interaction,
+    created: bool,
+    was: str | None,
+    previous_deal: int | None,
+    now: dt.datetime,
+) -> None:
+    """Webhooks to the CRM and cards to the reps, once per change."""
+    deal = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
+    data: dict[str, Any] = {
+        "interaction": interaction.id,
+        "deal": deal.crm_id if deal else None,
+        "kind": "meeting",
+        "status": interaction.status,
+        "subject": interaction.subject,
+        "start": interaction.started_at.isoformat(),
+        "end": interaction.ended_at.isoformat() if interaction.ended_at else None,
+        "rule": interaction.match_rule,
+        "address": interaction.matched_address,
+    }
+    newly_on_deal = deal is not None and (created or previous_deal != interaction.deal_id)
+    if newly_on_deal and interaction.status != "cancelled":
+        crm_webhooks.notify(
+            session,
+            settings,
+            "interaction.logged",
+            data,
+            key=f"interaction.logged:{interaction.id}:{deal.crm_id if deal else ''}",
+            now=now,
+        )
+    elif was is not None and was != interaction.status:
+        crm_webhooks.notify(
+            session,
+            settings,
+            "interaction.updated",
+            data,
+            key=f"interaction.updated:{interaction.id}:{interaction.status}",
+            now=now,
+        )
+    if "teams" not in settings.reminder_channels:
+        return
+    card = None
+    if interaction.status == NEEDS_CHOICE and was != NEEDS_CHOICE:
+        card = "pick_deal"
+    elif newly_on_deal and interaction.status != "cancelled":
+        card = "meeting_logged"
+    if card is None:
+        return
+    reps = [deal.owner_email] if deal and deal.owner_email else []
+    reps = reps or list((interaction.details or {}).get("internal_participants", []))[:1]
+    for rep in reps:
+        payload = {"kind": card, "interaction_id": interaction.id, "rep": rep}
+        enqueue(session, "teams_card", f"teams_card:{card}:{interaction.id}:{rep}", payload)
+
+
+# ---- scheduled work ------------------------------------------------------------------
+
+
+def mark_held(app: Flask, now: dt.datetime | None = None) -> int:
+    """Meetings that ended are held: they move the deal's last interaction and stage clock."""
+    now = now or utcnow()
+    events: DealEvents = app.extensions["dealbridge.deal_events"]
+    with get_store(app).session() as session:
+        ended = list(
+            session.scalars(
+                select(Interaction).where(
+                    Interaction.kind == "meeting",
+                    Interaction.status == "scheduled",
+                    Interaction.ended_at <= now,
+                )
+            )
+        )
+        deals: set[int] = set()
+        for interaction in ended:
+            interaction.status = "held"
+            if interaction.deal_id is not None:
+                deals.add(interaction.deal_id)
+        session.flush()
+        for deal_id in sorted(deals):
+            deal = session.get(Deal, deal_id)
+            if deal is not None:
+                refresh_last_interaction(session, deal, now)
+                events.changed(session, deal, now)
+    return len(ended)
+
+
+def sync_due(app: Flask, now: dt.datetime | None = None) -> list[SyncReport]:
+    """Mailboxes notified (debounced), never read, or not read for the poll interval."""
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    now = now or utcnow()
+    quiet = now - dt.timedelta(seconds=settings.sync_debounce_seconds)
+    stale = now - dt.timedelta(minutes=settings.sync_poll_minutes)
+    with get_store(app).session() as session:
+        for rep in session.scalars(select(Rep).where(Rep.active.is_(True))):
+            mailbox_for(session, rep.email)
+        due = [
+            m.rep_email
+            for m in session.scalars(select(Mailbox))
+            if (m.needs_sync and (m.notified_at is None or m.notified_at <= quiet))
+            or m.last_round_at is None
+            or m.last_round_at <= stale
+        ]
+    reports = [sync_mailbox(app, email, now=now) for email in due]
+    mark_held(app, now)
+    return reports
+
+
+def new_client_state() -> tuple[str, str]:
+    """A fresh clientState for a subscription, and the hash we keep of it."""
+    state = secrets.token_urlsafe(32)
+    return state, hashlib.sha256(state.encode()).hexdigest()
