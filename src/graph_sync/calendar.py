@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -126,9 +127,9 @@ class DeleteReminder(BaseModel):
     """The reminder's key."""
 
 
-CalendarOp = Annotated[
-    CreateReminder | UpdateReminder | DeleteReminder, Field(discriminator="kind")
-]
+ReminderOp = CreateReminder | UpdateReminder | DeleteReminder
+CalendarOp = Annotated[ReminderOp, Field(discriminator="kind")]
+"""An op as the outbox may store it: pydantic picks the kind from `kind`."""
 
 
 class CalendarOpResult(BaseModel):
@@ -197,7 +198,7 @@ class CalendarWriter:
 
     def apply(
         self,
-        ops: list[CreateReminder | UpdateReminder | DeleteReminder],
+        ops: Sequence[ReminderOp],
         *,
         verify_creates: bool = False,
     ) -> list[CalendarOpResult]:
@@ -207,7 +208,7 @@ class CalendarWriter:
 
     async def apply_async(
         self,
-        ops: list[CreateReminder | UpdateReminder | DeleteReminder],
+        ops: Sequence[ReminderOp],
         *,
         verify_creates: bool = False,
     ) -> list[CalendarOpResult]:
@@ -228,7 +229,7 @@ class CalendarWriter:
         return [r for r in results if r is not None]
 
     async def _apply_mailbox(
-        self, ops: list[CreateReminder | UpdateReminder | DeleteReminder], verify_creates: bool
+        self, ops: Sequence[ReminderOp], verify_creates: bool
     ) -> list[CalendarOpResult]:
         mailbox = ops[0].mailbox
         needs_lookup = [

@@ -262,3 +262,18 @@ def test_transaction_id_is_stable_per_key_and_generation() -> None:
 def test_reminder_start_must_be_aware() -> None:
     with pytest.raises(ValueError, match="aware"):
         reminder(1, start=datetime(2026, 12, 1, 9))
+
+
+def test_stored_ops_come_back_as_their_kind() -> None:
+    from pydantic import TypeAdapter
+
+    from graph_sync.calendar import CalendarOp
+
+    adapter: TypeAdapter[CreateReminder | UpdateReminder | DeleteReminder] = TypeAdapter(CalendarOp)
+    stored = CreateReminder(mailbox="ann", event=reminder(1)).model_dump(mode="json")
+
+    assert adapter.validate_python(stored) == CreateReminder(mailbox="ann", event=reminder(1))
+    assert isinstance(
+        adapter.validate_python({"kind": "delete", "mailbox": "ann", "event_id": None, "key": "k"}),
+        DeleteReminder,
+    )

@@ -272,7 +272,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     box: list[Receiver] = []
 
-    @Request.application  # type: ignore[misc]
+    @Request.application
     def endpoint(request: Request) -> Response:
         token = parse_qs(request.query_string.decode()).get("validationToken")
         if token:
