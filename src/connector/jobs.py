@@ -38,8 +38,8 @@ def register_job(app: Flask, name: str, task: Callable[[Flask], Any], seconds: f
     app.extensions.setdefault("dealbridge.job_intervals", {})[name] = seconds
 
 
-def start_scheduler(app: Flask) -> Any | None:
-    """Start the in-process scheduler (None when disabled by settings)."""
+def start_scheduler(app: Flask, *, force: bool = False) -> Any | None:
+    """Start the in-process scheduler (None when disabled by settings, unless ``force``)."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -47,7 +47,7 @@ def start_scheduler(app: Flask) -> Any | None:
     from connector.store.db import get_store
 
     settings = app.extensions[SETTINGS_EXTENSION]
-    if not settings.scheduler_enabled:
+    if not (settings.scheduler_enabled or force):
         return None
     _APPS[app.name] = app
     store = get_store(app)

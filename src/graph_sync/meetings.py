@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graph_sync.client import GraphClient
 from graph_sync.errors import GraphError, GraphSyncError, NotFound, SyncStateExpired
-from graph_sync.models import DeltaPage, GraphModel, Meeting
+from graph_sync.models import DeltaPage, GraphEvent, GraphModel, Meeting
 from graph_sync.timezones import graph_date_time
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,8 @@ async def _round(
     headers = _delta_headers(page_size)
     meetings: dict[str, Meeting] = {}
     removed: dict[str, str] = {}
-    master_uids: dict[str, str] = {}
+    masters: dict[str, GraphEvent] = {}
+    bare: dict[str, GraphEvent] = {}
     pages = 0
     while True:
         answer = await client.send_ok(
@@ -184,26 +185,33 @@ async def _round(
         for event in page.value:
             if event.removed is not None:
                 meetings.pop(event.id, None)
+                bare.pop(event.id, None)
                 removed[event.id] = event.removed.reason or "deleted"
                 continue
             if event.type == "seriesMaster":
-                if event.i_cal_u_id:
-                    master_uids[event.id] = event.i_cal_u_id
+                masters[event.id] = event
                 continue
             if event.start is None or event.end is None:
                 continue
-            master_uid = master_uids.get(event.series_master_id or "")
-            meeting = Meeting.from_event(mailbox, event, master_uid)
-            if not window.overlaps(meeting):
-                meetings.pop(event.id, None)
-                removed[event.id] = "outside_window"
+            if event.type == "occurrence" and event.series_master_id and not event.subject:
+                # Delta sends occurrences bare (id, type, seriesMasterId, start, end): their
+                # details are the master's (microsoft-graph-docs-contrib#34). Filled in below.
+                bare[event.id] = event
+                removed.pop(event.id, None)
                 continue
-            removed.pop(event.id, None)
-            meetings[event.id] = meeting
+            _keep(mailbox, event, masters, window, meetings, removed)
         if page.next_link:
             url, params = page.next_link, None
             continue
         if page.delta_link:
+            for event in bare.values():
+                master = masters.get(event.series_master_id or "")
+                if master is None:
+                    master = await _master(client, mailbox, event.series_master_id or "")
+                    if master is None:
+                        continue  # the series is gone; its removal comes in a later round
+                    masters[master.id] = master
+                _keep(mailbox, _from_master(event, master), masters, window, meetings, removed)
             return DeltaRound(
                 mailbox=mailbox,
                 meetings=list(meetings.values()),
@@ -214,6 +222,53 @@ async def _round(
                 restarted=restarted,
             )
         raise GraphError(502, "NoDeltaLink", "a delta page had neither nextLink nor deltaLink")
+
+
+def _keep(
+    mailbox: str,
+    event: GraphEvent,
+    masters: dict[str, GraphEvent],
+    window: CalendarWindow,
+    meetings: dict[str, Meeting],
+    removed: dict[str, str],
+) -> None:
+    master = masters.get(event.series_master_id or "")
+    meeting = Meeting.from_event(mailbox, event, master.i_cal_u_id if master else None)
+    if not window.overlaps(meeting):
+        meetings.pop(event.id, None)
+        removed[event.id] = "outside_window"
+        return
+    removed.pop(event.id, None)
+    meetings[event.id] = meeting
+
+
+_OWN_FIELDS = {"id", "type", "start", "end", "series_master_id", "original_start", "removed"}
+
+
+def _from_master(occurrence: GraphEvent, master: GraphEvent) -> GraphEvent:
+    """A bare occurrence completed with its series master's details."""
+    inherited = {
+        name: getattr(master, name)
+        for name in GraphEvent.model_fields
+        if name not in _OWN_FIELDS and name != "i_cal_u_id"
+    }
+    return occurrence.model_copy(update=inherited)
+
+
+async def _master(client: GraphClient, mailbox: str, master_id: str) -> GraphEvent | None:
+    """A series master not seen in this round (a later round sends only what changed)."""
+    if not master_id:
+        return None
+    try:
+        answer = await client.send_ok(
+            "GET",
+            f"/users/{mailbox}/events/{master_id}",
+            mailbox=mailbox,
+            permission=CALENDARS_READ,
+        )
+    except NotFound:
+        return None
+    return GraphEvent.model_validate_json(answer.content)
 
 
 # --- subscriptions ---------------------------------------------------------------------------

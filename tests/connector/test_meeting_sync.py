@@ -1,0 +1,396 @@
+"""Meetings log themselves: Outlook calendars in the sandbox → interactions on the right deals.
+
+Everything goes over real HTTP: the app reads the sandbox through the real msal and
+msgraph-sdk, and the sandbox posts change notifications to the app served on a free port.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import requests
+from sqlalchemy import select
+
+from connector.api.schemas import DealIn
+from connector.deals import upsert_deal
+from connector.graph_webhooks import ensure_subscriptions
+from connector.meeting_sync import SyncReport, mark_held, sync_mailbox
+from connector.store.db import get_store
+from connector.store.models import Deal, Interaction, Mailbox, utcnow
+from tests.connector.conftest import Tenant, meeting
+
+NOW = utcnow().replace(minute=0, second=0, microsecond=0)
+PAST = NOW - dt.timedelta(days=2)
+FUTURE = NOW + dt.timedelta(days=3)
+
+
+def add_deal(
+    t: Tenant,
+    crm_id: str,
+    owner: str,
+    *,
+    contacts: list[str] = (),
+    domains: list[str] = (),
+    title: str = "",
+) -> None:  # type: ignore[assignment]
+    body = DealIn.model_validate(
+        {
+            "title": title or f"Deal {crm_id}",
+            "pipeline": "classic5",
+            "stage": "negotiation",
+            "owner": owner,
+            "account": {"name": "Customer", "domains": list(domains)},
+            "contacts": [{"email": c} for c in contacts],
+        }
+    )
+    events = t.app.extensions["dealbridge.deal_events"]
+    with get_store(t.app).session() as session:
+        upsert_deal(
+            session,
+            crm_id,
+            body,
+            actor="test",
+            now=utcnow() - dt.timedelta(days=20),
+            default_pipeline="classic5",
+            events=events,
+        )
+
+
+def sync(t: Tenant, *emails: str, **kwargs: Any) -> list[SyncReport]:
+    reports = [sync_mailbox(t.app, email, **kwargs) for email in emails]
+    for report in reports:
+        assert report.error is None, report.error
+    return reports
+
+
+def interactions(t: Tenant) -> list[Interaction]:
+    with get_store(t.app).session() as session:
+        return list(
+            session.scalars(
+                select(Interaction)
+                .where(Interaction.kind == "meeting")
+                .order_by(Interaction.started_at)
+            )
+        )
+
+
+def deal_of(t: Tenant, interaction: Interaction) -> str | None:
+    with get_store(t.app).session() as session:
+        deal = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
+        return deal.crm_id if deal else None
+
+
+def test_a_customer_meeting_is_logged_on_the_contacts_deal(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"], domains=["fabrikam.com"])
+    m365.add_event(ann, meeting("Pricing review", PAST, ["dana@fabrikam.com"]))
+    sync(m365, ann)
+    [logged] = interactions(m365)
+    assert deal_of(m365, logged) == "OPP-1"
+    assert (logged.match_rule, logged.matched_address) == ("contact", "dana@fabrikam.com")
+    assert logged.status == "held"
+    assert "body" not in logged.details
+    assert logged.details["attendees"][0]["email"] == "dana@fabrikam.com"
+    with get_store(m365.app).session() as session:
+        deal = session.scalar(select(Deal).where(Deal.crm_id == "OPP-1"))
+        assert deal is not None
+        assert deal.last_interaction_at == PAST
+
+
+def test_domain_matches_when_no_contact_does(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, domains=["fabrikam.com"])
+    m365.add_event(ann, meeting("Intro", PAST, ["new.person@fabrikam.com"]))
+    sync(m365, ann)
+    [logged] = interactions(m365)
+    assert (deal_of(m365, logged), logged.match_rule) == ("OPP-1", "domain")
+
+
+def test_consumer_mail_domains_never_match(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, domains=["gmail.com"])
+    m365.add_event(ann, meeting("Coffee", PAST, ["someone@gmail.com"]))
+    [report] = sync(m365, ann)
+    assert interactions(m365) == []
+    assert report.skipped == {"no_matching_deal": 1}
+
+
+def test_the_deal_owned_by_a_participant_wins(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "RAJS", raj, domains=["fabrikam.com"])
+    add_deal(m365, "ANNS", ann, domains=["fabrikam.com"])
+    m365.add_event(ann, meeting("Roadmap", PAST, ["cto@fabrikam.com"]))
+    sync(m365, ann)
+    [logged] = interactions(m365)
+    assert deal_of(m365, logged) == "ANNS"
+
+
+def test_equally_good_deals_need_a_choice_that_the_api_settles(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "A", ann, domains=["fabrikam.com"])
+    add_deal(m365, "B", ann, domains=["fabrikam.com"])
+    m365.add_event(ann, meeting("Which project?", PAST, ["cto@fabrikam.com"]))
+    [report] = sync(m365, ann)
+    assert report.needs_choice == 1
+    [pending] = interactions(m365)
+    assert pending.status == "needs_choice"
+    assert {c["deal"] for c in pending.details["candidates"]} == {"A", "B"}
+    client = m365.app.test_client()
+    headers = {"Authorization": f"Bearer {_key(m365)}"}
+    listed = client.get("/api/v1/interactions?status=needs_choice", headers=headers).json["items"]
+    assert [i["id"] for i in listed] == [pending.id]
+    chosen = client.post(
+        f"/api/v1/interactions/{pending.id}/deal", json={"deal": "B"}, headers=headers
+    )
+    assert chosen.status_code == 200, chosen.json
+    assert (chosen.json["deal"], chosen.json["status"]) == ("B", "held")
+    sync(m365, ann, full=True)  # a later round keeps the rep's choice
+    [settled] = interactions(m365)
+    assert deal_of(m365, settled) == "B"
+
+
+def _key(t: Tenant) -> str:
+    from connector.keys import create_key
+
+    with get_store(t.app).session() as session:
+        return create_key(session, "test", "write")
+
+
+def test_private_meeting_is_never_logged(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(
+        ann, meeting("Job interview", PAST, ["dana@fabrikam.com"], sensitivity="private")
+    )
+    m365.add_event(ann, meeting("Board", PAST, ["dana@fabrikam.com"], sensitivity="confidential"))
+    [report] = sync(m365, ann)
+    assert interactions(m365) == []
+    assert report.skipped == {"private": 2}
+
+
+def test_internal_only_all_day_declined_and_excluded_are_not_logged(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("Team sync", PAST, [raj]))
+    day = PAST.replace(hour=0)
+    m365.add_event(
+        ann, {**meeting("Offsite", day, ["dana@fabrikam.com"], minutes=24 * 60), "isAllDay": True}
+    )
+    m365.add_event(
+        ann, meeting("Personal", PAST, ["dana@fabrikam.com"], categories=["Private stuff"])
+    )
+    m365.app.extensions["dealbridge.settings"].excluded_categories.append("private stuff")
+    [report] = sync(m365, ann)
+    assert interactions(m365) == []
+    assert report.skipped == {"internal_only": 1, "all_day": 1, "excluded_category": 1}
+
+
+def test_one_meeting_in_two_mailboxes_is_one_interaction(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("Demo", PAST, [raj, "dana@fabrikam.com"]))
+    sync(m365, ann, raj)
+    [logged] = interactions(m365)
+    assert logged.details["mailboxes"] == sorted([ann, raj])
+    assert set(logged.details["internal_participants"]) == {ann, raj}
+
+
+def test_updates_move_the_meeting_and_cancellation_keeps_it_visible(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    event = m365.add_event(ann, meeting("Negotiation", FUTURE, [raj, "dana@fabrikam.com"]))
+    sync(m365, ann, raj)
+    [scheduled] = interactions(m365)
+    assert scheduled.status == "scheduled"
+    token = _graph_token(m365)
+    later = FUTURE + dt.timedelta(hours=2)
+    requests.patch(
+        f"{m365.sandbox.base_url}/v1.0/users/{ann}/events/{event['id']}",
+        json={"start": meeting("x", later, [])["start"], "end": meeting("x", later, [])["end"]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).raise_for_status()
+    sync(m365, ann, raj)
+    [moved] = interactions(m365)
+    assert moved.started_at == later
+    requests.delete(
+        f"{m365.sandbox.base_url}/v1.0/users/{ann}/events/{event['id']}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).raise_for_status()
+    sync(m365, ann, raj)
+    [cancelled] = interactions(m365)
+    assert cancelled.status == "cancelled"
+    with get_store(m365.app).session() as session:
+        deal = session.scalar(select(Deal).where(Deal.crm_id == "OPP-1"))
+        assert deal is not None
+        assert deal.last_interaction_at is None
+
+
+def _graph_token(t: Tenant) -> str:
+    from connector.graph import graph_client
+
+    return graph_client(t.app).tokens.token()
+
+
+def test_recurring_weekly_call_logs_each_occurrence_once(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    start = NOW + dt.timedelta(hours=2) - dt.timedelta(days=21)
+    body = meeting("Weekly status", start, ["dana@fabrikam.com"])
+    body["recurrence"] = {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [start.strftime("%A").lower()]},
+        "range": {
+            "type": "numbered",
+            "startDate": start.date().isoformat(),
+            "numberOfOccurrences": 4,
+        },
+    }
+    m365.add_event(ann, body)
+    sync(m365, ann)
+    sync(m365, ann, full=True)
+    logged = interactions(m365)
+    assert len(logged) == 4
+    assert len({i.external_key for i in logged}) == 4
+    assert len({i.details["series_id"] for i in logged}) == 1
+    assert [i.status for i in logged] == ["held", "held", "held", "scheduled"]
+
+
+def test_a_sliding_window_starts_a_new_round_without_duplicates(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("Kickoff", PAST, ["dana@fabrikam.com"]))
+    sync(m365, ann)
+    [report] = sync(m365, ann, now=utcnow() + dt.timedelta(days=1))
+    assert report.new_round
+    assert len(interactions(m365)) == 1
+
+
+def test_an_expired_delta_token_restarts_and_reconciles(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("One", PAST, ["dana@fabrikam.com"]))
+    sync(m365, ann)
+    m365.add_event(ann, meeting("Two", PAST + dt.timedelta(hours=2), ["dana@fabrikam.com"]))
+    m365.control("POST", "/faults", {"route": "delta", "status": 410, "count": 1})
+    [report] = sync(m365, ann)
+    assert report.restarted
+    assert [i.subject for i in interactions(m365)] == ["One", "Two"]
+
+
+def test_429_from_graph_is_honoured(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("Throttled", PAST, ["dana@fabrikam.com"]))
+    m365.control(
+        "POST",
+        "/faults",
+        {"route": "calendarView/delta", "status": 429, "retryAfter": 0.2, "count": 2},
+    )
+    sync(m365, ann)
+    assert len(interactions(m365)) == 1
+    log = m365.control("GET", "/requests")
+    assert log["byStatus"].get("429", 0) == 2
+
+
+def test_a_mailbox_error_is_recorded_and_does_not_stop_the_others(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "OPP-1", raj, contacts=["dana@fabrikam.com"])
+    m365.add_event(raj, meeting("Works", PAST, ["dana@fabrikam.com"]))
+    m365.control("POST", "/faults", {"route": f"users/({ann}|[^/]*)/calendarView", "status": 500})
+    m365.control("DELETE", "/faults")
+    m365.control("POST", "/faults", {"route": _user_route(m365, ann), "status": 500})
+    failed = sync_mailbox(m365.app, ann)
+    ok = sync_mailbox(m365.app, raj)
+    assert failed.error is not None
+    assert ok.error is None
+    assert len(interactions(m365)) == 1
+    status = (
+        m365.app.test_client()
+        .get("/api/v1/sync/status", headers={"Authorization": f"Bearer {_key(m365)}"})
+        .json
+    )
+    by_rep = {m["rep"]: m for m in status["mailboxes"]}
+    assert by_rep[ann]["failures"] == 1
+    assert by_rep[ann]["last_error"]
+    assert by_rep[raj]["last_success_at"]
+
+
+def _user_route(t: Tenant, email: str) -> str:
+    with get_store(t.app).session() as session:
+        from connector.store.models import Rep
+
+        rep = session.scalar(select(Rep).where(Rep.email == email))
+        assert rep is not None
+        return f"users/{rep.entra_id}/calendarView"
+
+
+def test_a_notification_gets_the_meeting_logged_within_seconds(m365: Tenant) -> None:
+    from connector.jobs import start_scheduler
+
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    sync(m365, ann)
+    assert ensure_subscriptions(m365.app) == {ann: "created"}
+    start_scheduler(m365.app, force=True)
+    m365.add_event(ann, meeting("Booked from Outlook", FUTURE, ["dana@fabrikam.com"]))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not interactions(m365):
+        time.sleep(0.2)
+    assert [i.subject for i in interactions(m365)] == ["Booked from Outlook"]
+
+
+def test_a_wrong_client_state_is_refused(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    ensure_subscriptions(m365.app)
+    with get_store(m365.app).session() as session:
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == ann))
+        assert mailbox is not None
+        mailbox.needs_sync = False
+        sub_id = mailbox.subscription_id
+    forged = {
+        "value": [
+            {
+                "subscriptionId": sub_id,
+                "clientState": "guess",
+                "changeType": "created",
+                "resource": f"users/{ann}/events/x",
+                "tenantId": m365.sandbox.tenant_id,
+                "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
+            }
+        ]
+    }
+    answer = requests.post(f"{m365.base_url}/api/graph/notifications", json=forged, timeout=10)
+    assert answer.status_code == 403
+    with get_store(m365.app).session() as session:
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == ann))
+        assert mailbox is not None
+        assert mailbox.needs_sync is False
+
+
+def test_the_validation_handshake_echoes_the_token(m365: Tenant) -> None:
+    token = "Validation: Testing client application reachability for subscription Request-Id: 1"
+    answer = requests.post(
+        f"{m365.base_url}/api/graph/notifications", params={"validationToken": token}, timeout=10
+    )
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    assert answer.text == token
+
+
+def test_a_scheduled_meeting_becomes_held_after_it_ends(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    soon = NOW + dt.timedelta(hours=1)
+    m365.add_event(ann, meeting("Soon", soon, ["dana@fabrikam.com"]))
+    sync(m365, ann)
+    assert interactions(m365)[0].status == "scheduled"
+    assert mark_held(m365.app, now=soon + dt.timedelta(hours=1)) == 1
+    assert interactions(m365)[0].status == "held"
