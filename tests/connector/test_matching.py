@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from connector.matching import (
@@ -431,7 +431,7 @@ def test_a_match_is_strictly_better_than_every_other_candidate_and_a_choice_is_a
     assert expected[result.status]
 
 
-@settings(deadline=None)
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(MEETINGS, deals(max_size=5), st.integers(min_value=2, max_value=600))
 def test_adding_a_less_active_unowned_deal_keeps_the_match(
     facts: MeetingFacts, candidates: list[DealCandidate], older_by_minutes: int
