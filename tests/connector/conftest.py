@@ -105,7 +105,7 @@ class Tenant:
         assert answer.status_code < 300, answer.text
         return answer.json() if answer.content else None
 
-    def add_rep(self, alias: str, name: str, time_zone: str = "UTC") -> str:
+    def add_rep(self, alias: str, name: str, *, time_zone: str = "UTC") -> str:
         """A user in the tenant and a rep in DealBridge; returns the email."""
         email = f"{alias}@{self.domain}"
         user = self.control(

@@ -1,0 +1,160 @@
+"""Reminder events on the rep's Outlook calendar (the sandbox), idempotent under crash, 500, 429."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+
+from connector.deals import move_stage
+from connector.outbox import LEASE, claim, drain
+from connector.settings import SETTINGS_EXTENSION
+from connector.stage_reminders import complete, snooze
+from connector.store.db import get_store
+from connector.store.models import Deal, OutboxItem, Reminder, utcnow
+from tests.connector.conftest import Tenant
+from tests.connector.test_meeting_sync import add_deal
+
+PROPERTY = "DealBridgeReminder"
+LATER = dt.timedelta(days=60)  # every reminder's delivery is due by then
+
+
+def calendar(t: Tenant, rep: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = t.control("GET", f"/users/{rep}/events")["value"]
+    return [e for e in events if "DealBridge" in (e.get("categories") or [])]
+
+
+def keys_on(t: Tenant, rep: str) -> Counter[str]:
+    counted: Counter[str] = Counter()
+    for event in calendar(t, rep):
+        for prop in event.get("singleValueExtendedProperties") or []:
+            if PROPERTY in prop["id"]:
+                counted[prop["value"]] += 1
+    return counted
+
+
+def active_keys(t: Tenant) -> set[str]:
+    with get_store(t.app).session() as session:
+        return set(
+            session.scalars(select(Reminder.key).where(Reminder.status.in_(("open", "snoozed"))))
+        )
+
+
+def deliver_all(t: Tenant, now: dt.datetime | None = None) -> None:
+    moment = now or utcnow() + LATER
+    for _ in range(5):
+        report = drain(t.app, now=moment)
+        if not report.claimed:
+            return
+        moment += dt.timedelta(hours=2)  # past any backoff
+
+
+def test_due_reminders_become_free_events_with_no_attendees(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee", time_zone="Europe/Berlin")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"], title="Fabrikam ERP")
+    deliver_all(m365)
+    events = calendar(m365, ann)
+    assert len(events) == len(active_keys(m365)) > 0
+    for event in events:
+        assert event["showAs"] == "free"
+        assert event["attendees"] == []
+        assert event["isReminderOn"] is True
+        assert "Fabrikam ERP" in event["body"]["content"]
+    assert set(keys_on(m365, ann)) == active_keys(m365)
+    with get_store(m365.app).session() as session:
+        stored = list(session.scalars(select(Reminder).where(Reminder.status == "open")))
+        assert all(r.calendar_event_id for r in stored)
+
+
+def test_a_stage_move_deletes_the_old_events_and_adds_the_new(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    deliver_all(m365)
+    before = set(keys_on(m365, ann))
+    events = m365.app.extensions["dealbridge.deal_events"]
+    with get_store(m365.app).session() as session:
+        deal = session.scalar(select(Deal).where(Deal.crm_id == "OPP-1"))
+        assert deal is not None
+        move_stage(session, deal, "deal_closing", actor="test", now=utcnow(), events=events)
+    deliver_all(m365)
+    after = set(keys_on(m365, ann))
+    assert after == active_keys(m365)
+    assert not before & after
+
+
+def test_snooze_moves_the_event_and_done_removes_it(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    deliver_all(m365)
+    settings = m365.app.extensions[SETTINGS_EXTENSION]
+    until = (utcnow() + dt.timedelta(days=9)).replace(hour=10, minute=0, second=0, microsecond=0)
+    with get_store(m365.app).session() as session:
+        first, second = list(session.scalars(select(Reminder).where(Reminder.status == "open")))[:2]
+        snooze(session, first, until, settings, utcnow())
+        complete(session, second, "ann", settings, utcnow())
+        first_key, second_key, first_event = first.key, second.key, first.calendar_event_id
+    deliver_all(m365)
+    by_id = {e["id"]: e for e in calendar(m365, ann)}
+    assert by_id[first_event]["start"]["dateTime"].startswith(until.strftime("%Y-%m-%dT%H:%M"))
+    keys = keys_on(m365, ann)
+    assert first_key in keys
+    assert second_key not in keys
+
+
+def test_a_crash_after_graph_created_the_event_makes_no_second_one(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    moment = utcnow() + LATER
+    # The first delivery reaches Graph, then the process dies before recording anything.
+    from connector.calendar_delivery import deliver
+
+    with get_store(m365.app).session() as session:
+        claimed = claim(session, moment, 100, {"calendar"})
+        ids = [item.id for item in claimed]
+    with get_store(m365.app).sessions() as session:
+        items = list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids))))
+    deliver(m365.app, items)
+    with get_store(m365.app).session() as session:  # the crash: nothing recorded
+        for reminder in session.scalars(select(Reminder)):
+            reminder.calendar_event_id = None
+    deliver_all(m365, moment + LEASE + dt.timedelta(minutes=1))
+    counts = keys_on(m365, ann)
+    assert set(counts) == active_keys(m365)
+    assert max(counts.values()) == 1
+
+
+def test_500s_and_429s_are_retried_without_duplicates(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    for i in range(12):
+        add_deal(m365, f"OPP-{i}", ann, contacts=[f"c{i}@fabrikam.com"])
+    m365.control(
+        "POST", "/faults", {"route": "POST /v1.0/users/.*/events", "status": 500, "rate": 0.3}
+    )
+    m365.control(
+        "POST",
+        "/faults",
+        {"route": "POST /v1.0/users/.*/events", "status": 429, "rate": 0.3, "retryAfter": 0.1},
+    )
+    deliver_all(m365)
+    m365.control("DELETE", "/faults")
+    deliver_all(m365, utcnow() + LATER + dt.timedelta(days=1))
+    counts = keys_on(m365, ann)
+    assert set(counts) == active_keys(m365)
+    assert max(counts.values()) == 1
+    log = m365.control("GET", "/requests")
+    assert log["byStatus"].get("500", 0) + log["byStatus"].get("429", 0) > 0
+
+
+def test_deliveries_are_batched(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    for i in range(15):
+        add_deal(m365, f"OPP-{i}", ann, contacts=[f"c{i}@fabrikam.com"])
+    m365.control("DELETE", "/requests")
+    deliver_all(m365)
+    created = sum(keys_on(m365, ann).values())
+    log = m365.control("GET", "/requests")
+    batches = sum(n for route, n in log["byRoute"].items() if "$batch" in route)
+    assert created > 20
+    assert 0 < batches <= created // 20 + 2
