@@ -173,6 +173,8 @@ def sync_mailbox(
         mailbox_id = mailbox.id
     report.new_round = link is None
     try:
+        if report.new_round:  # once a day (the window slides daily), and on a full sync
+            user = refresh_rep_from_outlook(app, rep_email, user)
         tenant_domains = verified_domains(app)
         delta = read_delta(graph_client(app), user, window, link)
     except GraphSyncError as exc:
@@ -195,6 +197,42 @@ def sync_mailbox(
         mailbox.events_seen += len(delta.meetings)
     report.pages, report.restarted = delta.pages, delta.restarted
     return report
+
+
+def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
+    """The rep's Entra id, time zone and working hours from Graph; re-plans their deals when
+    the working hours changed. Returns the user id to read the mailbox with."""
+    from graph_sync.directory import get_mailbox_settings, get_user
+
+    client = graph_client(app)
+    events: DealEvents = app.extensions["dealbridge.deal_events"]
+    found = get_user(client, user)
+    hours = get_mailbox_settings(client, found.id)
+    with get_store(app).session() as session:
+        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
+        if rep is None:
+            return found.id
+        rep.entra_id = found.id
+        if found.display_name and not rep.display_name:
+            rep.display_name = found.display_name
+        wanted = (
+            hours.working_hours_time_zone,
+            sorted(hours.working_days),
+            hours.start.strftime("%H:%M"),
+            hours.end.strftime("%H:%M"),
+        )
+        current = (rep.time_zone, sorted(rep.working_days or []), rep.work_start, rep.work_end)
+        if wanted != current and hours.end > hours.start and hours.working_days:
+            rep.time_zone, rep.working_days, rep.work_start, rep.work_end = wanted
+            session.flush()
+            session.info.pop("dealbridge.cache", None)
+            now = utcnow()
+            owned = session.scalars(
+                select(Deal).where(Deal.owner_email == rep_email, Deal.status == "open")
+            )
+            for deal in owned:
+                events.changed(session, deal, now)
+    return found.id
 
 
 def _record_failure(app: Flask, mailbox_id: int, error: str) -> None:

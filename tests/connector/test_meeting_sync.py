@@ -18,7 +18,7 @@ from connector.deals import upsert_deal
 from connector.graph_webhooks import ensure_subscriptions
 from connector.meeting_sync import SyncReport, mark_held, sync_mailbox
 from connector.store.db import get_store
-from connector.store.models import Deal, Interaction, Mailbox, utcnow
+from connector.store.models import Deal, Interaction, Mailbox, Reminder, utcnow
 from tests.connector.conftest import Tenant, meeting
 
 NOW = utcnow().replace(minute=0, second=0, microsecond=0)
@@ -394,3 +394,47 @@ def test_a_scheduled_meeting_becomes_held_after_it_ends(m365: Tenant) -> None:
     assert interactions(m365)[0].status == "scheduled"
     assert mark_held(m365.app, now=soon + dt.timedelta(hours=1)) == 1
     assert interactions(m365)[0].status == "held"
+
+
+def test_working_hours_come_from_outlook_and_replan_the_reps_deals(m365: Tenant) -> None:
+    email = f"mia@{m365.domain}"
+    m365.control(
+        "POST",
+        "/users",
+        {
+            "userPrincipalName": email,
+            "displayName": "Mia Chen",
+            "mailboxSettings": {
+                "timeZone": "Pacific Standard Time",
+                "workingHours": {
+                    "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday"],
+                    "startTime": "07:30:00.0000000",
+                    "endTime": "15:30:00.0000000",
+                    "timeZone": {"name": "Pacific Standard Time"},
+                },
+            },
+        },
+    )
+    from connector.store.models import Rep
+
+    with get_store(m365.app).session() as session:
+        session.add(Rep(email=email, display_name="Mia Chen"))
+    add_deal(m365, "OPP-1", email, contacts=["dana@fabrikam.com"])
+    sync(m365, email)
+    with get_store(m365.app).session() as session:
+        rep = session.scalar(select(Rep).where(Rep.email == email))
+        assert rep is not None
+        assert (rep.time_zone, rep.working_days, rep.work_start, rep.work_end) == (
+            "America/Los_Angeles",
+            [1, 2, 3, 4],
+            "07:30",
+            "15:30",
+        )
+        assert rep.entra_id
+        due = list(session.scalars(select(Reminder.due_at).where(Reminder.status == "open")))
+    from zoneinfo import ZoneInfo
+
+    for moment in due:
+        local = moment.astimezone(ZoneInfo("America/Los_Angeles"))
+        assert local.isoweekday() <= 4
+        assert dt.time(7, 30) <= local.time() <= dt.time(15, 30)

@@ -304,7 +304,7 @@ class RepIn(Strict):
     display_name: str | None = Field(default=None, max_length=200)
     entra_id: str | None = Field(default=None, max_length=64)
     time_zone: Annotated[str, AfterValidator(_zone)] | None = Field(
-        default=None, description="IANA zone; read from Outlook when absent."
+        default=None, description="IANA zone; Outlook's mailbox settings replace it daily."
     )
     working_days: list[Annotated[int, Field(ge=1, le=7)]] | None = Field(
         default=None, description="ISO weekdays, 1 = Monday."
