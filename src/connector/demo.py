@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import requests
 from flask import Flask
 
 from connector.api.schemas import DealIn
@@ -324,40 +325,269 @@ def _address(name: str, domain: str) -> str:
     return f"{first}.{last}@{domain}" if last else f"{first}@{domain}"
 
 
-def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
-    from connector.app import create_app
-    from connector.server import serve_app
+WINDOWS_ZONES = {
+    "Europe/Berlin": "W. Europe Standard Time",
+    "America/New_York": "Eastern Standard Time",
+    "America/Los_Angeles": "Pacific Standard Time",
+}
 
-    if DEMO_DIR.exists():
-        shutil.rmtree(DEMO_DIR)
-    DEMO_DIR.mkdir(parents=True)
-    env_key = os.environ.get("DEALBRIDGE_API_KEY") or None
+
+def seed_tenant(control: str, now: dt.datetime) -> dict[str, str]:
+    """The reps as users of the sandbox tenant, with Outlook working hours; their ids."""
+    http = requests.Session()
+    ids = {}
+    for rep in REPS:
+        zone = WINDOWS_ZONES[rep.zone]
+        answer = http.post(
+            f"{control}/users",
+            json={
+                "userPrincipalName": rep.email,
+                "displayName": rep.name,
+                "mailboxSettings": {
+                    "timeZone": zone,
+                    "workingHours": {
+                        "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                        "startTime": "08:30:00.0000000",
+                        "endTime": "17:30:00.0000000",
+                        "timeZone": {"name": zone},
+                    },
+                },
+            },
+            timeout=30,
+        )
+        answer.raise_for_status()
+        ids[rep.email] = answer.json()["id"]
+    return ids
+
+
+def _when(moment: dt.datetime, minutes: int = 45) -> dict[str, dict[str, str]]:
+    end = moment + dt.timedelta(minutes=minutes)
+    return {
+        "start": {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        "end": {"dateTime": end.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+    }
+
+
+def _people(*addresses: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "emailAddress": {"address": a, "name": a.split("@")[0].replace(".", " ").title()},
+            "type": "required",
+        }
+        for a in addresses
+    ]
+
+
+def seed_meetings(control: str, now: dt.datetime) -> dict[str, str]:
+    """The demo's calendar: what must be logged, and what must not. Returns event ids."""
+    ann, raj, mia = (rep.email for rep in REPS)
+    day = now.replace(hour=14, minute=0, second=0, microsecond=0)
+    weekly_start = day - dt.timedelta(days=14)
+    meetings = {
+        "two reps, one customer": (
+            ann,
+            {
+                "subject": "Fabrikam ERP: pricing review",
+                **_when(day - dt.timedelta(days=1)),
+                "attendees": _people(raj, "dana.ruiz@fabrikam.com"),
+                "isOnlineMeeting": True,
+                "location": {"displayName": "Microsoft Teams Meeting"},
+            },
+        ),
+        "private": (
+            ann,
+            {
+                "subject": "Doctor's appointment",
+                **_when(day - dt.timedelta(days=2)),
+                "attendees": _people("dana.ruiz@fabrikam.com"),
+                "sensitivity": "private",
+            },
+        ),
+        "internal": (
+            ann,
+            {
+                "subject": "Pipeline review",
+                **_when(day - dt.timedelta(days=3)),
+                "attendees": _people(raj, mia),
+            },
+        ),
+        "weekly": (
+            raj,
+            {
+                "subject": "Northwind telematics: weekly status",
+                **_when(weekly_start, 30),
+                "attendees": _people("omar.haddad@northwindtraders.com"),
+                "recurrence": {
+                    "pattern": {
+                        "type": "weekly",
+                        "interval": 1,
+                        "daysOfWeek": [weekly_start.strftime("%A").lower()],
+                    },
+                    "range": {
+                        "type": "numbered",
+                        "startDate": weekly_start.date().isoformat(),
+                        "numberOfOccurrences": 6,
+                    },
+                },
+            },
+        ),
+        "to cancel": (
+            mia,
+            {
+                "subject": "Humongous Insurance: claims AI demo",
+                **_when(day + dt.timedelta(days=2)),
+                "attendees": _people("ivy.clarke@humongousinsurance.com"),
+            },
+        ),
+        "upcoming": (
+            mia,
+            {
+                "subject": "Tailspin: pilot kickoff",
+                **_when(day + dt.timedelta(days=1)),
+                "attendees": _people("grace.kim@tailspintoys.com", "ops@tailspintoys.com"),
+            },
+        ),
+    }
+    http = requests.Session()
+    ids = {}
+    for name, (organizer, body) in meetings.items():
+        answer = http.post(f"{control}/users/{organizer}/events", json=body, timeout=30)
+        answer.raise_for_status()
+        ids[name] = answer.json()["id"]
+    return ids
+
+
+@dataclass
+class DemoRun:
+    app: Flask
+    api_key: str
+    sandbox_url: str
+    summary: list[str]
+
+
+def prepare_demo(*, folder: Path, port: int, sandbox: Any, api_key: str | None = None) -> DemoRun:
+    """Seed the sandbox tenant and a fresh database, read the calendars, deliver reminders."""
+    from connector.app import create_app
+    from connector.graph import graph_client
+    from connector.meeting_sync import mark_held, sync_mailbox
+    from connector.outbox import drain
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
     overrides: dict[str, Any] = {
-        "instance_path": DEMO_DIR,
+        "instance_path": folder,
         "database_url": "",
         "public_url": f"http://127.0.0.1:{port}",
+        "tenant_id": sandbox.tenant_id,
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "login_base_url": sandbox.base_url,
+        "graph_base_url": sandbox.base_url,
+        "calendar_lead_hours": 24 * 7,  # a week of reminders on the calendars at once
+        "reminder_channels": ["calendar"],
+        "sync_debounce_seconds": 1.0,
     }
     app = create_app(overrides)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    key = seed(app, now, env_key)
-    base = f"http://127.0.0.1:{port}"
-    click.echo("")
-    click.echo("DealBridge demo")
-    click.echo(f"  API docs      {base}/api/docs")
-    click.echo(f"  OpenAPI       {base}/api/openapi.json")
-    click.echo(f"  Health        {base}/healthz")
-    click.echo(f"  Deals         curl -H 'Authorization: Bearer <key>' {base}/api/v1/deals")
-    click.echo(f"  Funnel        {base}/api/v1/analytics/funnel?pipeline=classic5")
-    click.echo(f"  Database      {DEMO_DIR / 'dealbridge.db'}")
-    click.echo(f"  Seeded        {len(REPS)} reps, {len(DEALS)} deals on the classic5 pipeline")
-    click.echo("  API key (write scope):" if not env_key else "  API key: DEALBRIDGE_API_KEY")
-    if not env_key:
-        click.echo(key)
-    if seed_only:
-        return
-    click.echo("Press Ctrl-C to stop.")
+    control = f"{sandbox.base_url}/_sandbox"
+    entra_ids = seed_tenant(control, now)
+    key = seed(app, now, api_key)
+    with get_store(app).session() as session:
+        for rep in session.query(Rep):
+            rep.entra_id = entra_ids.get(rep.email)
+    events = seed_meetings(control, now)
+    reports = {rep.email: sync_mailbox(app, rep.email) for rep in REPS}
+    # The organizer cancels one meeting: it stays visible on its deal, as cancelled.
+    mia = REPS[2].email
+    graph_client(app).delete(f"/users/{entra_ids[mia]}/events/{events['to cancel']}")
+    after = sync_mailbox(app, mia)
+    reports[mia].meetings += after.meetings
+    reports[mia].error = reports[mia].error or after.error
+    mark_held(app)
+    drain(app, limit=1000)
+    summary = [
+        f"{email}: "
+        + (f"error {r.error}" if r.error else f"{r.meetings} meetings read")
+        + (f"; not logged: {dict(sorted(r.skipped.items()))}" if r.skipped else "")
+        for email, r in reports.items()
+    ]
+    with get_store(app).session() as session:
+        from sqlalchemy import func, select
+
+        from connector.store.models import Interaction, Reminder
+
+        by_status = dict(
+            session.execute(
+                select(Interaction.status, func.count())
+                .where(Interaction.kind == "meeting")
+                .group_by(Interaction.status)
+            ).all()
+        )
+        open_reminders = session.scalar(
+            select(func.count()).select_from(Reminder).where(Reminder.status == "open")
+        )
+        on_calendars = session.scalar(
+            select(func.count())
+            .select_from(Reminder)
+            .where(Reminder.calendar_event_id.is_not(None))
+        )
+    summary.append(f"meetings logged on deals: {dict(sorted(by_status.items()))}")
+    summary.append(
+        f"reminders open: {open_reminders}; on Outlook calendars this week: {on_calendars}"
+    )
+    return DemoRun(app=app, api_key=key, sandbox_url=sandbox.base_url, summary=summary)
+
+
+def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
+    from connector.graph import close
+    from connector.graph_webhooks import ensure_subscriptions
+    from connector.jobs import start_scheduler
+    from sandbox.server import start_sandbox
+
+    env_key = os.environ.get("DEALBRIDGE_API_KEY") or None
+    with start_sandbox(port=sandbox_port, domain=DEMO_DOMAIN) as sandbox:
+        run = prepare_demo(folder=DEMO_DIR, port=port, sandbox=sandbox, api_key=env_key)
+        base = f"http://127.0.0.1:{port}"
+        click.echo("")
+        click.echo("DealBridge demo — on the sandbox Microsoft 365 tenant")
+        click.echo(f"  API docs         {base}/api/docs")
+        click.echo(f"  Health           {base}/healthz")
+        click.echo(f"  Funnel           {base}/api/v1/analytics/funnel?pipeline=classic5")
+        click.echo(f"  Meetings logged  {base}/api/v1/deals/OPP-1001/interactions")
+        click.echo(f"  Reminders        {base}/api/v1/reminders?rep=ann.lee@{DEMO_DOMAIN}")
+        click.echo(f"  Outlook calendars (sandbox)  {sandbox.base_url}/")
+        click.echo(f"  Seeded           {len(REPS)} reps, {len(DEALS)} deals on classic5")
+        for line in run.summary:
+            click.echo(f"  {line}")
+        click.echo(f"  Database         {DEMO_DIR / 'dealbridge.db'}")
+        click.echo("  API key (write scope):" if not env_key else "  API key: DEALBRIDGE_API_KEY")
+        if not env_key:
+            click.echo(run.api_key)
+        if seed_only:
+            close(run.app)
+            return
+        serve_demo(run, port, ensure_subscriptions, start_scheduler)
+
+
+def serve_demo(run: DemoRun, port: int, subscribe: Any, start_scheduler: Any) -> None:
+    """Serve until Ctrl-C: subscriptions (the sandbox calls us back) and the jobs."""
+    import threading
+
+    from waitress.server import create_server
+
+    server: Any = create_server(run.app, host="127.0.0.1", port=port, threads=8)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    subscribe(run.app)
+    scheduler = start_scheduler(run.app)
+    click.echo("Serving. Add a meeting in the sandbox and watch it appear. Ctrl-C stops.")
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        serve_app(app, host="127.0.0.1", port=port)
+        thread.join()
     except KeyboardInterrupt:
         click.echo("demo stopped")
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        server.close()

@@ -1,0 +1,90 @@
+"""The demo shows the product working: meetings logged right, reminders on calendars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from connector.demo import DEMO_DOMAIN, DemoRun, prepare_demo
+from connector.graph import close
+from connector.store.db import get_store
+from connector.store.models import Deal, Interaction, Reminder
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, Any]]:
+    from sandbox.server import start_sandbox
+
+    folder = tmp_path_factory.mktemp("demo")
+    with start_sandbox(domain=DEMO_DOMAIN) as sandbox:
+        run = prepare_demo(folder=folder / "instance", port=1, sandbox=sandbox)
+        yield run, sandbox
+        close(run.app)
+        get_store(run.app).dispose()
+
+
+def _meetings(run: DemoRun) -> dict[str, Interaction]:
+    with get_store(run.app).session() as session:
+        rows = session.scalars(select(Interaction).where(Interaction.kind == "meeting"))
+        return {f"{i.subject}|{i.started_at:%m-%d}": i for i in rows}
+
+
+def test_the_demo_logs_the_customer_meeting_once_with_both_reps(demo: tuple[DemoRun, Any]) -> None:
+    run, _ = demo
+    pricing = [i for k, i in _meetings(run).items() if k.startswith("Fabrikam ERP")]
+    assert len(pricing) == 1
+    assert pricing[0].details["internal_participants"] == [
+        f"ann.lee@{DEMO_DOMAIN}",
+        f"raj.patel@{DEMO_DOMAIN}",
+    ]
+    with get_store(run.app).session() as session:
+        deal = session.get(Deal, pricing[0].deal_id)
+        assert deal is not None
+        assert deal.crm_id == "OPP-1001"
+
+
+def test_the_demo_never_logs_the_private_or_internal_meeting(demo: tuple[DemoRun, Any]) -> None:
+    run, _ = demo
+    subjects = {i.subject for i in _meetings(run).values()}
+    assert "Doctor's appointment" not in subjects
+    assert "Pipeline review" not in subjects
+
+
+def test_the_demo_logs_each_weekly_call_and_keeps_the_cancelled_one(
+    demo: tuple[DemoRun, Any],
+) -> None:
+    run, _ = demo
+    meetings = _meetings(run).values()
+    weekly = [i for i in meetings if i.subject == "Northwind telematics: weekly status"]
+    assert len(weekly) == 6
+    cancelled = [i for i in meetings if "Humongous" in (i.subject or "")]
+    assert [i.status for i in cancelled] == ["cancelled"]
+
+
+def test_the_demo_puts_reminders_on_the_sandbox_calendars(demo: tuple[DemoRun, Any]) -> None:
+    run, sandbox = demo
+    with get_store(run.app).session() as session:
+        on_calendar = list(
+            session.scalars(select(Reminder).where(Reminder.calendar_event_id.is_not(None)))
+        )
+    assert on_calendar
+    events = requests.get(
+        f"{sandbox.base_url}/_sandbox/users/ann.lee@{DEMO_DOMAIN}/events", timeout=10
+    ).json()["value"]
+    ours = [e for e in events if "DealBridge" in (e.get("categories") or [])]
+    assert ours
+    assert any(r.rep_email == f"ann.lee@{DEMO_DOMAIN}" for r in on_calendar)
+
+
+def test_the_demo_api_key_works(demo: tuple[DemoRun, Any]) -> None:
+    run, _ = demo
+    client = run.app.test_client()
+    answer = client.get("/api/v1/deals", headers={"Authorization": f"Bearer {run.api_key}"})
+    assert answer.status_code == 200
+    assert len(answer.json["items"]) == 20
+    assert Path(run.app.extensions["dealbridge.settings"].instance_path).exists()
