@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import weakref
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
@@ -132,6 +133,8 @@ def upsert_deal(
     if deal is None:
         deal = Deal(crm_id=crm_id, stage_entered_at=now, created_at=now, updated_at=now)
         session.add(deal)
+        # Lets the re-plan skip looking for reminders of a deal that cannot have any yet.
+        session.info.setdefault("dealbridge.new_deals", weakref.WeakSet()).add(deal)
     before = {} if created else _snapshot(deal)
 
     deal.title = data.title

@@ -66,9 +66,13 @@ def enqueue(
     *,
     due: dt.datetime | None = None,
     replace: bool = False,
+    new: bool = False,
 ) -> OutboxItem:
-    """Queue a delivery once per key. With ``replace``, a pending one gets the new payload."""
-    found = session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
+    """Queue a delivery once per key. With ``replace``, a pending one gets the new payload.
+    ``new`` says the key cannot exist yet (its subject was just created): no lookup."""
+    found = (
+        None if new else session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
+    )
     if found is not None:
         if replace and found.payload != payload:
             # An in-flight delivery keeps its lease; _record sees the new payload and requeues.

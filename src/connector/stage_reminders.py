@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,8 @@ from reminders.worktime import WorkingCalendar
 
 log = logging.getLogger(__name__)
 ACTIVE = ("open", "snoozed")
+NEW_DEALS = "dealbridge.new_deals"  # session.info: deals created in this transaction
+DEFERRED = "dealbridge.deferred_reminders"
 CHANNELS = ("calendar", "teams")
 
 
@@ -129,23 +133,35 @@ def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -
     """Plan, then apply the difference to the stored reminders of this deal."""
     planned, _ = planned_for(session, deal, settings, now)
     wanted = {p.key: p for p in planned}
-    stored = {
-        r.key: r for r in session.scalars(select(Reminder).where(Reminder.deal_id == deal.id))
-    }
+    fresh = session.info.get(NEW_DEALS, ())
+    stored = (
+        {}
+        if deal in fresh  # a deal created in this transaction has no reminders yet
+        else {
+            r.key: r for r in session.scalars(select(Reminder).where(Reminder.deal_id == deal.id))
+        }
+    )
     report = ReplanReport()
+    added: list[Reminder] = []
     for key, plan in wanted.items():
         reminder = stored.get(key)
         if reminder is None:
-            reminder = _new_reminder(deal, plan)
-            session.add(reminder)
-            session.flush()
+            added.append(_new_reminder(deal, plan))
             report.added.append(key)
-            queue_deliveries(session, reminder, settings, now)
         elif reminder.status in ACTIVE and _differs(reminder, plan, deal):
             _copy_plan(reminder, plan, deal)
             reminder.version += 1
             report.updated.append(key)
             queue_deliveries(session, reminder, settings, now)
+    if added:
+        session.add_all(added)
+        deferred: list[Reminder] | None = session.info.get(DEFERRED)
+        if deferred is not None:
+            deferred.extend(added)  # queued by deferred_deliveries after one flush
+        else:
+            session.flush()  # the deliveries name the reminders' ids
+            for reminder in added:
+                queue_deliveries(session, reminder, settings, now, new=True)
     for key, reminder in stored.items():
         if key not in wanted and reminder.status in ACTIVE:
             reminder.status = "cancelled"
@@ -153,6 +169,20 @@ def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -
             report.cancelled.append(key)
             queue_deliveries(session, reminder, settings, now)
     return report
+
+
+@contextmanager
+def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) -> Iterator[None]:
+    """Re-plan many deals with one flush: new reminders' deliveries are queued at the end."""
+    session.info[DEFERRED] = []
+    try:
+        yield
+        added: list[Reminder] = session.info[DEFERRED]
+        session.flush()
+        for reminder in added:
+            queue_deliveries(session, reminder, settings, now, new=True)
+    finally:
+        session.info.pop(DEFERRED, None)
 
 
 def _new_reminder(deal: Deal, plan: PlannedReminder) -> Reminder:
@@ -183,7 +213,12 @@ def _differs(reminder: Reminder, plan: PlannedReminder, deal: Deal) -> bool:
 
 
 def queue_deliveries(
-    session: Session, reminder: Reminder, settings: Settings, now: dt.datetime
+    session: Session,
+    reminder: Reminder,
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    new: bool = False,
 ) -> None:
     """Queue (or refresh) this reminder's delivery on each channel that is on.
 
@@ -211,6 +246,7 @@ def queue_deliveries(
             payload,
             due=max(send_at, now) if active else now,
             replace=True,
+            new=new,
         )
 
 

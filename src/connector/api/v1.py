@@ -62,7 +62,7 @@ from connector.errors import (
 )
 from connector.pipelines import StageSpec, get_pipeline, replace_stages
 from connector.settings import current_settings
-from connector.stage_reminders import check_rules, withdraw_all
+from connector.stage_reminders import check_rules, deferred_deliveries, withdraw_all
 from connector.store.db import db_session
 from connector.store.models import Deal, Interaction, Pipeline, Rep, utcnow
 
@@ -209,8 +209,9 @@ def _apply_bulk(
         if outcome != "unchanged":
             changed.append(deal)
     session.flush()
-    for deal in changed:
-        events.changed(session, deal, now)
+    with deferred_deliveries(session, current_settings(), now):
+        for deal in changed:
+            events.changed(session, deal, now)
     return outcomes
 
 
