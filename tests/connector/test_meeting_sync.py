@@ -438,3 +438,66 @@ def test_working_hours_come_from_outlook_and_replan_the_reps_deals(m365: Tenant)
         local = moment.astimezone(ZoneInfo("America/Los_Angeles"))
         assert local.isoweekday() <= 4
         assert dt.time(7, 30) <= local.time() <= dt.time(15, 30)
+
+
+def _mailbox(t: Tenant, email: str) -> Mailbox:
+    with get_store(t.app).session() as session:
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == email))
+        assert mailbox is not None
+        return mailbox
+
+
+def test_lifecycle_events_renew_recreate_and_resync(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    ensure_subscriptions(m365.app)
+    first = _mailbox(m365, ann)
+    assert first.subscription_id
+    m365.control(
+        "POST",
+        "/lifecycle",
+        {"subscriptionId": first.subscription_id, "lifecycleEvent": "reauthorizationRequired"},
+    )
+    assert _wait(lambda: (_mailbox(m365, ann).subscription_expires_at or NOW) <= utcnow())
+    assert ensure_subscriptions(m365.app) == {ann: "renewed"}
+    m365.control(
+        "POST", "/lifecycle", {"subscriptionId": first.subscription_id, "lifecycleEvent": "missed"}
+    )
+    assert _wait(lambda: _mailbox(m365, ann).needs_sync)
+    m365.control(
+        "POST",
+        "/lifecycle",
+        {"subscriptionId": first.subscription_id, "lifecycleEvent": "subscriptionRemoved"},
+    )
+    assert _wait(lambda: _mailbox(m365, ann).subscription_id is None)
+    assert ensure_subscriptions(m365.app) == {ann: "created"}
+    assert _mailbox(m365, ann).subscription_id != first.subscription_id
+
+
+def _wait(condition: Any, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_held_meeting_resets_the_idle_reminder(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    with get_store(m365.app).session() as session:
+        before = {
+            r.key: r.status
+            for r in session.scalars(select(Reminder).where(Reminder.kind == "idle"))
+        }
+    assert list(before.values()) == ["open"]
+    m365.add_event(ann, meeting("Check-in", PAST, ["dana@fabrikam.com"]))
+    sync(m365, ann)
+    with get_store(m365.app).session() as session:
+        idle = {
+            r.key: r.status
+            for r in session.scalars(select(Reminder).where(Reminder.kind == "idle"))
+        }
+    old_key = next(iter(before))
+    assert idle[old_key] == "cancelled"
+    assert sorted(idle.values()) == ["cancelled", "open"]
