@@ -1,0 +1,53 @@
+"""Jobs live in the database: they survive a restart and are not doubled by it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from connector.graph_webhooks import schedule_sync
+from connector.jobs import start_scheduler
+from connector.store.db import get_store
+from tests.connector.conftest import make_app
+
+
+def _stored_jobs(app) -> list[str]:  # type: ignore[no-untyped-def]
+    with get_store(app).engine.connect() as connection:
+        return sorted(row[0] for row in connection.execute(text("SELECT id FROM scheduled_jobs")))
+
+
+def test_jobs_survive_a_restart_once_each(tmp_path: Path, migrated_template: Path) -> None:
+    db = tmp_path / "jobs.db"
+    first = make_app(db, migrated_template)
+    scheduler = start_scheduler(first, force=True)
+    assert scheduler is not None
+    schedule_sync(first, "ann@contoso.com")
+    scheduler.pause()  # keep the one-off job from running before the "crash"
+    assert _stored_jobs(first) == ["outbox", "sync:ann@contoso.com"]
+    scheduler.shutdown(wait=False)
+    get_store(first).dispose()
+
+    second = create_on_same_db(db)
+    again = start_scheduler(second, force=True)
+    assert again is not None
+    try:
+        assert _stored_jobs(second) == ["outbox", "sync:ann@contoso.com"]
+        assert [job.id for job in again.get_jobs()].count("outbox") == 1
+    finally:
+        again.shutdown(wait=False)
+        get_store(second).dispose()
+
+
+def create_on_same_db(db: Path):  # type: ignore[no-untyped-def]
+    from connector.app import create_app
+
+    return create_app(
+        {
+            "TESTING": True,
+            "database_url": f"sqlite:///{db}",
+            "auto_migrate": False,
+            "scheduler_enabled": False,
+            "instance_path": db.parent,
+        }
+    )
