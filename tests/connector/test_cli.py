@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +247,39 @@ def _write_key(app: Flask) -> str:
 
     with get_store(app).session() as session:
         return create_key(session, "cli-test", "write")
+
+
+def test_serve_answers_healthz_with_the_scheduler_running(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "DEALBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "DEALBRIDGE_AUTO_MIGRATE": "true",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "connector", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and health is None:
+            try:
+                health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert health is not None
+        assert health.status_code == 200, health.text
+        assert health.json()["scheduler"] == "running"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
