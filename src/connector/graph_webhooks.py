@@ -12,11 +12,13 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, json, request
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connector.errors import BadRequest, Forbidden
 from connector.graph import graph_client
@@ -34,6 +36,17 @@ from graph_sync.meetings import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _Notification(Protocol):
+    @property
+    def subscription_id(self) -> str: ...
+
+    @property
+    def client_state(self) -> str | None: ...
+
+
+N = TypeVar("N", bound=_Notification)
 graph_hooks = Blueprint("graph_hooks", __name__, url_prefix="/api/graph")
 RENEW_BEFORE = dt.timedelta(hours=24)
 SUBSCRIPTION_MINUTES = 4230  # the most Outlook events allow (M365_NOTES.md)
@@ -52,6 +65,15 @@ def _state_ok(mailbox: Mailbox | None, received: str | None) -> bool:
         return False
     digest = hashlib.sha256(received.encode()).hexdigest()
     return hmac.compare_digest(digest, mailbox.client_state_hash)
+
+
+def _verified(session: Session, notes: Sequence[N]) -> Iterator[tuple[N, Mailbox | None]]:
+    """Each notification with its mailbox, or None when its clientState is not ours."""
+    for note in notes:
+        mailbox = session.scalar(
+            select(Mailbox).where(Mailbox.subscription_id == note.subscription_id)
+        )
+        yield note, mailbox if _state_ok(mailbox, note.client_state) else None
 
 
 def _body() -> dict[str, Any]:
@@ -76,16 +98,11 @@ def notifications() -> Response:
         raise BadRequest("not a Graph change-notification payload") from exc
     now = utcnow()
     accepted, refused = set(), 0
-    store = get_store()
-    with store.session() as session:
-        for note in batch.value:
-            mailbox = session.scalar(
-                select(Mailbox).where(Mailbox.subscription_id == note.subscription_id)
-            )
-            if not _state_ok(mailbox, note.client_state):
+    with get_store().session() as session:
+        for _note, mailbox in _verified(session, batch.value):
+            if mailbox is None:
                 refused += 1
                 continue
-            assert mailbox is not None
             mailbox.needs_sync = True
             mailbox.notified_at = now
             accepted.add(mailbox.rep_email)
@@ -110,14 +127,10 @@ def lifecycle() -> Response:
     now = utcnow()
     refused = 0
     with get_store().session() as session:
-        for note in batch.value:
-            mailbox = session.scalar(
-                select(Mailbox).where(Mailbox.subscription_id == note.subscription_id)
-            )
-            if not _state_ok(mailbox, note.client_state):
+        for note, mailbox in _verified(session, batch.value):
+            if mailbox is None:
                 refused += 1
                 continue
-            assert mailbox is not None
             event = note.lifecycle_event
             if event == "reauthorizationRequired":
                 mailbox.subscription_expires_at = now  # the subscription job renews it now
