@@ -314,6 +314,116 @@ def manifest_build(out: Path) -> None:
     click.echo("Upload it in the Teams admin center (Manage apps → Upload new app).")
 
 
+@manifest_group.command("publish")
+@click.option(
+    "--zip",
+    "zip_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Upload this package instead of building one from the settings.",
+)
+@click.option("--update", is_flag=True, help="Upload a new version of the app in the catalog.")
+@click.option(
+    "--requires-review",
+    is_flag=True,
+    help="Submit it for a Teams administrator's approval (when you are not one).",
+)
+@click.option(
+    "--timeout", default=900, show_default=True, type=int, help="Seconds to wait for sign-in."
+)
+def manifest_publish(
+    zip_path: Path | None, update: bool, requires_review: bool, timeout: int
+) -> None:
+    """Sign in as a Teams admin (device code) and publish the app to your org's catalog."""
+    from connector.settings import ENV_PREFIX, SettingsError, load_settings
+    from connector.teams_package import package_config
+    from graph_sync.catalog import (
+        AlreadyInCatalog,
+        AppCatalog,
+        NotAPackage,
+        VersionNotHigher,
+        package_manifest,
+        publish_package,
+    )
+    from graph_sync.device_code import DeviceCodeError, DeviceCodePrompt, sign_in_with_device_code
+    from graph_sync.errors import Forbidden, GraphError
+    from manifest import ManifestError, package_bytes
+
+    try:
+        settings = load_settings()
+        package = zip_path.read_bytes() if zip_path else package_bytes(package_config(settings))
+        manifest = package_manifest(package)
+    except (SettingsError, ManifestError, NotAPackage) as exc:
+        raise click.ClickException(f"cannot publish the Teams app package:\n{exc}") from exc
+    client_id = settings.publish_client_id or settings.client_id
+    if not settings.tenant_id or not client_id:
+        raise click.ClickException(
+            f"set {ENV_PREFIX}TENANT_ID and {ENV_PREFIX}CLIENT_ID "
+            f"(or {ENV_PREFIX}PUBLISH_CLIENT_ID)"
+        )
+    click.echo(
+        f"Publishing {manifest.short_name} {manifest.version} (manifest id "
+        f"{manifest.external_id}) to the org app catalog of {settings.tenant_id}."
+    )
+
+    def show(prompt: DeviceCodePrompt) -> None:
+        click.echo(
+            f"To sign in, open {prompt.verification_uri} and enter the code {prompt.user_code}"
+        )
+        click.echo("  (as a Teams Administrator or Global Administrator; waiting for you...)")
+
+    try:
+        user = sign_in_with_device_code(
+            str(settings.tenant_id),
+            str(client_id),
+            show=show,
+            login_base_url=settings.login_base_url,
+            timeout=timeout,
+        )
+    except DeviceCodeError as exc:
+        raise click.ClickException(f"sign-in failed ({exc.code}): {exc.advice}") from exc
+    click.echo(f"Signed in as {user.username or 'the admin'}.")
+    catalog = AppCatalog(user.access_token, settings.graph_base_url)
+    try:
+        outcome = publish_package(catalog, package, update=update, requires_review=requires_review)
+    except AlreadyInCatalog as exc:
+        raise click.ClickException(
+            f"{manifest.short_name} is already in the catalog (id {exc.app.id}, version "
+            f"{exc.app.latest_version}). Raise {ENV_PREFIX}APP_VERSION above it and run again "
+            "with --update."
+        ) from exc
+    except VersionNotHigher as exc:
+        raise click.ClickException(
+            f"the catalog has version {exc.app.latest_version} and this package is "
+            f"{exc.package_version}: raise {ENV_PREFIX}APP_VERSION above it and run again."
+        ) from exc
+    except Forbidden as exc:
+        raise click.ClickException(
+            f"Graph refused ({exc.code}: {exc.message}). Sign in as a Teams Administrator, or "
+            "run again with --requires-review; the app registration needs the delegated "
+            "permission AppCatalog.Submit."
+        ) from exc
+    except GraphError as exc:
+        raise click.ClickException(f"Graph refused the package: {exc}") from exc
+    if outcome.created:
+        click.echo(f"Published {outcome.version} as a new org app: catalog id {outcome.app_id}")
+    else:
+        click.echo(
+            f"Uploaded version {outcome.version} (was {outcome.previous_version}): catalog id "
+            f"{outcome.app_id}"
+        )
+    if outcome.publishing_state == "submitted":
+        click.echo(
+            "Next: a Teams administrator approves it in the Teams admin center "
+            "(Teams apps → Manage apps → the app → Publish)."
+        )
+    else:
+        click.echo(
+            "Next: allow it for reps in the Teams admin center (Teams apps → Manage apps), map "
+            "reps (PUT /api/v1/reps/{email}), then run `dealbridge doctor`."
+        )
+
+
 @cli.group("admin")
 def admin_group() -> None:
     """What an admin of the Microsoft 365 tenant does once."""
@@ -352,6 +462,41 @@ def admin_consent_url_command(redirect_uri: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     click.echo("A Global Administrator (or Privileged Role Administrator) opens this link once:")
     click.echo(url)
+
+
+@cli.command()
+def doctor() -> None:
+    """Check settings, Entra, Graph permissions, the bot, the public URLs, subscriptions, the
+    client secret and the database; each line ✓, ! or ✗ with the fix. Exit 1 on any ✗."""
+    from connector.app import create_app
+    from connector.doctor import CheckResult, run_checks
+    from connector.graph import close
+    from connector.settings import SettingsError
+    from connector.store.db import get_store
+
+    try:
+        app = create_app({"auto_migrate": False, "scheduler_enabled": False})
+    except SettingsError as exc:
+        unreadable = CheckResult(
+            name="Settings",
+            status="fail",
+            detail="the settings cannot be read",
+            fix="\n".join(exc.problems),
+        )
+        click.echo("\n".join(unreadable.lines()))
+        sys.exit(1)
+    try:
+        results = run_checks(app)
+    finally:
+        close(app)
+        get_store(app).dispose()
+    for result in results:
+        click.echo("\n".join(result.lines()))
+    failed = sum(r.status == "fail" for r in results)
+    warned = sum(r.status == "warn" for r in results)
+    click.echo(f"{len(results)} checks: {failed} failed, {warned} warnings")
+    if failed:
+        sys.exit(1)
 
 
 def main() -> None:

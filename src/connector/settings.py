@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         default=BOT_FRAMEWORK_OPENID, description="Bot Framework OpenID metadata for inbound JWTs."
     )
     teams_app_id: str | None = Field(default=None, description="The Teams app manifest id (GUID).")
+    publish_client_id: str | None = Field(
+        default=None,
+        description="Entra app (client) id an admin signs in with for `manifest publish` "
+        "(public client flows on, delegated AppCatalog.Submit); defaults to client_id.",
+    )
     app_version: str = Field(default="1.0.0", description="Teams app package version.")
     app_short_name: str | None = Field(default=None, description="App name in Teams (≤ 30).")
     app_full_name: str | None = Field(default=None, description="Full app name (≤ 100).")
@@ -167,7 +172,7 @@ class Settings(BaseSettings):
     def _url(cls, value: str) -> str:
         return _base_url(value)
 
-    @field_validator("client_id", "bot_id", "teams_app_id")
+    @field_validator("client_id", "bot_id", "teams_app_id", "publish_client_id")
     @classmethod
     def _guid(cls, value: str | None) -> str | None:
         if value in (None, ""):
