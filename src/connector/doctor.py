@@ -129,17 +129,30 @@ def run_checks(
     found = _Findings()
     store = get_store(app)
     found.migrations_current = _migrations_current(store)
+    checks: list[tuple[str, Callable[[], CheckResult | list[CheckResult]]]] = [
+        ("Settings", lambda: _settings(settings)),
+        ("Token from Entra", lambda: _token(settings, found, timeout)),
+        ("Graph permissions", lambda: _permissions(settings, store, found)),
+        ("Bot token", lambda: _bot_token(settings, found)),
+        ("Public URL", lambda: _public_url(settings, session, found, timeout)),
+        ("Notification URL", lambda: _handshake(settings, session, found, timeout)),
+        ("Subscriptions", lambda: _subscriptions(store, found, now)),
+        ("Client secret expiry", lambda: _secret_expiry(settings, now)),
+        ("Database migrations", lambda: _migrations(store)),
+    ]
     results: list[CheckResult] = []
     try:
-        results.append(_settings(settings))
-        results.append(_token(settings, found, timeout))
-        results.extend(_permissions(settings, store, found))
-        results.append(_bot_token(settings, found))
-        results.append(_public_url(settings, session, found, timeout))
-        results.append(_handshake(settings, session, found, timeout))
-        results.append(_subscriptions(store, found, now))
-        results.append(_secret_expiry(settings, now))
-        results.append(_migrations(store))
+        for name, check in checks:
+            try:
+                outcome = check()
+            except Exception as exc:  # one check's surprise must not hide the other lines
+                log.exception("doctor: the %s check failed unexpectedly", name)
+                outcome = _fail(
+                    name,
+                    f"doctor could not check this ({type(exc).__name__})",
+                    "Run doctor again; if it stays, report it with DealBridge's log.",
+                )
+            results.extend(outcome if isinstance(outcome, list) else [outcome])
     finally:
         if found.client is not None:
             found.client.close()
