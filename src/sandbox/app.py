@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from sandbox import catalog_upload, control, device_code, graph, identity, ui
+from sandbox import catalog_upload, control, device_code, graph, identity, teams, ui
 from sandbox.config import SandboxConfig
 from sandbox.tenant import Tenant
 
@@ -22,6 +22,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.register_blueprint(catalog_upload.create_blueprint(tenant))
     app.register_blueprint(control.create_blueprint(tenant))
     app.register_blueprint(ui.create_blueprint(tenant))
+    app.register_blueprint(teams.create_blueprint(tenant))
     return app
 
 
