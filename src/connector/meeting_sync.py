@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from connector import crm_webhooks
@@ -43,6 +43,7 @@ from connector.privacy import (
     skip_reason,
 )
 from connector.settings import SETTINGS_EXTENSION, Settings
+from connector.stage_reminders import deferred_deliveries
 from connector.store.db import get_store
 from connector.store.models import (
     Deal,
@@ -230,8 +231,9 @@ def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
             owned = session.scalars(
                 select(Deal).where(Deal.owner_email == rep_email, Deal.status == "open")
             )
-            for deal in owned:
-                events.changed(session, deal, now)
+            with deferred_deliveries(session, app.extensions[SETTINGS_EXTENSION], now):
+                for deal in owned:
+                    events.changed(session, deal, now)
     return found.id
 
 
@@ -242,6 +244,36 @@ def _record_failure(app: Flask, mailbox_id: int, error: str) -> None:
             mailbox.last_error = error[:2000]
             mailbox.failures += 1
             mailbox.needs_sync = True
+
+
+@dataclass
+class Round:
+    """What one mailbox's round needs from the store, loaded once (not per meeting)."""
+
+    session: Session
+    mailbox_id: int
+    rep_email: str
+    policy: PrivacyPolicy
+    settings: Settings
+    now: dt.datetime
+    report: SyncReport
+    interactions: dict[str, Interaction] = field(default_factory=dict)
+    links: dict[str, MailboxEvent] = field(default_factory=dict)
+    candidates: dict[tuple[frozenset[str], frozenset[str]], list[DealCandidate]] = field(
+        default_factory=dict
+    )
+    deal_ids: dict[str, int] = field(default_factory=dict)
+    affected: set[int] = field(default_factory=set)
+    changes: list[tuple[Interaction, bool, str | None, int | None]] = field(default_factory=list)
+
+    def load(self, delta: DeltaRound) -> None:
+        keys = [f"{SOURCE}:{m.occurrence_key}" for m in delta.meetings]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = select(Interaction).where(Interaction.external_key.in_(chunk))
+            self.interactions.update((i.external_key, i) for i in self.session.scalars(query))
+        links = select(MailboxEvent).where(MailboxEvent.mailbox_id == self.mailbox_id)
+        self.links = {row.event_id: row for row in self.session.scalars(links)}
 
 
 def apply_round(
@@ -255,56 +287,53 @@ def apply_round(
     events: DealEvents,
     report: SyncReport,
 ) -> None:
-    affected: set[int] = set()
-    for meeting in delta.meetings:
-        report.meetings += 1
-        _apply_meeting(
-            session, mailbox_id, rep_email, meeting, policy, settings, now, report, affected
-        )
-    for event_id in delta.removed:
-        _apply_removal(session, mailbox_id, rep_email, event_id, settings, now, report, affected)
+    """Plan and apply a round in one transaction: meetings, then removals, then the deals."""
+    state = Round(session, mailbox_id, rep_email, policy, settings, now, report)
+    state.load(delta)
+    with session.no_autoflush:  # one flush for the round, not one per query
+        for meeting in delta.meetings:
+            report.meetings += 1
+            _apply_meeting(state, meeting)
+        for event_id in delta.removed:
+            _apply_removal(state, event_id)
     session.flush()
-    for deal_id in sorted(affected):
-        deal = session.get(Deal, deal_id)
-        if deal is not None:
-            refresh_last_interaction(session, deal, now)
-            events.changed(session, deal, now)
+    for interaction, created, was, previous_deal in state.changes:
+        if inspect(interaction).deleted or inspect(interaction).detached:
+            continue
+        _tell_others(session, settings, interaction, created, was, previous_deal, now)
+    with deferred_deliveries(session, settings, now):
+        for deal_id in sorted(state.affected):
+            deal = session.get(Deal, deal_id)
+            if deal is not None:
+                refresh_last_interaction(session, deal, now)
+                events.changed(session, deal, now)
 
 
-def _link(session: Session, mailbox_id: int, event_id: str, key: str) -> None:
-    row = session.scalar(
-        select(MailboxEvent).where(
-            MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id == event_id
-        )
-    )
+def _link(state: Round, event_id: str, key: str) -> None:
+    row = state.links.get(event_id)
     if row is None:
-        session.add(MailboxEvent(mailbox_id=mailbox_id, event_id=event_id, meeting_key=key))
+        row = MailboxEvent(mailbox_id=state.mailbox_id, event_id=event_id, meeting_key=key)
+        state.session.add(row)
+        state.links[event_id] = row
     elif row.meeting_key != key:
         row.meeting_key = key
 
 
-def _apply_meeting(
-    session: Session,
-    mailbox_id: int,
-    rep_email: str,
-    meeting: Meeting,
-    policy: PrivacyPolicy,
-    settings: Settings,
-    now: dt.datetime,
-    report: SyncReport,
-    affected: set[int],
-) -> None:
+def _apply_meeting(state: Round, meeting: Meeting) -> None:
+    session, rep_email, policy, report = state.session, state.rep_email, state.policy, state.report
     key = f"{SOURCE}:{meeting.occurrence_key}"
-    _link(session, mailbox_id, meeting.event_id, key)
-    interaction = session.scalar(select(Interaction).where(Interaction.external_key == key))
+    _link(state, meeting.event_id, key)
+    interaction = state.interactions.get(key)
     facts = facts_of(meeting, rep_email)
     reason = skip_reason(facts, policy)
     if reason is not None:
         report.skip(reason.value)
         if interaction is not None:
-            _drop_mailbox(session, interaction, rep_email, reason, affected)
+            _drop_mailbox(session, interaction, rep_email, reason, state.affected)
+            if interaction in session.deleted:
+                state.interactions.pop(key, None)
         return
-    result = match_meeting(facts, _candidates(session, facts, policy), policy)
+    result = match_meeting(facts, _candidates(state, facts), policy)
     if result.status == MatchStatus.NO_MATCH and interaction is None:
         report.skip("no_matching_deal")
         return
@@ -314,9 +343,10 @@ def _apply_meeting(
             kind="meeting", source=SOURCE, external_key=key, created_by=rep_email, details={}
         )
         session.add(interaction)
+        state.interactions[key] = interaction
     previous_deal = interaction.deal_id
     chosen = interaction.match_rule == "chosen"
-    deal_id = previous_deal if chosen else _deal_id(session, result.deal_id)
+    deal_id = previous_deal if chosen else state.deal_ids.get(result.deal_id or "")
     details = dict(interaction.details or {})
     mailboxes = set(details.get("mailboxes", [])) | {rep_email}
     participants = set(details.get("internal_participants", []))
@@ -360,11 +390,10 @@ def _apply_meeting(
     elif not chosen and result.status == MatchStatus.NO_MATCH:
         status = "unmatched"
     else:
-        status = meeting_status(meeting.start, meeting.end, now)
+        status = meeting_status(meeting.start, meeting.end, state.now)
     was = interaction.status if not created else None
     interaction.status = status
-    session.flush()
-    affected.update(d for d in (previous_deal, interaction.deal_id) if d is not None)
+    state.affected.update(d for d in (previous_deal, interaction.deal_id) if d is not None)
     if created:
         report.logged += 1
     else:
@@ -373,19 +402,20 @@ def _apply_meeting(
         report.cancelled += 1
     if status == NEEDS_CHOICE:
         report.needs_choice += 1
-    _tell_others(session, settings, interaction, created, was, previous_deal, now)
+    state.changes.append((interaction, created, was, previous_deal))
 
 
-def _deal_id(session: Session, crm_id: str | None) -> int | None:
-    if crm_id is None:
-        return None
-    return session.scalar(select(Deal.id).where(Deal.crm_id == crm_id))
+def _candidates(state: Round, facts: MeetingFacts) -> list[DealCandidate]:
+    """The open deals the meeting's external people point at (cached for the round)."""
+    emails, domains = candidate_keys(facts, state.policy)
+    lookup = (frozenset(emails), frozenset(domains))
+    if lookup not in state.candidates:
+        state.candidates[lookup] = _load_candidates(state, emails, domains)
+    return state.candidates[lookup]
 
 
-def _candidates(
-    session: Session, facts: MeetingFacts, policy: PrivacyPolicy
-) -> list[DealCandidate]:
-    emails, domains = candidate_keys(facts, policy)
+def _load_candidates(state: Round, emails: set[str], domains: set[str]) -> list[DealCandidate]:
+    session = state.session
     ids: set[int] = set()
     if emails:
         ids |= set(
@@ -397,7 +427,8 @@ def _candidates(
         )
     if not ids:
         return []
-    deals = session.scalars(select(Deal).where(Deal.id.in_(ids), Deal.status == "open"))
+    deals = list(session.scalars(select(Deal).where(Deal.id.in_(ids), Deal.status == "open")))
+    state.deal_ids.update((d.crm_id, d.id) for d in deals)
     return [
         DealCandidate(
             deal_id=d.crm_id,
@@ -438,25 +469,13 @@ def _drop_mailbox(
     interaction.details = details
 
 
-def _apply_removal(
-    session: Session,
-    mailbox_id: int,
-    rep_email: str,
-    event_id: str,
-    settings: Settings,
-    now: dt.datetime,
-    report: SyncReport,
-    affected: set[int],
-) -> None:
-    link = session.scalar(
-        select(MailboxEvent).where(
-            MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id == event_id
-        )
-    )
+def _apply_removal(state: Round, event_id: str) -> None:
+    session, rep_email, report = state.session, state.rep_email, state.report
+    link = state.links.pop(event_id, None)
     if link is None:
         return
     report.removed += 1
-    interaction = session.scalar(
+    interaction = state.interactions.get(link.meeting_key) or session.scalar(
         select(Interaction).where(Interaction.external_key == link.meeting_key)
     )
     session.delete(link)
@@ -473,9 +492,9 @@ def _apply_removal(
         if was != "cancelled":
             interaction.status = "cancelled"
             report.cancelled += 1
-            _tell_others(session, settings, interaction, False, was, interaction.deal_id, now)
+            state.changes.append((interaction, False, was, interaction.deal_id))
     if interaction.deal_id is not None:
-        affected.add(interaction.deal_id)
+        state.affected.add(interaction.deal_id)
 
 
 def _tell_others(
