@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from connector import __version__, calendar_delivery, crm_webhooks, errors
+from connector import __version__, bot, calendar_delivery, crm_webhooks, errors, teams_delivery
 from connector.api import openapi
 from connector.api.meetings import api as api_meetings
 from connector.api.reminders import api as api_reminders
@@ -57,6 +57,8 @@ def create_app(
     errors.init_app(app)
     crm_webhooks.init_app(app)
     calendar_delivery.init_app(app)
+    teams_delivery.init_app(app)
+    bot.init_app(app)
     register_job(app, "outbox", lambda app: drain(app), seconds=5)
     app.register_blueprint(api_v1.blueprint)
     app.register_blueprint(api_reminders.blueprint)
