@@ -162,12 +162,15 @@ def reminder_stamp(reminder: Reminder, deal: Deal) -> str:
     return f"r{reminder.version}.{deal.stage_key}.{deal.status}"[:64]
 
 
-def _superseded_reason(session: Session, deal: Deal, pipeline: Pipeline) -> str:
+def _superseded_reason(session: Session, deal: Deal, pipeline: Pipeline, reminder: Reminder) -> str:
     if deal.status in ("won", "lost"):
         return f"The deal was {deal.status}"
     change = deal.stage_changes[-1] if deal.stage_changes else None
-    if change is not None and change.from_stage is not None:
+    if deal.stage_key != reminder.stage_key and change is not None:
         return f"Moved to {_stage(pipeline, change.to_stage).name} by {change.changed_by}"
+    last = _last_interaction(session, deal)
+    if last is not None:
+        return f"{last.summary} was logged, so it no longer applies"
     return "The deal changed, so this reminder no longer applies"
 
 
@@ -183,7 +186,7 @@ def reminder_view(
     elif reminder.status == "done":
         state = ReminderDone(by=reminder.done_by or "someone", at=reminder.done_at or now)
     elif reminder.status == "cancelled":
-        state = ReminderSuperseded(reason=_superseded_reason(session, deal, pipeline))
+        state = ReminderSuperseded(reason=_superseded_reason(session, deal, pipeline, reminder))
     return ReminderView(
         reminder_id=str(reminder.id),
         deal_id=deal.crm_id,
