@@ -30,6 +30,7 @@ from sandbox.teams.chats import (
     Chat,
     TeamsChats,
     activity_size,
+    personal_chat_id,
     utc_now,
 )
 
@@ -208,7 +209,19 @@ def create_blueprint(
     def open_chat(conversation_id: str) -> tuple[Chat, User]:
         chat = side.chats.chats.get(conversation_id)
         if chat is None:
-            raise ConnectorError(404, "ConversationNotFound", "Conversation not found.")
+            # A chat Graph named for an installation exists before anyone wrote in it.
+            owner = next(
+                (
+                    u
+                    for u in tenant.directory.all()
+                    if personal_chat_id(side.chats.bot.bot_id, u.id) == conversation_id
+                    and side.installed(u)
+                ),
+                None,
+            )
+            if owner is None:
+                raise ConnectorError(404, "ConversationNotFound", "Conversation not found.")
+            chat = side.chats.chat_for(owner.id)
         user = tenant.directory.find(chat.entra_id)
         if user is None:
             raise ConnectorError(404, "ConversationNotFound", "Conversation not found.")

@@ -1,0 +1,187 @@
+"""Proactive delivery against the sandbox's Bot Connector: send, update, blocked, throttled,
+idempotent retries, and a rep the bot has never heard from (install through Graph)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from connector.store.db import get_store
+from connector.store.models import OutboxItem, Reminder, TeamsCard, TeamsConversation
+from connector.teams_delivery import deliver_reminders
+from tests.connector.test_bot_world import REP, TeamsWorld, teams_sandbox, world
+
+__all__ = ["teams_sandbox", "world"]
+TEAMS_APP_ID = "5e0d7a36-9f7b-4d8e-a1c2-3b4c5d6e7f80"
+
+
+def _colleague_installs(world: TeamsWorld) -> None:
+    """Someone else in the tenant talks to the bot: Teams' serviceUrl becomes known."""
+    bo = "bo@contoso.example"
+    world.control("POST", "/users", {"userPrincipalName": bo, "displayName": "Bo Berg"})
+    world.install(bo)
+
+
+def _due_card(world: TeamsWorld) -> int:
+    world.deal(stage="negotiation")
+    return world.due_reminder()
+
+
+def _key(world: TeamsWorld, reminder_id: int) -> str:
+    with get_store(world.app).session() as session:
+        reminder = session.get(Reminder, reminder_id)
+        assert reminder is not None
+        return f"teams:{reminder.key}"
+
+
+def _conversation(world: TeamsWorld) -> TeamsConversation:
+    with get_store(world.app).session() as session:
+        found = session.scalar(select(TeamsConversation).where(TeamsConversation.rep_email == REP))
+        assert found is not None
+        session.expunge(found)
+        return found
+
+
+def test_a_due_reminder_appears_as_a_card_in_the_reps_chat(world: TeamsWorld) -> None:
+    install = world.install()
+    reminder_id = _due_card(world)
+
+    world.drain()
+
+    [sent] = world.chat()
+    card = sent["attachments"][0]["content"]
+    assert sent["summary"].startswith("Reminder: ")
+    assert card["refresh"]["userIds"] == [install["teamsUserId"]]
+    with get_store(world.app).session() as session:
+        stored = session.scalar(select(TeamsCard).where(TeamsCard.key == f"reminder:{reminder_id}"))
+        assert stored is not None
+        assert (stored.activity_id, stored.rep_email) == (sent["id"], REP)
+
+
+def test_done_from_the_api_updates_the_same_card(world: TeamsWorld) -> None:
+    world.install()
+    reminder_id = _due_card(world)
+    world.drain()
+
+    world.client.post(f"/api/v1/reminders/{reminder_id}/done", json={}, headers=world.auth)
+    world.drain()
+
+    [sent] = world.chat()
+    assert sent["versions"] == 2
+    assert "Done by" in json_text(sent)
+
+
+def json_text(activity: dict[str, object]) -> str:
+    import json
+
+    return json.dumps(activity, ensure_ascii=False)
+
+
+def test_a_retried_delivery_never_posts_a_second_card(world: TeamsWorld) -> None:
+    world.install()
+    reminder_id = _due_card(world)
+    world.drain()
+    item = world.outbox(_key(world, reminder_id))
+
+    outcomes = deliver_reminders(world.app, [item])
+
+    assert len(world.chat()) == 1
+    assert outcomes[item.id].result == {"skipped": "the card is current"}  # type: ignore[union-attr]
+
+
+def test_a_rep_who_blocked_the_bot_is_recorded_and_not_retried(world: TeamsWorld) -> None:
+    world.install()
+    world.control("POST", f"/teams/{REP}/block", {"blocked": True})
+    reminder_id = _due_card(world)
+
+    first = world.drain()
+    again = world.drain()
+
+    item = world.outbox(_key(world, reminder_id))
+    assert (first.failed, item.status) == (1, "dead")
+    assert again.claimed == 0
+    conversation = _conversation(world)
+    assert conversation.blocked_at is not None
+    assert "ConversationBlockedByUser" in (conversation.blocked_reason or "")
+    assert world.chat() == []
+
+
+def test_throttling_is_retried_after_the_connectors_retry_after(world: TeamsWorld) -> None:
+    world.install()
+    reminder_id = _due_card(world)
+    world.control("POST", "/faults", {"route": "teams/v3", "status": 429, "retryAfter": 120})
+
+    report = world.drain()
+
+    item = world.outbox(_key(world, reminder_id))
+    assert (report.retried, item.status) == (1, "pending")
+    assert item.next_attempt_at >= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=110)
+    assert "429" in (item.last_error or "")
+
+
+def test_a_rep_the_bot_never_heard_from_gets_the_app_installed_through_graph(
+    world: TeamsWorld,
+) -> None:
+    world.app.extensions["dealbridge.settings"] = world.app.extensions[
+        "dealbridge.settings"
+    ].model_copy(update={"teams_app_id": TEAMS_APP_ID})
+    world.control("POST", "/teamsApps", {"externalId": TEAMS_APP_ID, "displayName": "DealBridge"})
+    roles = world.control("GET", "/settings").json()["roles"]
+    world.control("PATCH", "/settings", {"roles": [*roles, "AppCatalog.Read.All"]})
+    _colleague_installs(world)
+    reminder_id = _due_card(world)
+
+    world.drain()
+
+    sent = world.chat()
+    assert len(sent) == 1, (world.outbox(_key(world, reminder_id)).last_error, _rows(world))
+    assert world.control("GET", f"/teams/{REP}").json()["installed"] is True
+    assert sent[0]["summary"].startswith("Reminder: ")
+    conversation = _conversation(world)
+    assert conversation.conversation_id == sent[0]["conversation"]["id"]
+    assert conversation.fallback_reason is None
+
+
+def test_without_permission_to_install_the_reason_is_recorded(world: TeamsWorld) -> None:
+    world.app.extensions["dealbridge.settings"] = world.app.extensions[
+        "dealbridge.settings"
+    ].model_copy(update={"teams_app_id": TEAMS_APP_ID})
+    _colleague_installs(world)
+    reminder_id = _due_card(world)
+
+    world.drain()
+
+    assert world.outbox(_key(world, reminder_id)).status == "dead"
+    reason = _conversation(world).fallback_reason or ""
+    assert "cannot install the app" in reason
+    assert "AppCatalog.Read.All" in reason
+
+
+def test_meeting_cards_queued_by_the_meeting_sync_are_delivered(world: TeamsWorld) -> None:
+    from tests.connector.test_bot_actions import _meeting
+
+    world.install()
+    world.deal("OPP-1")
+    meeting = _meeting(world, status="held", on="OPP-1")
+    with get_store(world.app).session() as session:
+        session.add(
+            OutboxItem(
+                kind="teams_card",
+                idempotency_key=f"teams_card:meeting_logged:{meeting}:{REP}",
+                payload={"kind": "meeting_logged", "interaction_id": meeting, "rep": REP},
+            )
+        )
+
+    world.drain()
+
+    [sent] = world.chat()
+    assert sent["summary"] == "Meeting logged on Fabrikam ERP rollout"
+
+
+def _rows(world: TeamsWorld) -> list[tuple[str | None, str, str | None]]:
+    with get_store(world.app).session() as session:
+        return [
+            (c.rep_email, c.service_url, c.conversation_id)
+            for c in session.scalars(select(TeamsConversation))
+        ]
