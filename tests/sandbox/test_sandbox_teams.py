@@ -1,151 +1,167 @@
-"""Teams through Graph: install the app for a user, find its chat, send activity-feed notices."""
+"""The sandbox's Teams side alone: what it signs, what it refuses, what it shows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
-from sandbox.server import RunningSandbox
+from cards.auth import BotFrameworkAuthenticator
+from sandbox.server import RunningSandbox, start_sandbox
 
-from .conftest import Control
-from .typed_contract import assert_typed
+ANN = "ann@contoso.example"
 
-Run = Callable[[Any], Any]
+
+class FakeBot:
+    """Records what the sandbox posts and answers an invoke with a card."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.url = ""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        activity = json.loads(request.get_data())
+        self.received.append((request.headers.get("Authorization", ""), activity))
+        body: dict[str, Any] = {}
+        if activity["type"] == "invoke":
+            card = {
+                "type": "AdaptiveCard",
+                "version": "1.5",
+                "body": [{"type": "TextBlock", "text": "ok"}],
+            }
+            body = {
+                "statusCode": 200,
+                "type": "application/vnd.microsoft.card.adaptive",
+                "value": card,
+            }
+        return Response(json.dumps(body), content_type="application/json")(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[RunningSandbox]:
+    with start_sandbox() as running:
+        yield running
 
 
 @pytest.fixture
-def app_id(control: Control) -> str:
-    control.add_user("ann", "Ann Rep")
-    answer = control.post(
-        "/teamsApps",
-        {
-            "externalId": "0f6a2b8e-1c3d-4e5f-8a9b-0c1d2e3f4a5b",
-            "displayName": "DealBridge",
-            "activityTypes": ["reminderDue"],
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    catalog_id: str = answer.json()["id"]
-    return catalog_id
+def bot(sandbox: RunningSandbox) -> Iterator[FakeBot]:
+    fake = FakeBot()
+    server = make_server("127.0.0.1", 0, fake, threaded=True)
+    fake.url = f"http://127.0.0.1:{server.server_port}/api/messages"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    http = requests.Session()
+    http.post(f"{sandbox.base_url}/_sandbox/reset").raise_for_status()
+    http.post(
+        f"{sandbox.base_url}/_sandbox/users",
+        json={"userPrincipalName": ANN, "displayName": "Ann Lee"},
+    ).raise_for_status()
+    http.post(f"{sandbox.base_url}/_sandbox/teams/bot", json={"endpoint": fake.url})
+    yield fake
+    server.shutdown()
+    thread.join(timeout=5)
+    server.server_close()
 
 
-def _install(graph_client: Any, run: Run, sandbox: RunningSandbox, catalog_id: str) -> Any:
-    from msgraph.generated.models.user_scope_teams_app_installation import (
-        UserScopeTeamsAppInstallation,
-    )
-
-    body = UserScopeTeamsAppInstallation(
-        additional_data={
-            "teamsApp@odata.bind": f"{sandbox.base_url}/v1.0/appCatalogs/teamsApps/{catalog_id}"
-        }
-    )
-    return run(
-        graph_client.users.by_user_id("ann@contoso.example").teamwork.installed_apps.post(body)
-    )
-
-
-def test_the_app_installs_once_and_its_installation_and_chat_are_found(
-    graph_client: Any,
-    run: Run,
-    sandbox: RunningSandbox,
-    graph_http: requests.Session,
-    app_id: str,
+def test_installing_sends_signed_activities_a_bot_can_verify(
+    sandbox: RunningSandbox, bot: FakeBot
 ) -> None:
-    from msgraph.generated.models.chat import Chat
-    from msgraph.generated.models.user_scope_teams_app_installation_collection_response import (
-        UserScopeTeamsAppInstallationCollectionResponse,
-    )
+    requests.post(f"{sandbox.base_url}/_sandbox/teams/{ANN}/install").raise_for_status()
+    metadata = requests.get(f"{sandbox.base_url}/_sandbox/teams/bot").json()["openIdMetadata"]
+    checker = BotFrameworkAuthenticator(metadata, sandbox.client_id, requests.Session())
 
-    created = _install(graph_client, run, sandbox, app_id)
-    base = f"{sandbox.base_url}/v1.0/users/ann@contoso.example/teamwork/installedApps"
-    again = graph_http.post(
-        base,
-        json={
-            "teamsApp@odata.bind": f"https://graph.microsoft.com/v1.0/appCatalogs/teamsApps/{app_id}"
-        },
-        timeout=10,
-    )
-    listed = graph_http.get(
-        base,
-        params={
-            "$expand": "teamsApp,teamsAppDefinition",
-            "$filter": "teamsApp/externalId eq '0f6a2b8e-1c3d-4e5f-8a9b-0c1d2e3f4a5b'",
-        },
-        timeout=10,
-    )
-    installations = assert_typed(UserScopeTeamsAppInstallationCollectionResponse, listed.json())
-    installation = installations.value[0]
-    chat = assert_typed(Chat, graph_http.get(f"{base}/{installation.id}/chat", timeout=10).json())
-    assert created is None  # 201 without a body, as Graph answers
-    assert again.status_code == 409
-    assert installation.teams_app.id == app_id
-    assert chat.id.startswith("19:")
-    assert chat.id.endswith("@unq.gbl.spaces")
+    kinds = []
+    for header, activity in bot.received:
+        claims = checker.authenticate(header, (activity["serviceUrl"], activity["channelId"]))
+        assert claims.issuer == "https://api.botframework.com"
+        kinds.append(activity["type"])
+    assert kinds == ["installationUpdate", "conversationUpdate"]
 
 
-def test_an_activity_notice_reaches_the_users_feed_once_the_app_is_installed(
-    graph_client: Any, run: Run, sandbox: RunningSandbox, app_id: str, control: Control
+def test_a_button_press_is_an_invoke_and_the_answered_card_replaces_it(
+    sandbox: RunningSandbox, bot: FakeBot
 ) -> None:
-    from kiota_abstractions.api_error import APIError
-    from msgraph.generated.models.item_body import ItemBody
-    from msgraph.generated.models.key_value_pair import KeyValuePair
-    from msgraph.generated.models.teamwork_activity_topic import TeamworkActivityTopic
-    from msgraph.generated.models.teamwork_activity_topic_source import TeamworkActivityTopicSource
-    from msgraph.generated.users.item.teamwork.send_activity_notification.send_activity_notification_post_request_body import (  # noqa: E501
-        SendActivityNotificationPostRequestBody,
-    )
-
-    def notice(activity_type: str) -> Any:
-        return SendActivityNotificationPostRequestBody(
-            topic=TeamworkActivityTopic(
-                source=TeamworkActivityTopicSource.Text,
-                value="Acme deal",
-                web_url="https://dealbridge.example/deals/7",
-            ),
-            activity_type=activity_type,
-            preview_text=ItemBody(content="Send the proposal today"),
-            template_parameters=[KeyValuePair(name="deal", value="Acme")],
-        )
-
-    feed = graph_client.users.by_user_id("ann@contoso.example").teamwork.send_activity_notification
-    with pytest.raises(APIError) as not_installed:
-        run(feed.post(notice("reminderDue")))
-    _install(graph_client, run, sandbox, app_id)
-    with pytest.raises(APIError) as undeclared:
-        run(feed.post(notice("somethingElse")))
-    run(feed.post(notice("reminderDue")))
-    activities = control.get("/users/ann@contoso.example/activities")["value"]
-    assert not_installed.value.response_status_code == 403
-    assert undeclared.value.response_status_code == 400
-    assert [a["previewText"]["content"] for a in activities] == ["Send the proposal today"]
-    assert activities[0]["templateParameters"] == [{"name": "deal", "value": "Acme"}]
-
-
-def test_installing_needs_the_installation_permission(
-    sandbox: RunningSandbox, control: Control, app_id: str, msal_app: Any
-) -> None:
-    import msal
-
-    from .conftest import GRAPH_SCOPE, MICROSOFT_LOGIN, AuthorityRewrite
-
-    control.settings(roles=["User.Read.All"])
-    fresh: Any = msal.ConfidentialClientApplication(
-        sandbox.client_id,
-        client_credential=sandbox.client_secret,
-        authority=f"{MICROSOFT_LOGIN}/{sandbox.tenant_id}",
-        http_client=AuthorityRewrite(sandbox.base_url),
-    )
-    token = fresh.acquire_token_for_client([GRAPH_SCOPE])["access_token"]
-    answer = requests.post(
-        f"{sandbox.base_url}/v1.0/users/ann@contoso.example/teamwork/installedApps",
-        json={
-            "teamsApp@odata.bind": f"https://graph.microsoft.com/v1.0/appCatalogs/teamsApps/{app_id}"
+    requests.post(f"{sandbox.base_url}/_sandbox/teams/{ANN}/install").raise_for_status()
+    token = requests.post(
+        f"{sandbox.base_url}/{sandbox.tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+            "scope": "https://api.botframework.com/.default",
         },
+    ).json()["access_token"]
+    state = requests.get(f"{sandbox.base_url}/_sandbox/teams/{ANN}").json()
+    sent = requests.post(
+        f"{sandbox.base_url}/teams/v3/conversations/{state['conversationId']}/activities",
+        json={"type": "message", "text": "a card"},
         headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
+    ).json()
+
+    answer = requests.post(
+        f"{sandbox.base_url}/_sandbox/teams/{ANN}/activities/{sent['id']}/actions",
+        json={"verb": "done", "data": {"reminderId": "7"}},
+    ).json()
+
+    invoke = bot.received[-1][1]
+    assert (invoke["type"], invoke["name"], invoke["replyToId"]) == (
+        "invoke",
+        "adaptiveCard/action",
+        sent["id"],
     )
-    assert answer.status_code == 403
-    assert answer.json()["error"]["code"] == "Forbidden"
+    assert invoke["value"]["action"] == {
+        "type": "Action.Execute",
+        "verb": "done",
+        "data": {"reminderId": "7"},
+    }
+    assert answer["body"]["statusCode"] == 200
+    [shown] = requests.get(f"{sandbox.base_url}/_sandbox/teams/{ANN}/activities").json()["value"]
+    assert shown["versions"] == 2
+
+
+def test_oversized_and_too_new_cards_are_refused(sandbox: RunningSandbox, bot: FakeBot) -> None:
+    requests.post(f"{sandbox.base_url}/_sandbox/teams/{ANN}/install").raise_for_status()
+    token = requests.post(
+        f"{sandbox.base_url}/{sandbox.tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+            "scope": "https://api.botframework.com/.default",
+        },
+    ).json()["access_token"]
+    chat = requests.get(f"{sandbox.base_url}/_sandbox/teams/{ANN}").json()["conversationId"]
+    url = f"{sandbox.base_url}/teams/v3/conversations/{chat}/activities"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    big = requests.post(url, json={"type": "message", "text": "x" * 41_000}, headers=headers)
+    card = {
+        "contentType": "application/vnd.microsoft.card.adaptive",
+        "content": {"type": "AdaptiveCard", "version": "1.6", "body": []},
+    }
+    new = requests.post(url, json={"type": "message", "attachments": [card]}, headers=headers)
+
+    assert (big.status_code, big.json()["error"]["code"]) == (413, "MessageSizeTooBig")
+    assert new.status_code == 400
+
+
+def test_the_chats_page_shows_each_reps_cards_and_a_reset_forgets_them(
+    sandbox: RunningSandbox, bot: FakeBot
+) -> None:
+    requests.post(f"{sandbox.base_url}/_sandbox/teams/{ANN}/messages", json={"text": "help"})
+    page = requests.get(f"{sandbox.base_url}/teams")
+    assert page.status_code == 200
+    assert "Ann Lee" in page.text
+    assert "help" in page.text
+
+    requests.post(f"{sandbox.base_url}/_sandbox/reset").raise_for_status()
+
+    assert "Ann Lee" not in requests.get(f"{sandbox.base_url}/teams").text
+    assert requests.get(f"{sandbox.base_url}/_sandbox/teams/bot").json()["endpoint"] is None
