@@ -5,7 +5,8 @@ every mailbox's first delta round, matches each meeting to a deal, stores one in
 meeting and re-plans the deals' reminders; then an idle round (nothing changed). Printed:
 events/s end to end, Graph requests per mailbox for the first and the idle round (target 1),
 the CPU time of parsing the pages with our models vs msgraph-sdk's typed models (the baseline,
-measured in the same run on a sample: it costs milliseconds per event), and peak memory (the process's max RSS; tracemalloc would slow the round 3x).
+measured in the same run on a sample: it costs milliseconds per event), and peak memory
+(the process's max RSS; tracemalloc would slow the round 3x).
 """
 
 from __future__ import annotations
