@@ -263,6 +263,7 @@ class Round:
         default_factory=dict
     )
     deal_ids: dict[str, int] = field(default_factory=dict)
+    deals: list[Deal] = field(default_factory=list)  # held: the identity map is weak
     affected: set[int] = field(default_factory=set)
     changes: list[tuple[Interaction, bool, str | None, int | None]] = field(default_factory=list)
 
@@ -429,6 +430,7 @@ def _load_candidates(state: Round, emails: set[str], domains: set[str]) -> list[
         return []
     deals = list(session.scalars(select(Deal).where(Deal.id.in_(ids), Deal.status == "open")))
     state.deal_ids.update((d.crm_id, d.id) for d in deals)
+    state.deals.extend(deals)
     return [
         DealCandidate(
             deal_id=d.crm_id,
