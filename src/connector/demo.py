@@ -465,6 +465,25 @@ class DemoRun:
     summary: list[str]
 
 
+def install_teams_app(sandbox: Any, app: Flask, bot_endpoint: str) -> list[str]:
+    """Point the sandbox's Bot Connector at our bot and install the app for every rep.
+
+    The install activity reaches ``/api/messages``, so the app must be serving by then."""
+    http = requests.Session()
+    settings = app.extensions["dealbridge.settings"]
+    http.post(
+        f"{sandbox.base_url}/_sandbox/teams/bot",
+        json={"endpoint": bot_endpoint, "botId": settings.effective_bot_id},
+        timeout=30,
+    ).raise_for_status()
+    installed = []
+    for rep in REPS:
+        answer = http.post(f"{sandbox.base_url}/_sandbox/teams/{rep.email}/install", timeout=30)
+        if answer.ok:
+            installed.append(rep.email)
+    return installed
+
+
 def prepare_demo(*, folder: Path, port: int, sandbox: Any, api_key: str | None = None) -> DemoRun:
     """Seed the sandbox tenant and a fresh database, read the calendars, deliver reminders."""
     from connector.app import create_app
@@ -475,7 +494,9 @@ def prepare_demo(*, folder: Path, port: int, sandbox: Any, api_key: str | None =
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    bot = requests.get(f"{sandbox.base_url}/_sandbox/teams/bot", timeout=30).json()
     overrides: dict[str, Any] = {
+        "bot_openid_metadata_url": bot["openIdMetadata"],
         "instance_path": folder,
         "database_url": "",
         "public_url": f"http://127.0.0.1:{port}",
@@ -485,7 +506,7 @@ def prepare_demo(*, folder: Path, port: int, sandbox: Any, api_key: str | None =
         "login_base_url": sandbox.base_url,
         "graph_base_url": sandbox.base_url,
         "calendar_lead_hours": 24 * 7,  # a week of reminders on the calendars at once
-        "reminder_channels": ["calendar"],
+        "reminder_channels": ["calendar", "teams"],
         "sync_debounce_seconds": 1.0,
     }
     app = create_app(overrides)
@@ -505,7 +526,7 @@ def prepare_demo(*, folder: Path, port: int, sandbox: Any, api_key: str | None =
     reports[mia].meetings += after.meetings
     reports[mia].error = reports[mia].error or after.error
     mark_held(app)
-    drain(app, limit=1000)
+    drain(app, limit=1000, kinds={"calendar"})  # cards go once the reps installed the app
     summary = [
         f"{email}: "
         + (f"error {r.error}" if r.error else f"{r.meetings} meetings read")
@@ -557,6 +578,7 @@ def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
         click.echo(f"  Meetings logged  {base}/api/v1/deals/OPP-1001/interactions")
         click.echo(f"  Reminders        {base}/api/v1/reminders?rep=ann.lee@{DEMO_DOMAIN}")
         click.echo(f"  Outlook calendars (sandbox)  {sandbox.base_url}/")
+        click.echo(f"  Teams chats (sandbox)        {sandbox.base_url}/teams")
         click.echo(f"  Seeded           {len(REPS)} reps, {len(DEALS)} deals on classic5")
         for line in run.summary:
             click.echo(f"  {line}")
@@ -567,20 +589,26 @@ def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
         if seed_only:
             close(run.app)
             return
-        serve_demo(run, port, ensure_subscriptions, start_scheduler)
+        serve_demo(run, port, sandbox, ensure_subscriptions, start_scheduler)
 
 
-def serve_demo(run: DemoRun, port: int, subscribe: Any, start_scheduler: Any) -> None:
-    """Serve until Ctrl-C: subscriptions (the sandbox calls us back) and the jobs."""
+def serve_demo(run: DemoRun, port: int, sandbox: Any, subscribe: Any, start_scheduler: Any) -> None:
+    """Serve until Ctrl-C: the reps install the Teams app, subscriptions (the sandbox calls us
+    back), and the jobs that deliver due reminders as cards."""
     import threading
 
     from waitress.server import create_server
 
+    from connector.outbox import drain
+
     server: Any = create_server(run.app, host="127.0.0.1", port=port, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    installed = install_teams_app(sandbox, run.app, f"http://127.0.0.1:{port}/api/messages")
+    drain(run.app, limit=1000)
     subscribe(run.app)
     scheduler = start_scheduler(run.app)
+    click.echo(f"  Teams app installed for {len(installed)} reps; due reminders arrive as cards.")
     click.echo("Serving. Add a meeting in the sandbox and watch it appear. Ctrl-C stops.")
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:

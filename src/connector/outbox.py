@@ -138,9 +138,19 @@ def claim(session: Session, now: dt.datetime, limit: int, kinds: set[str]) -> li
     return claimed
 
 
-def drain(app: Flask, *, now: dt.datetime | None = None, limit: int = 200) -> DrainReport:
-    """Deliver what is due, kind by kind, and record each outcome."""
-    handlers: dict[str, Handler] = app.extensions.get(HANDLERS, {})
+def drain(
+    app: Flask,
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 200,
+    kinds: set[str] | None = None,
+) -> DrainReport:
+    """Deliver what is due (of ``kinds``, default all), kind by kind; record each outcome."""
+    handlers: dict[str, Handler] = {
+        kind: handler
+        for kind, handler in app.extensions.get(HANDLERS, {}).items()
+        if kinds is None or kind in kinds
+    }
     report = DrainReport()
     if not handlers:
         return report

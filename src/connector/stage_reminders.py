@@ -133,14 +133,13 @@ def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -
     """Plan, then apply the difference to the stored reminders of this deal."""
     planned, _ = planned_for(session, deal, settings, now)
     wanted = {p.key: p for p in planned}
-    fresh = session.info.get(NEW_DEALS, ())
-    stored = (
-        {}
-        if deal in fresh  # a deal created in this transaction has no reminders yet
-        else {
-            r.key: r for r in session.scalars(select(Reminder).where(Reminder.deal_id == deal.id))
-        }
-    )
+    fresh = session.info.get(NEW_DEALS)
+    if fresh is not None and deal in fresh:
+        fresh.discard(deal)  # a deal created in this transaction has no reminders yet
+        stored: dict[str, Reminder] = {}
+    else:
+        query = select(Reminder).where(Reminder.deal_id == deal.id)
+        stored = {r.key: r for r in session.scalars(query)}
     report = ReplanReport()
     added: list[Reminder] = []
     for key, plan in wanted.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
 from connector.demo import DEMO_DOMAIN, DemoRun, prepare_demo
 from connector.graph import close
@@ -21,11 +24,25 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, An
     from sandbox.server import start_sandbox
 
     folder = tmp_path_factory.mktemp("demo")
+    port = _free_port()
     with start_sandbox(domain=DEMO_DOMAIN) as sandbox:
-        run = prepare_demo(folder=folder / "instance", port=1, sandbox=sandbox)
-        yield run, sandbox
-        close(run.app)
-        get_store(run.app).dispose()
+        run = prepare_demo(folder=folder / "instance", port=port, sandbox=sandbox)
+        server = make_server("127.0.0.1", port, run.app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield run, sandbox
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+            close(run.app)
+            get_store(run.app).dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _meetings(run: DemoRun) -> dict[str, Interaction]:
@@ -88,3 +105,26 @@ def test_the_demo_api_key_works(demo: tuple[DemoRun, Any]) -> None:
     assert answer.status_code == 200
     assert len(answer.json["items"]) == 20
     assert Path(run.app.extensions["dealbridge.settings"].instance_path).exists()
+
+
+def test_a_due_reminder_arrives_as_a_card_and_its_button_works(demo: tuple[DemoRun, Any]) -> None:
+    from connector.demo import install_teams_app
+    from connector.outbox import drain
+
+    run, sandbox = demo
+    bot_endpoint = run.app.extensions["dealbridge.settings"].public_url + "/api/messages"
+    assert len(install_teams_app(sandbox, run.app, bot_endpoint)) == 3
+    drain(run.app, limit=1000)
+    chat = f"{sandbox.base_url}/_sandbox/teams/ann.lee@{DEMO_DOMAIN}/activities"
+    cards = [a for a in requests.get(chat, timeout=10).json()["value"] if a.get("attachments")]
+    reminder_cards = [a for a in cards if (a.get("summary") or "").startswith("Reminder")]
+    assert reminder_cards
+    pressed = reminder_cards[0]
+    answer = requests.post(f"{chat}/{pressed['id']}/actions", json={"verb": "done"}, timeout=30)
+    body = answer.json()["body"]
+    assert body["statusCode"] == 200, body
+    assert "Done" in str(body["value"])
+    with get_store(run.app).session() as session:
+        done = session.scalars(select(Reminder).where(Reminder.status == "done")).all()
+    assert len(done) == 1
+    assert done[0].rep_email == f"ann.lee@{DEMO_DOMAIN}"

@@ -70,6 +70,22 @@ class ActionInput(_Wire):
     trigger: Literal["manual", "automatic"] = "manual"
 
 
+def _button_data(activity: dict[str, Any], verb: str) -> dict[str, Any] | None:
+    """The data of the shown card's first Action.Execute with this verb (cards nest actions in
+    action sets, show-cards and fallbacks)."""
+    stack: list[Any] = [a.get("content") for a in activity.get("attachments") or []]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, dict):
+            if node.get("type") == "Action.Execute" and node.get("verb") == verb:
+                data = node.get("data")
+                return dict(data) if isinstance(data, dict) else {}
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
 class BlockInput(_Wire):
     """`POST /_sandbox/teams/{user}/block`: the user blocks (or unblocks) the bot."""
 
@@ -367,8 +383,11 @@ def create_blueprint(
             bot_id = side.chats.bot.bot_id
             if activity_id not in chat.lines:
                 raise ConnectorError(404, "SandboxControlError", "No such activity in the chat.")
+            shown = chat.lines[activity_id].latest
         base = _activity_base(user, chat, tenant.tenant_id, bot_id)
-        data = {**given.data, **given.inputs}
+        # Like Teams, a press sends the button's own data (plus the inputs' values).
+        button = _button_data(shown, given.verb) if not given.data else None
+        data = {**(button or {}), **given.data, **given.inputs}
         if given.submit:
             activity = {
                 **base,
