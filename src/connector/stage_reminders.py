@@ -226,6 +226,10 @@ def queue_deliveries(
     """
     active = reminder.status in ACTIVE
     due = reminder.effective_due_at
+    if "teams" in settings.reminder_channels and not new:
+        from connector.teams_delivery import queue_reminder_refresh
+
+        queue_reminder_refresh(session, reminder)
     for channel in settings.reminder_channels:
         if channel == "calendar":
             send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if active else now

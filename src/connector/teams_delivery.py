@@ -680,6 +680,8 @@ def _plan_meeting_card(
     session: Session, payload: dict[str, Any], settings: Settings
 ) -> Planned | Outcome:
     kind = str(payload.get("kind") or "")
+    if kind == REMINDER_REFRESH:
+        return _plan_reminder_refresh(session, payload, settings)
     if kind not in MEETING_CARDS:
         return Failed(f"unknown card kind {kind!r}")
     interaction = session.get(Interaction, int(payload.get("interaction_id") or 0))
@@ -698,6 +700,33 @@ def _plan_meeting_card(
     stamp = interaction_stamp(interaction)
     wanted = interaction.status != "cancelled"
     return _plan(session, f"{kind}:{interaction.id}", rep, kind, view, stamp, wanted=wanted)
+
+
+REMINDER_REFRESH = "reminder_refresh"
+
+
+def _plan_reminder_refresh(
+    session: Session, payload: dict[str, Any], settings: Settings
+) -> Planned | Outcome:
+    """A reminder changed before its next delivery (snoozed from the API or Outlook): show
+    its new state on the card already sent, now; a card never sent is left alone."""
+    reminder = session.get(Reminder, int(payload.get("reminder_id") or 0))
+    if reminder is None or not reminder.rep_email:
+        return Delivered({"skipped": "no reminder or no rep"})
+    view = reminder_view(session, reminder, settings, dt.datetime.now(dt.UTC))
+    key = f"reminder:{reminder.id}"
+    return _plan(session, key, reminder.rep_email, "reminder", view, view.stamp, wanted=False)
+
+
+def queue_reminder_refresh(session: Session, reminder: Reminder) -> None:
+    """Refresh the reminder's card now (if one was sent); the ``teams`` item keeps its time."""
+    sent = session.scalar(select(TeamsCard.id).where(TeamsCard.key == f"reminder:{reminder.id}"))
+    if sent is None:
+        return
+    payload = {"kind": REMINDER_REFRESH, "reminder_id": reminder.id, "version": reminder.version}
+    enqueue(
+        session, CARD_KIND, f"teams_card:{REMINDER_REFRESH}:{reminder.id}", payload, replace=True
+    )
 
 
 def deliver_reminders(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:

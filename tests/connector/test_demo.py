@@ -128,3 +128,32 @@ def test_a_due_reminder_arrives_as_a_card_and_its_button_works(demo: tuple[DemoR
         done = session.scalars(select(Reminder).where(Reminder.status == "done")).all()
     assert len(done) == 1
     assert done[0].rep_email == f"ann.lee@{DEMO_DOMAIN}"
+
+
+def test_a_snooze_from_the_api_shows_on_the_card_at_once(demo: tuple[DemoRun, Any]) -> None:
+    from connector.outbox import drain
+    from connector.store.models import TeamsCard
+
+    run, sandbox = demo
+    with get_store(run.app).session() as session:
+        sent = session.scalars(select(TeamsCard).where(TeamsCard.kind == "reminder")).all()
+        reminders = {r.id: r for r in session.scalars(select(Reminder))}
+        target = next(
+            reminders[int(card.key.split(":")[1])]
+            for card in sent
+            if reminders[int(card.key.split(":")[1])].status == "open"
+        )
+        activity_id, rep = (
+            next(c.activity_id for c in sent if c.key == f"reminder:{target.id}"),
+            target.rep_email,
+        )
+    client = run.app.test_client()
+    headers = {"Authorization": f"Bearer {run.api_key}"}
+    answer = client.post(
+        f"/api/v1/reminders/{target.id}/snooze", json={"option": "next_week"}, headers=headers
+    )
+    assert answer.status_code == 200
+    drain(run.app, limit=1000)
+    chat = requests.get(f"{sandbox.base_url}/_sandbox/teams/{rep}/activities", timeout=10).json()
+    shown = next(a for a in chat["value"] if a["id"] == activity_id)
+    assert "Snoozed" in str(shown["attachments"])
