@@ -15,6 +15,7 @@ from connector.api.reminders import api as api_reminders
 from connector.api.schemas import Health
 from connector.api.v1 import api as api_v1
 from connector.deals import DealEvents
+from connector.digests import queue_digests, queue_health
 from connector.graph_webhooks import ensure_subscriptions, graph_hooks
 from connector.jobs import register_job
 from connector.meeting_sync import sync_due
@@ -68,6 +69,9 @@ def create_app(
     if settings.microsoft365_configured:
         register_job(app, "meetings", lambda app: sync_due(app), seconds=30)
         register_job(app, "subscriptions", lambda app: ensure_subscriptions(app), seconds=600)
+    if "teams" in settings.reminder_channels:
+        register_job(app, "digests", lambda app: queue_digests(app), seconds=600)
+        register_job(app, "health", lambda app: queue_health(app), seconds=3600)
     app.register_blueprint(pages)
 
     @app.get("/healthz")

@@ -301,12 +301,30 @@ def _message(
         view = my_reminders_view(session, rep, settings, now)
     elif word == "deals" and rep is not None:
         view = my_deals_view(session, rep, settings, now)
-    elif word in ("reminders", "deals"):
+    elif word == "digest" and rep is not None:
+        _reply(app, activity, _digest_switch(session, rep, text))
+        return
+    elif word in ("reminders", "deals", "digest"):
         _reply(app, activity, _not_a_rep(activity))
         return
     else:
         view = HelpView(unknown_text=text[:200])
     _reply(app, activity, card_activity(view))
+
+
+def _digest_switch(session: Session, rep: Rep, text: str) -> dict[str, Any]:
+    """`digest on` / `digest off`: the daily digest card, opt-in."""
+    from connector.digests import set_digest, wants_digest
+
+    words = text.lower().split()
+    if len(words) > 1 and words[1] in ("on", "off"):
+        set_digest(session, rep.email, words[1] == "on")
+    on = wants_digest(session, rep.email)
+    state = "on: it comes at the start of your working day" if on else "off"
+    return {
+        "type": "message",
+        "text": f"Your daily digest is {state}. Say 'digest on' or 'digest off'.",
+    }
 
 
 def _not_a_rep(activity: Activity) -> dict[str, Any]:

@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     log_personal_meetings: bool = Field(
         default=False, description="Log meetings marked personal (private: never)."
     )
+    admin_emails: list[str] = Field(
+        default_factory=list,
+        description="Admins who get the health card in Teams when something needs fixing.",
+    )
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request.")
     scheduler_enabled: bool = Field(default=True, description="Run background jobs in-process.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -682,6 +682,8 @@ def _plan_meeting_card(
     kind = str(payload.get("kind") or "")
     if kind == REMINDER_REFRESH:
         return _plan_reminder_refresh(session, payload, settings)
+    if kind in ("digest", "health"):
+        return _plan_daily_card(session, kind, payload, settings)
     if kind not in MEETING_CARDS:
         return Failed(f"unknown card kind {kind!r}")
     interaction = session.get(Interaction, int(payload.get("interaction_id") or 0))
@@ -703,6 +705,28 @@ def _plan_meeting_card(
 
 
 REMINDER_REFRESH = "reminder_refresh"
+
+
+def _plan_daily_card(
+    session: Session, kind: str, payload: dict[str, Any], settings: Settings
+) -> Planned | Outcome:
+    """The daily digest of a rep, or the health card of an admin, as of now."""
+    from connector.digests import digest_view, health_view
+
+    email = str(payload.get("rep") or "").lower()
+    day = str(payload.get("day") or "")
+    now = dt.datetime.now(dt.UTC)
+    view: CardView | None
+    if kind == "digest":
+        rep = session.scalar(select(Rep).where(Rep.email == email))
+        if rep is None:
+            return Delivered({"skipped": "not a rep any more"})
+        view = digest_view(session, rep, settings, dt.date.fromisoformat(day), now)
+    else:
+        view = health_view(session, settings, now)
+        if view is None:
+            return Delivered({"skipped": "all is well again"})
+    return _plan(session, f"{kind}:{email}:{day}", email, kind, view, day, wanted=True)
 
 
 def _plan_reminder_refresh(

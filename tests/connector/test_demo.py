@@ -157,3 +157,28 @@ def test_a_snooze_from_the_api_shows_on_the_card_at_once(demo: tuple[DemoRun, An
     chat = requests.get(f"{sandbox.base_url}/_sandbox/teams/{rep}/activities", timeout=10).json()
     shown = next(a for a in chat["value"] if a["id"] == activity_id)
     assert "Snoozed" in str(shown["attachments"])
+
+
+def test_digest_on_in_teams_then_the_digest_card_arrives(demo: tuple[DemoRun, Any]) -> None:
+    import datetime as dt
+
+    from connector.demo import install_teams_app
+    from connector.digests import queue_digests
+    from connector.outbox import drain
+
+    run, sandbox = demo
+    rep = f"ann.lee@{DEMO_DOMAIN}"
+    bot_endpoint = run.app.extensions["dealbridge.settings"].public_url + "/api/messages"
+    install_teams_app(sandbox, run.app, bot_endpoint)
+    said = requests.post(
+        f"{sandbox.base_url}/_sandbox/teams/{rep}/messages", json={"text": "digest on"}, timeout=30
+    )
+    assert said.ok, said.text
+    chat = f"{sandbox.base_url}/_sandbox/teams/{rep}/activities"
+    texts = [a.get("text") or "" for a in requests.get(chat, timeout=10).json()["value"]]
+    assert any("digest is on" in t for t in texts)
+    monday_ten_berlin = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
+    assert queue_digests(run.app, monday_ten_berlin) == [rep]
+    drain(run.app, limit=1000)
+    shown = requests.get(chat, timeout=10).json()["value"]
+    assert any((a.get("summary") or "").startswith("Your day:") for a in shown)

@@ -314,6 +314,9 @@ class RepIn(Strict):
     holiday_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     manager: Email | None = None
     active: bool | None = None
+    daily_digest: bool | None = Field(
+        default=None, description="Send the rep a digest card at the start of each working day."
+    )
 
     @model_validator(mode="after")
     def _hours_in_order(self) -> RepIn:
@@ -333,6 +336,7 @@ class RepOut(BaseModel):
     holiday_country: str | None
     manager: str | None
     active: bool
+    daily_digest: bool
     open_deals: int
 
 

@@ -523,7 +523,11 @@ def _valid_key(value: str) -> bool:
 
 
 def rep_out(rep: Rep, open_deals: int) -> RepOut:
+    from connector.digests import wants_digest
+
+    session = db_session()
     return RepOut(
+        daily_digest=wants_digest(session, rep.email),
         email=rep.email,
         display_name=rep.display_name,
         entra_id=rep.entra_id,
@@ -609,6 +613,11 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
         rep = Rep(email=address, display_name=address.split("@")[0])
         session.add(rep)
     fields: dict[str, Any] = body.model_dump(exclude_unset=True)
+    digest = fields.pop("daily_digest", None)
+    if digest is not None:
+        from connector.digests import set_digest
+
+        set_digest(session, address, digest)
     if "manager" in fields:
         fields["manager_email"] = fields.pop("manager")
     start = fields.get("work_start", rep.work_start or "09:00")

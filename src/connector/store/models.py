@@ -327,3 +327,14 @@ class TeamsCard(Timestamps, Base):
     conversation_id: Mapped[str | None] = mapped_column(String(300))
     activity_id: Mapped[str | None] = mapped_column(String(200))
     stamp: Mapped[str | None] = mapped_column(String(64))
+
+
+class RepPreference(Base):
+    """What a rep opted into (the daily digest)."""
+
+    __tablename__ = "rep_preferences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rep_email: Mapped[str] = mapped_column(String(320), unique=True)
+    daily_digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
