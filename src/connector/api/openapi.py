@@ -61,7 +61,8 @@ def build_document(apis: list[Api]) -> dict[str, Any]:
     models: set[type[BaseModel]] = set()
     for api in apis:
         for op in api.operations:
-            models.update(m for m in (op.body, op.response) if m is not None)
+            body = op.documented_body or op.body
+            models.update(m for m in (body, op.response) if m is not None)
     ordered = sorted(models, key=lambda m: m.__name__)
     _, defs = models_json_schema(
         [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
@@ -130,10 +131,11 @@ def _operation(op: Operation) -> dict[str, Any]:
             )
     if params:
         doc["parameters"] = params
-    if op.body is not None:
+    body = op.documented_body or op.body
+    if body is not None:
         doc["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _ref(op.body)}},
+            "content": {"application/json": {"schema": _ref(body)}},
         }
     responses: dict[str, Any] = {}
     ok: dict[str, Any] = {"description": _REASONS.get(op.status, "OK")}

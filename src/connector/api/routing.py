@@ -37,6 +37,7 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     description: str = ""
+    documented_body: type[BaseModel] | None = None
     path_params: dict[str, str] = field(default_factory=dict)
 
 
@@ -62,6 +63,7 @@ class Api:
         status: int = 200,
         errors: tuple[int, ...] = (),
         path_params: dict[str, str] | None = None,
+        documented_body: type[BaseModel] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             op = Operation(
@@ -78,6 +80,7 @@ class Api:
                 errors=errors,
                 description=(handler.__doc__ or "").strip(),
                 path_params=path_params or {},
+                documented_body=documented_body,
             )
             self.operations.append(op)
 

@@ -53,10 +53,8 @@ from connector.deals import (
     upsert_deal,
 )
 from connector.errors import (
-    BadRequest,
     Conflict,
     DealBridgeError,
-    InvalidInput,
     from_validation_error,
     invalid,
 )
@@ -91,6 +89,7 @@ def _pipelines(session: Session) -> dict[str, Pipeline]:
     "PUT",
     f"/deals/{ID_RULE}",
     summary="Create or update a deal",
+    status=201,
     tag="deals",
     scope="write",
     body=DealIn,
@@ -125,6 +124,7 @@ def put_deal(deal_id: str, body: DealIn) -> tuple[DealOut, int]:
     tag="deals",
     scope="write",
     body=BulkDealsRaw,
+    documented_body=BulkDealsIn,
     response=BulkResult,
     errors=(400, 401, 403, 413, 422),
 )
@@ -477,6 +477,7 @@ def get_one_pipeline(pipeline_id: str) -> PipelineOut:
     "PUT",
     f"/pipelines/{PIPELINE_RULE}",
     summary="Create a pipeline or replace its stages",
+    status=201,
     tag="pipelines",
     scope="write",
     body=PipelineIn,
@@ -596,6 +597,7 @@ def get_rep(email: str) -> RepOut:
     "PUT",
     f"/reps/{REP_RULE}",
     summary="Create or update a rep",
+    status=201,
     tag="reps",
     scope="write",
     body=RepIn,
@@ -655,6 +657,3 @@ def get_funnel(query: FunnelQuery) -> Funnel:
     if query.from_ and query.to and query.to <= query.from_:
         raise invalid("to", "must be after from", "query")
     return analytics.funnel(session, pipeline, query, utcnow())
-
-
-__all__ = ["BadRequest", "BulkDealsIn", "InvalidInput", "api"]
