@@ -33,6 +33,7 @@ from sandbox.teams.chats import (
     personal_chat_id,
     utc_now,
 )
+from sandbox.teams.preview import card_html
 
 if TYPE_CHECKING:
     from sandbox.tenant import Tenant
@@ -477,7 +478,10 @@ def create_blueprint(
                         "text": line.latest.get("text"),
                         "summary": line.latest.get("summary"),
                         "cards": [
-                            json.dumps(a.get("content"), indent=2, ensure_ascii=False)
+                            {
+                                "html": card_html(a.get("content")),
+                                "json": json.dumps(a.get("content"), indent=2, ensure_ascii=False),
+                            }
                             for a in line.latest.get("attachments") or []
                             if isinstance(a, dict)
                         ],
