@@ -52,6 +52,7 @@ from connector.store.models import (
     Interaction,
     Mailbox,
     MailboxEvent,
+    Reminder,
     Rep,
     utcnow,
 )
@@ -61,6 +62,7 @@ from graph_sync.models import Meeting
 
 log = logging.getLogger(__name__)
 SOURCE = "outlook"
+REMINDER_CATEGORY = "DealBridge"  # graph_sync.calendar tags our reminder events with it
 _DOMAINS_TTL = 3600.0
 NEEDS_CHOICE = "needs_choice"
 
@@ -322,6 +324,9 @@ def _link(state: Round, event_id: str, key: str) -> None:
 
 def _apply_meeting(state: Round, meeting: Meeting) -> None:
     session, rep_email, policy, report = state.session, state.rep_email, state.policy, state.report
+    if REMINDER_CATEGORY in meeting.categories and not meeting.attendees:
+        report.skip("our_reminder_event")  # DealBridge's own reminder events are not meetings
+        return
     key = f"{SOURCE}:{meeting.occurrence_key}"
     _link(state, meeting.event_id, key)
     interaction = state.interactions.get(key)
@@ -473,6 +478,7 @@ def _drop_mailbox(
 
 def _apply_removal(state: Round, event_id: str) -> None:
     session, rep_email, report = state.session, state.rep_email, state.report
+    _reminder_dismissed(state, event_id)
     link = state.links.pop(event_id, None)
     if link is None:
         return
@@ -497,6 +503,29 @@ def _apply_removal(state: Round, event_id: str) -> None:
             state.changes.append((interaction, False, was, interaction.deal_id))
     if interaction.deal_id is not None:
         state.affected.add(interaction.deal_id)
+
+
+def _reminder_dismissed(state: Round, event_id: str) -> None:
+    """The rep deleted a reminder's event in Outlook: the reminder is done, as from a card."""
+    from connector.stage_reminders import ACTIVE, complete
+
+    reminder = state.session.scalar(
+        select(Reminder).where(Reminder.calendar_event_id == event_id, Reminder.status.in_(ACTIVE))
+    )
+    if reminder is None:
+        return
+    reminder.calendar_event_id = None  # already off the calendar
+    complete(state.session, reminder, f"outlook:{state.rep_email}", state.settings, state.now)
+    deal = state.session.get(Deal, reminder.deal_id)
+    crm_webhooks.notify(
+        state.session,
+        state.settings,
+        "reminder.completed",
+        {"reminder": reminder.id, "deal": deal.crm_id if deal else None, "by": reminder.done_by},
+        key=f"reminder.completed:{reminder.id}",
+        now=state.now,
+    )
+    state.report.skip("reminder_done_in_outlook")
 
 
 def _tell_others(

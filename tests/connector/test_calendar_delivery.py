@@ -158,3 +158,34 @@ def test_deliveries_are_batched(m365: Tenant) -> None:
     batches = sum(n for route, n in log["byRoute"].items() if "$batch" in route)
     assert created > 20
     assert 0 < batches <= created // 20 + 2
+
+
+def test_deleting_the_event_in_outlook_marks_the_reminder_done(m365: Tenant) -> None:
+    import requests
+
+    from connector.graph import graph_client
+    from connector.meeting_sync import sync_mailbox
+
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    deliver_all(m365)
+    first = sync_mailbox(m365.app, ann)
+    assert first.skipped.get("our_reminder_event", 0) == len(calendar(m365, ann))
+    with get_store(m365.app).session() as session:
+        reminder = session.scalars(select(Reminder).where(Reminder.status == "open")).first()
+        assert reminder is not None
+        event_id, reminder_id = reminder.calendar_event_id, reminder.id
+    token = graph_client(m365.app).tokens.token()
+    requests.delete(
+        f"{m365.sandbox.base_url}/v1.0/users/{ann}/events/{event_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).raise_for_status()
+    report = sync_mailbox(m365.app, ann)
+    assert report.skipped.get("reminder_done_in_outlook") == 1
+    with get_store(m365.app).session() as session:
+        done = session.get(Reminder, reminder_id)
+        assert done is not None
+        assert (done.status, done.done_by) == ("done", f"outlook:{ann}")
+    deliver_all(m365, utcnow() + LATER + dt.timedelta(days=2))
+    assert set(keys_on(m365, ann)) == active_keys(m365)
