@@ -24,7 +24,8 @@ def test_jobs_survive_a_restart_once_each(tmp_path: Path, migrated_template: Pat
     assert scheduler is not None
     schedule_sync(first, "ann@contoso.com")
     scheduler.pause()  # keep the one-off job from running before the "crash"
-    assert _stored_jobs(first) == ["outbox", "sync:ann@contoso.com"]
+    before = _stored_jobs(first)
+    assert {"outbox", "digests", "health", "sync:ann@contoso.com"} <= set(before)
     scheduler.shutdown(wait=False)
     get_store(first).dispose()
 
@@ -32,8 +33,9 @@ def test_jobs_survive_a_restart_once_each(tmp_path: Path, migrated_template: Pat
     again = start_scheduler(second, force=True)
     assert again is not None
     try:
-        assert _stored_jobs(second) == ["outbox", "sync:ann@contoso.com"]
-        assert [job.id for job in again.get_jobs()].count("outbox") == 1
+        assert _stored_jobs(second) == before
+        ids = [job.id for job in again.get_jobs()]
+        assert len(ids) == len(set(ids))
     finally:
         again.shutdown(wait=False)
         get_store(second).dispose()
