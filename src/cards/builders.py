@@ -509,6 +509,8 @@ def card_summary(view: CardView) -> str:
     """One line for the activity's `summary` (notification preview) and the card's fallback."""
     match view:
         case ReminderView():
+            if view.deal_title in view.rule_title:  # most rule titles already name the deal
+                return f"Reminder: {_clip(view.rule_title, 100)}"
             return f"Reminder: {_clip(view.rule_title, 60)} · {_clip(view.deal_title, 60)}"
         case MeetingLoggedView():
             return f"Meeting logged on {_clip(view.deal_title, 60)}"
