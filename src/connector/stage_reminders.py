@@ -131,7 +131,13 @@ def planned_for(
 
 def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -> ReplanReport:
     """Plan, then apply the difference to the stored reminders of this deal."""
-    planned, _ = planned_for(session, deal, settings, now)
+    try:
+        planned, _ = planned_for(session, deal, settings, now)
+    except (ValidationError, ValueError) as exc:
+        # The API validates what it stores; this guards older rows or odd imports: a deal the
+        # planner cannot read keeps its reminders rather than failing the whole change.
+        log.warning("cannot plan reminders of deal %s: %s", deal.crm_id, exc)
+        return ReplanReport()
     wanted = {p.key: p for p in planned}
     fresh = session.info.get(NEW_DEALS)
     if fresh is not None and deal in fresh:

@@ -246,3 +246,27 @@ def test_openapi_describes_every_operation(client: FlaskClient) -> None:
     page = client.get("/api/docs")
     assert page.status_code == 200
     assert b"/api/v1/deals:bulk" in page.data
+
+
+def test_nulls_for_a_reps_always_set_fields_leave_them_as_they_are(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    """Found by schemathesis: explicit nulls used to reach a comparison and answer 500."""
+    client.put("/api/v1/reps/ann@contoso.com", json={"work_start": "08:00"}, headers=auth)
+    nulls = dict.fromkeys(
+        ["active", "display_name", "time_zone", "work_end", "work_start", "working_days"]
+    )
+    answer = client.put("/api/v1/reps/ann@contoso.com", json=nulls, headers=auth)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["work_start"] == "08:00"
+
+
+def test_an_interaction_from_the_year_1_is_refused(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    """Found by schemathesis: the planner cannot place a year-1 interaction (it was a 500)."""
+    client.put("/api/v1/deals/OPP-1", json=deal_body(), headers=auth)
+    call = {"kind": "call", "subject": "x", "occurred_at": "0001-01-01T00:00:00Z"}
+    answer = client.post("/api/v1/deals/OPP-1/interactions", json=call, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json["errors"][0]["field"] == "occurred_at"

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from connector.api.routing import Api
-from connector.api.schemas import AwareDatetime, Email, Strict
+from connector.api.schemas import AwareDatetime, Email, PlausibleDatetime, Strict
 from connector.deals import get_deal
 from connector.errors import NotFound, invalid
 from connector.settings import current_settings
@@ -51,7 +51,7 @@ class ReminderQuery(Strict):
 
 
 class SnoozeIn(Strict):
-    until: AwareDatetime | None = Field(default=None, description="Snooze until this time.")
+    until: PlausibleDatetime | None = Field(default=None, description="Snooze until this time.")
     option: Literal["1d", "3d", "next_week"] | None = Field(
         default=None, description="Or one of the card's choices, in the rep's working time."
     )

@@ -41,9 +41,16 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def _plausible(value: dt.datetime) -> dt.datetime:
+    if not 1970 <= value.year <= 2200:
+        raise ValueError("must be between the years 1970 and 2200")
+    return value
+
+
 Email = Annotated[EmailStr, AfterValidator(_lower)]
 Domain = Annotated[str, AfterValidator(_domain)]
 AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
+PlausibleDatetime = Annotated[dt.datetime, AfterValidator(_aware), AfterValidator(_plausible)]
 StageKey = Annotated[str, Field(pattern=_KEY, description="A stage key such as negotiation")]
 Text300 = Annotated[str, Field(min_length=1, max_length=300)]
 
@@ -199,7 +206,7 @@ class InteractionIn(Strict):
     kind: Literal["call", "email", "note"]
     subject: str | None = Field(default=None, max_length=500)
     text: str | None = Field(default=None, max_length=20000)
-    occurred_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    occurred_at: PlausibleDatetime | None = Field(default=None, description="Default: now.")
     external_id: str | None = Field(
         default=None,
         max_length=200,

@@ -622,8 +622,11 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
         set_digest(session, address, digest)
     if "manager" in fields:
         fields["manager_email"] = fields.pop("manager")
-    start = fields.get("work_start", rep.work_start or "09:00")
-    end = fields.get("work_end", rep.work_end or "17:00")
+    for required in ("work_start", "work_end", "time_zone", "working_days", "active"):
+        if fields.get(required, "") is None:
+            del fields[required]  # null means "leave as it is" for fields that always have one
+    start = fields.get("work_start") or rep.work_start or "09:00"
+    end = fields.get("work_end") or rep.work_end or "17:00"
     if end <= start:
         raise invalid("work_end", "must be after work_start")
     for name, value in fields.items():
