@@ -144,7 +144,16 @@ def _operation(op: Operation) -> dict[str, Any]:
     responses[str(op.status)] = ok
     if op.status == 201 and op.method == "PUT":
         responses["200"] = {"description": "Updated", "content": ok.get("content", {})}
-    for status in op.errors:
+    errors = set(op.errors)
+    if op.scope is not None:
+        errors.add(401)  # every operation with a scope needs a key
+    if op.scope == "write":
+        errors.add(403)
+    if op.query is not None or op.path_params:
+        errors.add(422)  # a query or path value can be invalid
+    if op.body is not None:
+        errors.update({400, 413, 422})
+    for status in sorted(errors):
         responses[str(status)] = {
             "description": _REASONS.get(status, "Error"),
             "content": {
