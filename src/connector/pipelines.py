@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from connector.errors import Conflict, NotFound
 from connector.store.models import Deal, Pipeline, Stage
+from reminders.presets import PRESET_RULES
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,6 @@ PRESETS: dict[str, tuple[str, list[StageSpec]]] = {
 
 def default_rules(preset: str, stage_key: str) -> list[dict[str, Any]]:
     """The preset's default reminder rules of a stage, as stored JSON."""
-    try:
-        from reminders.presets import PRESET_RULES
-    except ImportError:
-        return []
     rules = PRESET_RULES.get(preset, {}).get(stage_key, [])
     return [rule.model_dump(mode="json") for rule in rules]
 

@@ -6,10 +6,11 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from flask import current_app, g
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from connector.api.schemas import (
     DealList,
     DealOut,
     DealQuery,
+    Email,
     Funnel,
     FunnelQuery,
     InteractionIn,
@@ -55,6 +57,7 @@ from connector.deals import (
 from connector.errors import (
     Conflict,
     DealBridgeError,
+    NotFound,
     from_validation_error,
     invalid,
 )
@@ -515,7 +518,6 @@ def put_pipeline(pipeline_id: str, body: PipelineIn) -> tuple[PipelineOut, int]:
 
 
 def _valid_key(value: str) -> bool:
-    import re
 
     return re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value) is not None
 
@@ -563,6 +565,9 @@ def list_reps() -> RepList:
 REP_RULE = "<string(maxlength=320):email>"
 
 
+_EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+
+
 def _rep_email(email: str) -> str:
     from pydantic import TypeAdapter
 
@@ -584,7 +589,6 @@ def _rep_email(email: str) -> str:
     path_params={"email": "The rep's email / UPN."},
 )
 def get_rep(email: str) -> RepOut:
-    from connector.errors import NotFound
 
     session = db_session()
     rep = session.scalar(select(Rep).where(Rep.email == _rep_email(email)))
