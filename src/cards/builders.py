@@ -674,49 +674,36 @@ def _two_lines(title: str, detail: str, *, url: str | None = None) -> Container:
     )
 
 
-def _digest_line(reminder: DigestReminder, when: str) -> ColumnSet:
+def _linked_line(url: str, headline: str, detail: str) -> ColumnSet:
+    """A two-line entry that opens the deal in the CRM when tapped."""
     return ColumnSet(
         spacing="Small",
-        select_action=OpenUrlAction(title="Open in CRM", url=reminder.crm_url),
+        select_action=OpenUrlAction(title="Open in CRM", url=url),
         columns=[
             Column(
                 width="stretch",
                 items=[
-                    TextBlock(
-                        text=f"{_clip(reminder.deal_title, 60)} · {_clip(reminder.account, 40)}",
-                        weight="Bolder",
-                    ),
-                    TextBlock(
-                        text=f"{_clip(reminder.rule_title, 80)} · {when}",
-                        spacing="None",
-                        is_subtle=True,
-                    ),
+                    TextBlock(text=headline, weight="Bolder"),
+                    TextBlock(text=detail, spacing="None", is_subtle=True),
                 ],
             )
         ],
     )
 
 
+def _digest_line(reminder: DigestReminder, when: str) -> ColumnSet:
+    return _linked_line(
+        reminder.crm_url,
+        f"{_clip(reminder.deal_title, 60)} · {_clip(reminder.account, 40)}",
+        f"{_clip(reminder.rule_title, 80)} · {when}",
+    )
+
+
 def _idle_line(deal: IdleDeal) -> ColumnSet:
-    return ColumnSet(
-        spacing="Small",
-        select_action=OpenUrlAction(title="Open in CRM", url=deal.crm_url),
-        columns=[
-            Column(
-                width="stretch",
-                items=[
-                    TextBlock(
-                        text=f"{_clip(deal.title, 60)} · {_clip(deal.account, 40)}",
-                        weight="Bolder",
-                    ),
-                    TextBlock(
-                        text=f"{_clip(deal.stage_name, 40)} · idle {_days(deal.idle_days)}",
-                        spacing="None",
-                        is_subtle=True,
-                    ),
-                ],
-            )
-        ],
+    return _linked_line(
+        deal.crm_url,
+        f"{_clip(deal.title, 60)} · {_clip(deal.account, 40)}",
+        f"{_clip(deal.stage_name, 40)} · idle {_days(deal.idle_days)}",
     )
 
 
