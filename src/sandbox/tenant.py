@@ -96,7 +96,8 @@ class Tenant:
             self.faults = FaultBook(self.config.seed)
             self.random = random.Random(self.config.seed)
             self.delta = DeltaStates(self.config.delta_states_kept)
-            self.teams = TeamsWork()
+            hooks = self.teams.on_install  # the Teams side's listeners outlive a reset
+            self.teams = TeamsWork(on_install=hooks)
             self.throttle.reset()
             self.log.reset()
             self.notifier.clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -112,6 +113,8 @@ class TeamsWork:
     apps: dict[str, TeamsApp] = field(default_factory=dict)
     installations: dict[str, tuple[str, str]] = field(default_factory=dict)
     activities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    on_install: list[Callable[[str, TeamsApp, str], None]] = field(default_factory=list)
+    """Told (user id, app, the tenant's base URL) after an install through Graph."""
 
     def publish(self, given: TeamsAppInput, default_app_id: str) -> TeamsApp:
         """Add an app to the catalog (control API; Graph's own publish needs a delegated admin)."""
@@ -183,6 +186,10 @@ def install(tenant: Tenant, request: GraphRequest, params: dict[str, str]) -> Gr
         if inst in tenant.teams.installations:
             raise GraphError(409, "Conflict", "App is already installed for this user.")
         tenant.teams.installations[inst] = (user.id, app.id)
+        hooks = list(tenant.teams.on_install)
+    base_url = request.graph_base.rsplit("/v1.0", 1)[0]
+    for hook in hooks:
+        hook(user.id, app, base_url)
     return GraphResponse(201)
 
 

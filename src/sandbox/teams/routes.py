@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,6 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from sandbox.directory import User
 from sandbox.faults import FaultRule
+from sandbox.graph.teamwork import TeamsApp
 from sandbox.identity import BOT_AUDIENCE
 from sandbox.request_log import LoggedRequest
 from sandbox.teams.channel import (
@@ -40,6 +43,9 @@ if TYPE_CHECKING:
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 _CARD_VERSIONS = {"1.0", "1.1", "1.2", "1.3", "1.4", "1.5"}
+
+
+log = logging.getLogger(__name__)
 
 
 class _Wire(BaseModel):
@@ -324,9 +330,9 @@ def create_blueprint(
         token = side.keys.sign(bot.bot_id, activity["serviceUrl"])
         return post_to_bot(bot.endpoint, activity, token, side.http)
 
-    @blueprint.post("/_sandbox/teams/<key>/install")
-    def install(key: str) -> Response:
-        user = user_or_404(key)
+    def send_install(user: User, service_url: str) -> tuple[Chat, list[BotAnswer]]:
+        """What Teams sends the bot when a user gets the app: installationUpdate, then the
+        conversationUpdate that adds the user and the bot to their 1:1 chat."""
         with tenant.lock:
             if not side.chats.bot.endpoint:
                 raise ConnectorError(
@@ -335,14 +341,39 @@ def create_blueprint(
             side.chats.user(user.id).installed = True
             chat = side.chats.chat_for(user.id)
             bot_id = side.chats.bot.bot_id
-        base = _activity_base(user, chat, tenant.tenant_id, bot_id)
+        base = _activity_base(user, chat, tenant.tenant_id, bot_id, service_url)
         update = {**base, "type": "installationUpdate", "action": "add"}
         members_added = [
             {"id": chat.teams_id, "aadObjectId": user.id},
             {"id": f"28:{bot_id}"},
         ]
         joined = {**base, "type": "conversationUpdate", "membersAdded": members_added}
-        answers = [to_bot(update), to_bot(joined)]
+        return chat, [to_bot(update), to_bot(joined)]
+
+    def installed_through_graph(user_id: str, app: TeamsApp, base_url: str) -> None:
+        """Installing our bot's app through Graph makes Teams greet the bot, as a user's own
+        install does; Teams sends that on its own time, so it goes from a thread."""
+        with tenant.lock:
+            ours = app.azure_ad_app_id.lower() == side.chats.bot.bot_id.lower()
+            user = tenant.directory.find(user_id)
+            ready = bool(side.chats.bot.endpoint)
+        if not (ours and ready and user is not None):
+            return
+
+        def greet() -> None:
+            try:
+                send_install(user, base_url.rstrip("/") + "/teams/")
+            except Exception:  # the bot being down must not break the Graph call that did it
+                log.warning("install activity for %s was not delivered", user_id, exc_info=True)
+
+        threading.Thread(target=greet, name="teams-install", daemon=True).start()
+
+    tenant.teams.on_install.append(installed_through_graph)
+
+    @blueprint.post("/_sandbox/teams/<key>/install")
+    def install(key: str) -> Response:
+        user = user_or_404(key)
+        chat, answers = send_install(user, _service_url())
         return _json(
             {
                 "conversationId": chat.id,
@@ -510,12 +541,14 @@ def _service_url() -> str:
     return request.host_url.rstrip("/") + "/teams/"
 
 
-def _activity_base(user: User, chat: Chat, tenant_id: str, bot_id: str) -> dict[str, Any]:
+def _activity_base(
+    user: User, chat: Chat, tenant_id: str, bot_id: str, service_url: str | None = None
+) -> dict[str, Any]:
     now = utc_now()
     return {
         "id": f"f:{now.timestamp():.6f}",
         "timestamp": now.isoformat().replace("+00:00", "Z"),
-        "serviceUrl": _service_url(),
+        "serviceUrl": service_url or _service_url(),
         "channelId": CHANNEL_ID,
         "from": {"id": chat.teams_id, "name": user.display_name, "aadObjectId": user.id},
         "conversation": {"conversationType": "personal", "tenantId": tenant_id, "id": chat.id},
