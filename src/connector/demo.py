@@ -484,7 +484,14 @@ def install_teams_app(sandbox: Any, app: Flask, bot_endpoint: str) -> list[str]:
     return installed
 
 
-def prepare_demo(*, folder: Path, port: int, sandbox: Any, api_key: str | None = None) -> DemoRun:
+def prepare_demo(
+    *,
+    folder: Path,
+    port: int,
+    sandbox: Any,
+    api_key: str | None = None,
+    database_url: str = "",
+) -> DemoRun:
     """Seed the sandbox tenant and a fresh database, read the calendars, deliver reminders."""
     from connector.app import create_app
     from connector.graph import graph_client
@@ -498,7 +505,8 @@ def prepare_demo(*, folder: Path, port: int, sandbox: Any, api_key: str | None =
     overrides: dict[str, Any] = {
         "bot_openid_metadata_url": bot["openIdMetadata"],
         "instance_path": folder,
-        "database_url": "",
+        "database_url": database_url,
+        "auto_migrate": True,
         "public_url": f"http://127.0.0.1:{port}",
         "tenant_id": sandbox.tenant_id,
         "client_id": sandbox.client_id,
