@@ -27,6 +27,7 @@ from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.stage_reminders import working_calendar
 from connector.store.db import get_store
 from connector.store.models import Deal, Mailbox, Reminder, Rep, RepPreference, utcnow
+from connector.teams_delivery import crm_link
 
 CARD_KIND = "teams_card"
 DIGEST_LIST = 10
@@ -53,14 +54,6 @@ def set_digest(session: Session, rep_email: str, on: bool) -> None:
         pref.daily_digest = on
 
 
-def _link(deal: Deal, settings: Settings) -> str:
-    from urllib.parse import quote
-
-    if deal.crm_url:
-        return deal.crm_url
-    return f"{settings.public_url or 'http://localhost'}/api/v1/deals/{quote(deal.crm_id)}"
-
-
 def digest_view(
     session: Session, rep: Rep, settings: Settings, day: dt.date, now: dt.datetime
 ) -> DigestView:
@@ -82,7 +75,7 @@ def digest_view(
             account=deal.account_name or "",
             rule_title=reminder.title,
             due_at=reminder.effective_due_at,
-            crm_url=_link(deal, settings),
+            crm_url=crm_link(deal, settings),
         )
 
     due_today = [item(r, d) for r, d in rows if start <= r.effective_due_at < end]
@@ -107,7 +100,7 @@ def digest_view(
                 account=d.account_name or "",
                 stage_name=d.stage_key.replace("_", " ").capitalize(),
                 idle_days=max((now - idle_since(d)).days, 0),
-                crm_url=_link(d, settings),
+                crm_url=crm_link(d, settings),
             )
             for d in idle
         ],

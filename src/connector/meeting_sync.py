@@ -33,7 +33,6 @@ from connector.matching import (
     match_meeting,
 )
 from connector.meeting_log import meeting_status, refresh_last_interaction
-from connector.outbox import enqueue
 from connector.privacy import (
     Attendee,
     MeetingFacts,
@@ -56,6 +55,7 @@ from connector.store.models import (
     Rep,
     utcnow,
 )
+from connector.teams_delivery import queue_meeting_card
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
 from graph_sync.models import Meeting
@@ -580,9 +580,9 @@ def _tell_others(
         return
     reps = [deal.owner_email] if deal and deal.owner_email else []
     reps = reps or list((interaction.details or {}).get("internal_participants", []))[:1]
+
     for rep in reps:
-        payload = {"kind": card, "interaction_id": interaction.id, "rep": rep}
-        enqueue(session, "teams_card", f"teams_card:{card}:{interaction.id}:{rep}", payload)
+        queue_meeting_card(session, card, interaction.id, rep)
 
 
 # ---- scheduled work ------------------------------------------------------------------
