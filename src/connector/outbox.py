@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connector.store.db import get_store
@@ -206,22 +206,3 @@ def _record(
                 item.last_error = outcome.error[:2000]
                 item.next_attempt_at = now + backoff(item.attempts, outcome.after)
                 report.retried += 1
-
-
-def counts(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
-    rows = session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status))
-    return {str(status): int(count) for status, count in rows}
-
-
-def pending_for(session: Session, prefix: str) -> list[OutboxItem]:
-    """Undelivered items whose key starts with ``prefix`` (e.g. one reminder's deliveries)."""
-    return list(
-        session.scalars(
-            select(OutboxItem).where(
-                OutboxItem.idempotency_key.startswith(prefix),
-                or_(OutboxItem.status == "pending", OutboxItem.status == "in_flight"),
-            )
-        )
-    )

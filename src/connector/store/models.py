@@ -251,8 +251,6 @@ class Reminder(Timestamps, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     calendar_mailbox: Mapped[str | None] = mapped_column(String(320))
     calendar_event_id: Mapped[str | None] = mapped_column(String(512))
-    teams_activity_id: Mapped[str | None] = mapped_column(String(200))
-    teams_conversation_id: Mapped[str | None] = mapped_column(String(300))
     deal: Mapped[Deal] = relationship()
 
     @property
