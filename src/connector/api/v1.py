@@ -54,6 +54,7 @@ from connector.deals import (
     move_stage,
     upsert_deal,
 )
+from connector.digests import set_digest, wants_digest
 from connector.errors import (
     Conflict,
     DealBridgeError,
@@ -65,7 +66,7 @@ from connector.pipelines import StageSpec, get_pipeline, replace_stages
 from connector.settings import current_settings
 from connector.stage_reminders import check_rules, deferred_deliveries, withdraw_all
 from connector.store.db import db_session
-from connector.store.models import Deal, Interaction, Pipeline, Rep, utcnow
+from connector.store.models import Deal, Interaction, Pipeline, Rep, RepPreference, utcnow
 
 api = Api("api_v1", "/api/v1")
 ID_RULE = "<string(maxlength=128):deal_id>"
@@ -525,12 +526,11 @@ def _valid_key(value: str) -> bool:
 # ---- reps ----------------------------------------------------------------------------
 
 
-def rep_out(rep: Rep, open_deals: int) -> RepOut:
-    from connector.digests import wants_digest
-
-    session = db_session()
+def rep_out(rep: Rep, open_deals: int, daily_digest: bool | None = None) -> RepOut:
+    if daily_digest is None:
+        daily_digest = wants_digest(db_session(), rep.email)
     return RepOut(
-        daily_digest=wants_digest(session, rep.email),
+        daily_digest=daily_digest,
         email=rep.email,
         display_name=rep.display_name,
         entra_id=rep.entra_id,
@@ -559,7 +559,10 @@ def list_reps() -> RepList:
     session = db_session()
     counts = _open_deals_by_owner(session)
     reps = session.scalars(select(Rep).order_by(Rep.email))
-    return RepList(items=[rep_out(r, counts.get(r.email, 0)) for r in reps])
+    digests = set(
+        session.scalars(select(RepPreference.rep_email).where(RepPreference.daily_digest.is_(True)))
+    )
+    return RepList(items=[rep_out(r, counts.get(r.email, 0), r.email in digests) for r in reps])
 
 
 REP_RULE = "<string(maxlength=320):email>"
@@ -621,8 +624,6 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
     fields: dict[str, Any] = body.model_dump(exclude_unset=True)
     digest = fields.pop("daily_digest", None)
     if digest is not None:
-        from connector.digests import set_digest
-
         set_digest(session, address, digest)
     if "manager" in fields:
         fields["manager_email"] = fields.pop("manager")
