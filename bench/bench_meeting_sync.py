@@ -80,7 +80,7 @@ def seed_tenant(sandbox: SandboxProcess, start: dt.datetime) -> list[tuple[str, 
 
 def seed_store(app: Any, reps: list[tuple[str, str]]) -> None:
     from connector.api.schemas import DealIn
-    from connector.deals import upsert_deal
+    from connector.deals.changes import upsert_deal
     from connector.store.db import get_store
     from connector.store.models import Rep, utcnow
 
@@ -119,8 +119,8 @@ def seed_store(app: Any, reps: list[tuple[str, str]]) -> None:
 
 
 def main() -> dict[str, Any]:
-    from connector.graph import close, graph_client
-    from connector.meeting_sync import sync_mailbox
+    from connector.meetings.sync import sync_mailbox
+    from connector.microsoft365 import close, graph_client
     from connector.store.db import get_store
     from connector.store.models import Interaction
 

@@ -1,5 +1,5 @@
 """``python -m connector`` is the ``dealbridge`` command."""
 
-from connector.cli import main
+from connector.admin.cli import main
 
 main()

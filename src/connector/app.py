@@ -8,23 +8,27 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from connector import __version__, bot, calendar_delivery, crm_webhooks, errors, teams_delivery
+from connector import __version__, errors
+from connector.admin.pages import pages
 from connector.api import openapi
 from connector.api.meetings import api as api_meetings
 from connector.api.reminders import api as api_reminders
 from connector.api.schemas import Health
 from connector.api.v1 import api as api_v1
-from connector.deals import DealEvents
-from connector.digests import queue_digests, queue_health
-from connector.graph_webhooks import ensure_subscriptions, graph_hooks
+from connector.crm import webhooks as crm_webhooks
+from connector.deals.changes import DealEvents
 from connector.jobs import register_job
-from connector.meeting_sync import sync_due
+from connector.meetings.notifications import ensure_subscriptions, graph_hooks
+from connector.meetings.sync import sync_due
 from connector.outbox import drain
-from connector.pages import pages
 from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
-from connector.stage_reminders import replan
+from connector.stage_reminders import outlook as calendar_delivery
+from connector.stage_reminders.replan import replan
 from connector.store import db as store_db
 from connector.store.db import Store
+from connector.teams import bot
+from connector.teams import delivery as teams_delivery
+from connector.teams.digests import queue_digests, queue_health
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,7 @@ def create_app(
 
 def prepare_database(store: Store) -> None:
     """Apply migrations and, on a fresh database, install the preset pipelines."""
-    from connector.pipelines import ensure_presets
+    from connector.deals.pipelines import ensure_presets
 
     store.upgrade()
     with store.session() as session:

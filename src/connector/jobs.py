@@ -75,7 +75,7 @@ def run_for_mailbox(app_name: str, email: str) -> None:
     app = _APPS.get(app_name)
     if app is None:
         return
-    from connector.meeting_sync import mark_held, sync_mailbox
+    from connector.meetings.sync import mark_held, sync_mailbox
 
     with app.app_context():
         try:

@@ -17,8 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.serving import make_server
 
+from connector.api.keys import create_key
 from connector.app import create_app, prepare_database
-from connector.keys import create_key
 from connector.store.db import Store, get_store
 
 
@@ -185,7 +185,7 @@ def m365(tmp_path: Path, migrated_template: Path, sandbox_tenant: Any) -> Iterat
     finally:
         server.shutdown()
         thread.join(timeout=5)
-        from connector.graph import close
+        from connector.microsoft365 import close
 
         scheduler = app.extensions.get("dealbridge.scheduler")
         if scheduler is not None:

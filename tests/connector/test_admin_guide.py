@@ -10,8 +10,8 @@ import click
 import pytest
 from flask import Flask
 
-from connector.cli import cli
-from connector.doctor import run_checks
+from connector.admin.cli import cli
+from connector.admin.doctor import run_checks
 from connector.settings import ENV_PREFIX, Settings
 from graph_sync.directory import MAILBOX_SETTINGS_READ, ORGANIZATION_READ, USER_READ
 from graph_sync.teams import ACTIVITY_PERMISSION, INSTALL_PERMISSION

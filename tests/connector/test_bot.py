@@ -111,7 +111,7 @@ def test_a_token_for_another_service_url_is_refused(world: TeamsWorld) -> None:
 
 def test_unreachable_signing_keys_answer_503_so_teams_retries(world: TeamsWorld) -> None:
     from cards.auth import BotFrameworkAuthenticator
-    from connector.bot import AUTH_EXTENSION
+    from connector.teams.bot import AUTH_EXTENSION
 
     world.app.extensions[AUTH_EXTENSION] = BotFrameworkAuthenticator(
         "http://127.0.0.1:9/v1/.well-known/openidconfiguration",

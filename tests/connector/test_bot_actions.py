@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connector.crm_webhooks import verify
+from connector.crm.webhooks import verify
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Reminder
-from connector.teams_delivery import queue_meeting_card
+from connector.teams.delivery import queue_meeting_card
 from tests.connector.test_bot_world import REP, WEBHOOK_SECRET, TeamsWorld, teams_sandbox, world
 
 __all__ = ["teams_sandbox", "world"]

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from connector.graph import close as close_graph
-from connector.keys import create_key
+from connector.api.keys import create_key
+from connector.microsoft365 import close as close_graph
 from connector.outbox import DrainReport, drain
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, Reminder

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connector.deals import move_stage
+from connector.deals.changes import move_stage
 from connector.outbox import LEASE, claim, drain
 from connector.settings import SETTINGS_EXTENSION
-from connector.stage_reminders import complete, snooze
+from connector.stage_reminders.replan import complete, snooze
 from connector.store.db import get_store
 from connector.store.models import Deal, OutboxItem, Reminder, utcnow
 from tests.connector.conftest import Tenant
@@ -108,7 +108,7 @@ def test_a_crash_after_graph_created_the_event_makes_no_second_one(m365: Tenant)
     add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
     moment = utcnow() + LATER
     # The first delivery reaches Graph, then the process dies before recording anything.
-    from connector.calendar_delivery import deliver
+    from connector.stage_reminders.outlook import deliver
 
     with get_store(m365.app).session() as session:
         claimed = claim(session, moment, 100, {"calendar"})
@@ -163,8 +163,8 @@ def test_deliveries_are_batched(m365: Tenant) -> None:
 def test_deleting_the_event_in_outlook_marks_the_reminder_done(m365: Tenant) -> None:
     import requests
 
-    from connector.graph import graph_client
-    from connector.meeting_sync import sync_mailbox
+    from connector.meetings.sync import sync_mailbox
+    from connector.microsoft365 import graph_client
 
     ann = m365.add_rep("ann", "Ann Lee")
     add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])

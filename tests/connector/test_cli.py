@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
 
-from connector.cli import cli
+from connector.admin.cli import cli
 from connector.settings import SettingsError, load_settings
 from connector.store.db import get_store
 from connector.store.models import ApiKey, Deal
@@ -113,7 +113,7 @@ def test_db_upgrade_on_a_new_database(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_help_is_quick_and_does_not_load_msgraph() -> None:
     code = (
-        "import sys; from connector.cli import cli\n"
+        "import sys; from connector.admin.cli import cli\n"
         "try:\n    cli(['--help'], standalone_mode=False)\nexcept SystemExit: pass\n"
         "assert 'msgraph' not in sys.modules and 'sqlalchemy' not in sys.modules, 'heavy import'\n"
     )
@@ -243,7 +243,7 @@ def test_reminders_preview_prints_the_plan_in_the_reps_zone(
 
 
 def _write_key(app: Flask) -> str:
-    from connector.keys import create_key
+    from connector.api.keys import create_key
 
     with get_store(app).session() as session:
         return create_key(session, "cli-test", "write")

@@ -13,8 +13,8 @@ import requests
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from connector.demo import DEMO_DOMAIN, DemoRun, prepare_demo
-from connector.graph import close
+from connector.admin.demo import DEMO_DOMAIN, DemoRun, prepare_demo
+from connector.microsoft365 import close
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Reminder
 
@@ -108,7 +108,7 @@ def test_the_demo_api_key_works(demo: tuple[DemoRun, Any]) -> None:
 
 
 def test_a_due_reminder_arrives_as_a_card_and_its_button_works(demo: tuple[DemoRun, Any]) -> None:
-    from connector.demo import install_teams_app
+    from connector.admin.demo import install_teams_app
     from connector.outbox import drain
 
     run, sandbox = demo
@@ -162,9 +162,9 @@ def test_a_snooze_from_the_api_shows_on_the_card_at_once(demo: tuple[DemoRun, An
 def test_digest_on_in_teams_then_the_digest_card_arrives(demo: tuple[DemoRun, Any]) -> None:
     import datetime as dt
 
-    from connector.demo import install_teams_app
-    from connector.digests import queue_digests
+    from connector.admin.demo import install_teams_app
     from connector.outbox import drain
+    from connector.teams.digests import queue_digests
 
     run, sandbox = demo
     rep = f"ann.lee@{DEMO_DOMAIN}"

@@ -9,9 +9,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from connector.digests import digest_view, health_view, queue_digests, queue_health
 from connector.store.db import get_store
 from connector.store.models import Mailbox, OutboxItem, Rep, utcnow
+from connector.teams.digests import digest_view, health_view, queue_digests, queue_health
 from tests.connector.conftest import make_app
 from tests.connector.samples import deal_body
 

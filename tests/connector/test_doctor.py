@@ -27,10 +27,10 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from connector.cli import cli
-from connector.doctor import CheckResult, run_checks
-from connector.graph import close
-from connector.graph_webhooks import ensure_subscriptions
+from connector.admin.cli import cli
+from connector.admin.doctor import CheckResult, run_checks
+from connector.meetings.notifications import ensure_subscriptions
+from connector.microsoft365 import close
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.store.models import Mailbox, utcnow

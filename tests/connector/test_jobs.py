@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from connector.graph_webhooks import schedule_sync
 from connector.jobs import start_scheduler
+from connector.meetings.notifications import schedule_sync
 from connector.store.db import get_store
 from tests.connector.conftest import make_app
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from connector.matching import (
+from connector.meetings.matching import (
     DealCandidate,
     MatchResult,
     MatchRule,
@@ -20,7 +20,7 @@ from connector.matching import (
     is_consumer_domain,
     match_meeting,
 )
-from connector.privacy import Attendee, MeetingFacts, PrivacyPolicy
+from connector.meetings.privacy import Attendee, MeetingFacts, PrivacyPolicy
 
 NOON = dt.datetime(2025, 3, 4, 12, 0, tzinfo=dt.UTC)
 POLICY = PrivacyPolicy(internal_domains=["contoso.com"])

@@ -14,9 +14,9 @@ import requests
 from sqlalchemy import select
 
 from connector.api.schemas import DealIn
-from connector.deals import upsert_deal
-from connector.graph_webhooks import ensure_subscriptions
-from connector.meeting_sync import SyncReport, mark_held, sync_mailbox
+from connector.deals.changes import upsert_deal
+from connector.meetings.notifications import ensure_subscriptions
+from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Mailbox, Reminder, utcnow
 from tests.connector.conftest import Tenant, meeting
@@ -153,7 +153,7 @@ def test_equally_good_deals_need_a_choice_that_the_api_settles(m365: Tenant) -> 
 
 
 def _key(t: Tenant) -> str:
-    from connector.keys import create_key
+    from connector.api.keys import create_key
 
     with get_store(t.app).session() as session:
         return create_key(session, "test", "write")
@@ -234,7 +234,7 @@ def test_updates_move_the_meeting_and_cancellation_keeps_it_visible(m365: Tenant
 
 
 def _graph_token(t: Tenant) -> str:
-    from connector.graph import graph_client
+    from connector.microsoft365 import graph_client
 
     return graph_client(t.app).tokens.token()
 

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from connector import crm_webhooks
+from connector.crm import webhooks as crm_webhooks
 from connector.outbox import (
     LEASE,
     MAX_ATTEMPTS,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from connector.privacy import (
+from connector.meetings.privacy import (
     Attendee,
     MeetingFacts,
     PrivacyPolicy,

@@ -12,7 +12,7 @@ import pytest
 import requests
 from click.testing import CliRunner, Result
 
-from connector.cli import cli
+from connector.admin.cli import cli
 from graph_sync.catalog import AppCatalog, CatalogApp
 from graph_sync.device_code import sign_in_with_device_code
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, Reminder, TeamsCard, TeamsConversation
-from connector.teams_delivery import deliver_reminders
+from connector.teams.delivery import deliver_reminders
 from tests.connector.test_bot_world import REP, TeamsWorld, teams_sandbox, world
 
 __all__ = ["teams_sandbox", "world"]

@@ -30,9 +30,9 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from connector.api.keys import create_key
 from connector.app import create_app, prepare_database
-from connector.graph import close as close_graph
-from connector.keys import create_key
+from connector.microsoft365 import close as close_graph
 from connector.outbox import drain
 from connector.store.db import Store, get_store
 from connector.store.models import OutboxItem, Reminder, TeamsConversation

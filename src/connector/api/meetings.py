@@ -9,12 +9,12 @@ from flask import current_app, g
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from connector import crm_webhooks
 from connector.api.routing import Api
 from connector.api.schemas import Email, InteractionList, InteractionOut, Strict
 from connector.api.v1 import interaction_out
-from connector.deals import DealEvents
-from connector.meeting_log import choose_deal
+from connector.crm import webhooks as crm_webhooks
+from connector.deals.changes import DealEvents
+from connector.meetings.interactions import choose_deal
 from connector.settings import current_settings
 from connector.store.db import db_session
 from connector.store.models import Deal, Interaction, Mailbox, utcnow

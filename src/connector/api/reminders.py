@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from connector.api.routing import Api
 from connector.api.schemas import AwareDatetime, Email, PlausibleDatetime, Strict
-from connector.deals import get_deal
+from connector.deals.changes import get_deal
 from connector.errors import NotFound, invalid
 from connector.settings import current_settings
-from connector.stage_reminders import complete, snooze, working_calendar
+from connector.stage_reminders.replan import complete, snooze, working_calendar
 from connector.store.db import db_session
 from connector.store.models import Deal, Reminder, Rep, utcnow
 

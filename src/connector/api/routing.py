@@ -15,8 +15,8 @@ from typing import Any
 from flask import Blueprint, Response, g, json, request
 from pydantic import BaseModel, ValidationError
 
+from connector.api.keys import Caller, Scope, find_caller
 from connector.errors import BadRequest, Forbidden, Unauthorized, from_validation_error
-from connector.keys import Caller, Scope, find_caller
 from connector.settings import current_settings
 from connector.store.db import db_session
 

@@ -15,7 +15,6 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector import analytics
 from connector.api.routing import Api
 from connector.api.schemas import (
     BulkDeal,
@@ -44,7 +43,8 @@ from connector.api.schemas import (
     StageMove,
     StageOut,
 )
-from connector.deals import (
+from connector.deals import analytics
+from connector.deals.changes import (
     DealEvents,
     Outcome,
     check_deal,
@@ -54,7 +54,7 @@ from connector.deals import (
     move_stage,
     upsert_deal,
 )
-from connector.digests import set_digest, wants_digest
+from connector.deals.pipelines import StageSpec, get_pipeline, replace_stages
 from connector.errors import (
     Conflict,
     DealBridgeError,
@@ -62,11 +62,11 @@ from connector.errors import (
     from_validation_error,
     invalid,
 )
-from connector.pipelines import StageSpec, get_pipeline, replace_stages
 from connector.settings import current_settings
-from connector.stage_reminders import check_rules, deferred_deliveries, withdraw_all
+from connector.stage_reminders.replan import check_rules, deferred_deliveries, withdraw_all
 from connector.store.db import db_session
 from connector.store.models import Deal, Interaction, Pipeline, Rep, RepPreference, utcnow
+from connector.teams.digests import set_digest, wants_digest
 
 api = Api("api_v1", "/api/v1")
 ID_RULE = "<string(maxlength=128):deal_id>"

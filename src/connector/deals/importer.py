@@ -21,7 +21,7 @@ from flask import Flask
 from pydantic import ValidationError
 
 from connector.api.schemas import BulkDeal, DealIn
-from connector.deals import upsert_deal
+from connector.deals.changes import upsert_deal
 from connector.errors import DealBridgeError
 from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store

@@ -36,7 +36,7 @@ def cli() -> None:
 @click.option("--threads", default=8, show_default=True, type=int)
 def serve(host: str, port: int, threads: int) -> None:
     """Run the web app and the background jobs (waitress)."""
-    from connector.server import serve_app
+    from connector.admin.server import serve_app
 
     app = _app()
     serve_app(app, host=host, port=port, threads=threads)
@@ -48,7 +48,7 @@ def serve(host: str, port: int, threads: int) -> None:
 @click.option("--seed-only", is_flag=True, help="Seed and print, then exit (for scripts).")
 def demo(port: int, sandbox_port: int, seed_only: bool) -> None:
     """Run DealBridge against the sandbox tenant with realistic demo data."""
-    from connector.demo import run_demo
+    from connector.admin.demo import run_demo
 
     run_demo(port=port, sandbox_port=sandbox_port, seed_only=seed_only)
 
@@ -118,7 +118,7 @@ def keys() -> None:
 @click.option("--scope", type=click.Choice(["read", "write"]), required=True)
 def keys_create(name: str, scope: str) -> None:
     """Create a key. It is printed once, as the last line; only its hash is stored."""
-    from connector.keys import create_key
+    from connector.api.keys import create_key
     from connector.store.db import get_store
 
     with get_store(_app()).session() as session:
@@ -171,7 +171,7 @@ def import_group() -> None:
 def import_deals(file: Path, dry_run: bool) -> None:
     """Import deals from a CSV or JSON file. Valid rows go in; invalid rows are listed with
     their line number and reason; no row is half-written."""
-    from connector.importer import import_file
+    from connector.deals.importer import import_file
 
     app = _app()
     report = import_file(app, file, dry_run=dry_run, echo=click.echo)
@@ -211,8 +211,8 @@ def sync(reps: tuple[str, ...], full: bool) -> None:
     """Read reps' Outlook calendars now and log their meetings on deals."""
     from sqlalchemy import select
 
-    from connector.graph import NotConfigured
-    from connector.meeting_sync import mark_held, sync_mailbox
+    from connector.meetings.sync import mark_held, sync_mailbox
+    from connector.microsoft365 import NotConfigured
     from connector.store.db import get_store
     from connector.store.models import Rep
 
@@ -254,10 +254,10 @@ def reminders_group() -> None:
 @click.option("--deal", "deal_id", required=True, help="The CRM's id of the deal.")
 def reminders_preview(deal_id: str) -> None:
     """Print the deal's reminder plan with due times in the rep's time zone (writes nothing)."""
-    from connector.deals import get_deal
+    from connector.deals.changes import get_deal
     from connector.errors import DealBridgeError
     from connector.settings import SETTINGS_EXTENSION
-    from connector.stage_reminders import planned_for
+    from connector.stage_reminders.replan import planned_for
     from connector.store.db import get_store
     from connector.store.models import utcnow
 
@@ -298,8 +298,8 @@ def manifest_group() -> None:
 )
 def manifest_build(out: Path) -> None:
     """Write the Teams app zip (manifest.json, color.png, outline.png) from the settings."""
+    from connector.admin.teams_package import package_config
     from connector.settings import SettingsError, load_settings
-    from connector.teams_package import package_config
     from manifest import ManifestError, build_manifest, build_package
 
     try:
@@ -335,8 +335,8 @@ def manifest_publish(
     zip_path: Path | None, update: bool, requires_review: bool, timeout: int
 ) -> None:
     """Sign in as a Teams admin (device code) and publish the app to your org's catalog."""
+    from connector.admin.teams_package import package_config
     from connector.settings import ENV_PREFIX, SettingsError, load_settings
-    from connector.teams_package import package_config
     from graph_sync.catalog import (
         AlreadyInCatalog,
         AppCatalog,
@@ -468,9 +468,9 @@ def admin_consent_url_command(redirect_uri: str | None) -> None:
 def doctor() -> None:
     """Check settings, Entra, Graph permissions, the bot, the public URLs, subscriptions, the
     client secret and the database; each line ✓, ! or ✗ with the fix. Exit 1 on any ✗."""
+    from connector.admin.doctor import CheckResult, run_checks
     from connector.app import create_app
-    from connector.doctor import CheckResult, run_checks
-    from connector.graph import close
+    from connector.microsoft365 import close
     from connector.settings import SettingsError
     from connector.store.db import get_store
 

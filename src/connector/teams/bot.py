@@ -51,15 +51,15 @@ from cards.auth import BotAuthError, BotAuthFailure, BotFrameworkAuthenticator
 from cards.builders import build_card
 from cards.models import AfterMeetingView, CardView, HelpView, MeetingLoggedView
 from cards.teams import BotConnectorError, card_activity
-from connector import crm_webhooks
 from connector.api.schemas import InteractionIn
-from connector.deals import DealEvents, get_deal, log_interaction, move_stage
+from connector.crm import webhooks as crm_webhooks
+from connector.deals.changes import DealEvents, get_deal, log_interaction, move_stage
+from connector.deals.pipelines import get_pipeline
 from connector.errors import DealBridgeError
-from connector.graph import NotConfigured
-from connector.meeting_log import choose_deal, get_interaction
-from connector.pipelines import get_pipeline
+from connector.meetings.interactions import choose_deal, get_interaction
+from connector.microsoft365 import NotConfigured
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.stage_reminders import ACTIVE, complete, snooze, working_calendar
+from connector.stage_reminders.replan import ACTIVE, complete, snooze, working_calendar
 from connector.store.db import db_session
 from connector.store.models import (
     Deal,
@@ -71,7 +71,7 @@ from connector.store.models import (
     TeamsConversation,
     utcnow,
 )
-from connector.teams_delivery import (
+from connector.teams.delivery import (
     after_meeting_view,
     bot_connector,
     meeting_logged_view,
@@ -314,7 +314,7 @@ def _message(
 
 def _digest_switch(session: Session, rep: Rep, text: str) -> dict[str, Any]:
     """`digest on` / `digest off`: the daily digest card, opt-in."""
-    from connector.digests import set_digest, wants_digest
+    from connector.teams.digests import set_digest, wants_digest
 
     words = text.lower().split()
     if len(words) > 1 and words[1] in ("on", "off"):

@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from connector.privacy import (
+from connector.meetings.privacy import (
     MeetingFacts,
     PrivacyPolicy,
     domain_within,
@@ -49,7 +49,7 @@ OPEN = "open"
 @functools.cache
 def consumer_domains() -> frozenset[str]:
     """The shipped list of consumer mail domains (read once)."""
-    text = resources.files("connector").joinpath("consumer_domains.txt").read_text("utf-8")
+    text = resources.files("connector.meetings").joinpath("consumer_domains.txt").read_text("utf-8")
     lines = (line.partition("#")[0].strip() for line in text.splitlines())
     return frozenset(d for d in map(normalize_domain, lines) if d is not None)
 
@@ -209,7 +209,7 @@ def match_meeting(
 
     ``candidates`` may hold more deals than match (the result only names deals that a rule
     found among them); the same deal given twice must carry the same data. The privacy rules
-    are not applied here: call :func:`connector.privacy.skip_reason` first.
+    are not applied here: call :func:`connector.meetings.privacy.skip_reason` first.
     """
     deals = _unique(candidates)
     external = [p.email for p in external_participants(meeting, policy)]

@@ -233,7 +233,7 @@ def queue_deliveries(
     active = reminder.status in ACTIVE
     due = reminder.effective_due_at
     if "teams" in settings.reminder_channels and not new:
-        from connector.teams_delivery import queue_reminder_refresh
+        from connector.teams.delivery import queue_reminder_refresh
 
         queue_reminder_refresh(session, reminder)
     for channel in settings.reminder_channels:

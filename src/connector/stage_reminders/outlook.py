@@ -17,10 +17,10 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.graph import NotConfigured, graph_client
+from connector.microsoft365 import NotConfigured, graph_client
 from connector.outbox import Delivered, Outcome, RetryLater, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.stage_reminders import ACTIVE
+from connector.stage_reminders.replan import ACTIVE
 from connector.store.db import get_store
 from connector.store.models import Deal, OutboxItem, Pipeline, Reminder, Rep, utcnow
 from graph_sync.calendar import (

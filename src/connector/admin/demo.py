@@ -15,9 +15,9 @@ import click
 import requests
 from flask import Flask
 
+from connector.api.keys import create_key
 from connector.api.schemas import DealIn
-from connector.deals import DealEvents, log_interaction, move_stage, upsert_deal
-from connector.keys import create_key
+from connector.deals.changes import DealEvents, log_interaction, move_stage, upsert_deal
 from connector.store.db import get_store
 from connector.store.models import Rep
 
@@ -494,8 +494,8 @@ def prepare_demo(
 ) -> DemoRun:
     """Seed the sandbox tenant and a fresh database, read the calendars, deliver reminders."""
     from connector.app import create_app
-    from connector.graph import graph_client
-    from connector.meeting_sync import mark_held, sync_mailbox
+    from connector.meetings.sync import mark_held, sync_mailbox
+    from connector.microsoft365 import graph_client
     from connector.outbox import drain
 
     if folder.exists():
@@ -569,9 +569,9 @@ def prepare_demo(
 
 
 def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
-    from connector.graph import close
-    from connector.graph_webhooks import ensure_subscriptions
     from connector.jobs import start_scheduler
+    from connector.meetings.notifications import ensure_subscriptions
+    from connector.microsoft365 import close
     from sandbox.server import start_sandbox
 
     env_key = os.environ.get("DEALBRIDGE_API_KEY") or None

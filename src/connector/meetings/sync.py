@@ -2,7 +2,7 @@
 
 For each mailbox: read the calendarView delta (graph_sync) over the rolling window, then, in
 one transaction, apply the round: every meeting is checked against the privacy rules
-(``connector.privacy``), matched to a deal (``connector.matching``) and upserted as ONE
+(``meetings.privacy``), matched to a deal (``meetings.matching``) and upserted as ONE
 interaction per meeting across every mailbox (key: iCalUId + original start for recurring
 ones). A mailbox's errors are recorded on it and never stop the others.
 """
@@ -22,18 +22,17 @@ from flask import Flask
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from connector import crm_webhooks
-from connector.deals import DealEvents
-from connector.graph import graph_client
-from connector.matching import (
+from connector.crm import webhooks as crm_webhooks
+from connector.deals.changes import DealEvents
+from connector.meetings.interactions import meeting_status, refresh_last_interaction
+from connector.meetings.matching import (
     DealCandidate,
     MatchStatus,
     candidate_keys,
     explain,
     match_meeting,
 )
-from connector.meeting_log import meeting_status, refresh_last_interaction
-from connector.privacy import (
+from connector.meetings.privacy import (
     Attendee,
     MeetingFacts,
     PrivacyPolicy,
@@ -41,8 +40,9 @@ from connector.privacy import (
     internal_participants,
     skip_reason,
 )
+from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.stage_reminders import deferred_deliveries
+from connector.stage_reminders.replan import deferred_deliveries
 from connector.store.db import get_store
 from connector.store.models import (
     Deal,
@@ -55,7 +55,7 @@ from connector.store.models import (
     Rep,
     utcnow,
 )
-from connector.teams_delivery import queue_meeting_card
+from connector.teams.delivery import queue_meeting_card
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
 from graph_sync.models import Meeting
@@ -507,7 +507,7 @@ def _apply_removal(state: Round, event_id: str) -> None:
 
 def _reminder_dismissed(state: Round, event_id: str) -> None:
     """The rep deleted a reminder's event in Outlook: the reminder is done, as from a card."""
-    from connector.stage_reminders import ACTIVE, complete
+    from connector.stage_reminders.replan import ACTIVE, complete
 
     reminder = state.session.scalar(
         select(Reminder).where(Reminder.calendar_event_id == event_id, Reminder.status.in_(ACTIVE))

@@ -1,7 +1,7 @@
 """Meetings as interactions on deals: settle a choice, move a meeting to another deal.
 
 A meeting becomes one interaction (key: iCalUId, plus the occurrence's original start for
-recurring ones) whichever mailbox it was read from; see ``connector.meeting_sync``.
+recurring ones) whichever mailbox it was read from; see ``connector.meetings.sync``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from connector.deals import DealEvents, get_deal
+from connector.deals.changes import DealEvents, get_deal
 from connector.errors import Conflict, NotFound
 from connector.store.models import Deal, Interaction
 

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.errors import BadRequest, Forbidden
-from connector.graph import graph_client
-from connector.meeting_sync import mailbox_for, new_client_state
+from connector.meetings.sync import mailbox_for, new_client_state
+from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.store.models import Mailbox, Rep, utcnow

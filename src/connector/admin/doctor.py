@@ -27,12 +27,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from connector.admin.teams_package import package_config
 from connector.api.schemas import Health
-from connector.graph import NotConfigured, credentials
+from connector.microsoft365 import NotConfigured, credentials
 from connector.settings import ENV_PREFIX, SETTINGS_EXTENSION, Settings
 from connector.store.db import Store, get_store
 from connector.store.models import Mailbox, Rep, utcnow
-from connector.teams_package import package_config
 from graph_sync.auth import BOT_SCOPE, GRAPH_SCOPE, TokenProvider
 from graph_sync.client import GraphClient
 from graph_sync.directory import (

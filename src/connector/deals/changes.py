@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from connector.api.schemas import Account, Contact, DealIn, DealOut, InteractionIn
+from connector.deals.pipelines import get_pipeline
 from connector.errors import Conflict, NotFound, invalid
-from connector.pipelines import get_pipeline
 from connector.store.models import (
     Deal,
     DealContact,

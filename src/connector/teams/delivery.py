@@ -3,7 +3,7 @@
 
 A reminder's card is posted in the rep's 1:1 chat with the bot when it falls due, and updated
 in place (PUT) when the reminder changes elsewhere (done from the API, cancelled because the
-deal moved on). The chat comes from the bot's install activity (`connector.bot`); a rep the
+deal moved on). The chat comes from the bot's install activity (`connector.teams.bot`); a rep the
 bot never heard from gets the app installed through Graph, or, when that is not permitted, an
 activity-feed notice, and the reason is recorded on their ``TeamsConversation``. A rep who
 blocked the bot (403 MessageWritesBlocked) is recorded and not retried.
@@ -61,10 +61,10 @@ from cards.models import (
 )
 from cards.models import Stage as CardStage
 from cards.teams import BOT_SCOPE, BotConnector, BotConnectorError, card_activity
-from connector.graph import NotConfigured, graph_client
+from connector.microsoft365 import NotConfigured, graph_client
 from connector.outbox import Delivered, Failed, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.stage_reminders import ACTIVE
+from connector.stage_reminders.replan import ACTIVE
 from connector.store.db import get_store
 from connector.store.models import (
     Deal,
@@ -711,7 +711,7 @@ def _plan_daily_card(
     session: Session, kind: str, payload: dict[str, Any], settings: Settings
 ) -> Planned | Outcome:
     """The daily digest of a rep, or the health card of an admin, as of now."""
-    from connector.digests import digest_view, health_view
+    from connector.teams.digests import digest_view, health_view
 
     email = str(payload.get("rep") or "").lower()
     day = str(payload.get("day") or "")

@@ -24,10 +24,10 @@ from cards.models import (
 )
 from connector.outbox import enqueue
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.stage_reminders import working_calendar
+from connector.stage_reminders.replan import working_calendar
 from connector.store.db import get_store
 from connector.store.models import Deal, Mailbox, Reminder, Rep, RepPreference, utcnow
-from connector.teams_delivery import crm_link
+from connector.teams.delivery import crm_link
 
 CARD_KIND = "teams_card"
 DIGEST_LIST = 10
