@@ -8,27 +8,14 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from connector import __version__, errors
-from connector.admin.pages import pages
-from connector.api import openapi
-from connector.api.meetings import api as api_meetings
-from connector.api.reminders import api as api_reminders
+from connector import __version__, admin, api, crm, errors, meetings, stage_reminders, teams
 from connector.api.schemas import Health
-from connector.api.v1 import api as api_v1
-from connector.crm import webhooks as crm_webhooks
-from connector.deals.changes import DealEvents
 from connector.jobs import register_job
-from connector.meetings.notifications import ensure_subscriptions, graph_hooks
-from connector.meetings.sync import sync_due
 from connector.outbox import drain
 from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
-from connector.stage_reminders import outlook as calendar_delivery
-from connector.stage_reminders.replan import replan
+from connector.signals import SETTINGS_INFO
 from connector.store import db as store_db
 from connector.store.db import Store
-from connector.teams import bot
-from connector.teams import delivery as teams_delivery
-from connector.teams.digests import queue_digests, queue_health
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +35,23 @@ def create_app(
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.config.update(flask_config)
     app.extensions[SETTINGS_EXTENSION] = settings
-    events = DealEvents()
-    events.connect(lambda session, deal, now: replan(session, deal, settings, now))
-    app.extensions["dealbridge.deal_events"] = events
 
     if settings.is_embedded_sqlite:
         settings.instance_path.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
+    store.sessions.configure(info={SETTINGS_INFO: settings})  # signal receivers act for this app
     store_db.init_app(app, store)
     if settings.migrate_on_start:
         prepare_database(store)
 
     errors.init_app(app)
-    crm_webhooks.init_app(app)
-    calendar_delivery.init_app(app)
-    teams_delivery.init_app(app)
-    bot.init_app(app)
     register_job(app, "outbox", lambda app: drain(app), seconds=5)
-    app.register_blueprint(api_v1.blueprint)
-    app.register_blueprint(api_reminders.blueprint)
-    app.register_blueprint(api_meetings.blueprint)
-    app.register_blueprint(openapi.blueprint([api_v1, api_reminders, api_meetings]))
-    app.register_blueprint(graph_hooks)
-    if settings.microsoft365_configured:
-        register_job(app, "meetings", lambda app: sync_due(app), seconds=30)
-        register_job(app, "subscriptions", lambda app: ensure_subscriptions(app), seconds=600)
-    if "teams" in settings.reminder_channels:
-        register_job(app, "digests", lambda app: queue_digests(app), seconds=600)
-        register_job(app, "health", lambda app: queue_health(app), seconds=3600)
-    app.register_blueprint(pages)
+    stage_reminders.init_app(app)  # re-plans on deal_changed; Outlook delivery
+    meetings.init_app(app)  # Graph notifications; sync and renewals with Microsoft 365
+    teams.init_app(app)  # cards, the bot, digests with Teams on
+    crm.init_app(app)  # webhooks
+    api.init_app(app)  # REST v1 and OpenAPI
+    admin.init_app(app)  # the start page
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

@@ -45,7 +45,6 @@ def add_deal(
             "contacts": [{"email": c} for c in contacts],
         }
     )
-    events = t.app.extensions["dealbridge.deal_events"]
     with get_store(t.app).session() as session:
         upsert_deal(
             session,
@@ -54,7 +53,6 @@ def add_deal(
             actor="test",
             now=utcnow() - dt.timedelta(days=20),
             default_pipeline="classic5",
-            events=events,
         )
 
 

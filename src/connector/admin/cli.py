@@ -172,9 +172,11 @@ def import_deals(file: Path, dry_run: bool) -> None:
     """Import deals from a CSV or JSON file. Valid rows go in; invalid rows are listed with
     their line number and reason; no row is half-written."""
     from connector.deals.importer import import_file
+    from connector.settings import SETTINGS_EXTENSION
 
     app = _app()
-    report = import_file(app, file, dry_run=dry_run, echo=click.echo)
+    pipeline = app.extensions[SETTINGS_EXTENSION].default_pipeline
+    report = import_file(app, file, default_pipeline=pipeline, dry_run=dry_run, echo=click.echo)
     if report.failed:
         sys.exit(1)
 

@@ -16,8 +16,8 @@ import requests
 from flask import Flask
 
 from connector.api.keys import create_key
-from connector.api.schemas import DealIn
-from connector.deals.changes import DealEvents, log_interaction, move_stage, upsert_deal
+from connector.deals.changes import log_interaction, move_stage, upsert_deal
+from connector.deals.models import DealIn, InteractionIn
 from connector.store.db import get_store
 from connector.store.models import Rep
 
@@ -272,7 +272,6 @@ _PATH = [
 
 def seed(app: Flask, now: dt.datetime, api_key: str | None) -> str:
     """Reps, deals with history and a few logged calls; returns the API key to use."""
-    events: DealEvents = app.extensions["dealbridge.deal_events"]
     with app.app_context(), get_store(app).session() as session:
         for rep in REPS:
             session.add(
@@ -303,10 +302,8 @@ def seed(app: Flask, now: dt.datetime, api_key: str | None) -> str:
             steps = _PATH[1 : _PATH.index(target) + 1] + ([stage] if stage not in _PATH else [])
             for i, step in enumerate(steps, start=1):
                 when = now - first + (first - dt.timedelta(days=days)) * i / len(steps)
-                move_stage(session, deal, step, actor="demo", now=when, events=events)
+                move_stage(session, deal, step, actor="demo", now=when)
             if days > 5 and stage in _PATH:
-                from connector.api.schemas import InteractionIn
-
                 call = InteractionIn(
                     kind="call",
                     subject=f"Call with {contact}",

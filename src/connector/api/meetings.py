@@ -5,17 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from flask import current_app, g
+from flask import g
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from connector.api.routing import Api
 from connector.api.schemas import Email, InteractionList, InteractionOut, Strict
 from connector.api.v1 import interaction_out
-from connector.crm import webhooks as crm_webhooks
-from connector.deals.changes import DealEvents
 from connector.meetings.interactions import choose_deal
-from connector.settings import current_settings
 from connector.store.db import db_session
 from connector.store.models import Deal, Interaction, Mailbox, utcnow
 
@@ -94,18 +91,8 @@ def list_all_interactions(query: InteractionQuery) -> InteractionList:
 def post_interaction_deal(interaction_id: int, body: ChooseDeal) -> InteractionOut:
     """The choice sticks: later syncs of the meeting keep it on this deal."""
     session = db_session()
-    events: DealEvents = current_app.extensions["dealbridge.deal_events"]
-    now = utcnow()
     interaction = choose_deal(
-        session, interaction_id, body.deal, by=str(g.caller.name), now=now, events=events
-    )
-    crm_webhooks.notify(
-        session,
-        current_settings(),
-        "interaction.updated",
-        {"interaction": interaction.id, "deal": body.deal, "status": interaction.status},
-        key=f"interaction.chosen:{interaction.id}:{body.deal}:{now.isoformat()}",
-        now=now,
+        session, interaction_id, body.deal, by=str(g.caller.name), now=utcnow()
     )
     out = interaction_out(interaction, body.deal)
     session.commit()

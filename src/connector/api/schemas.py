@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,109 +10,74 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
-    HttpUrl,
     field_validator,
     model_validator,
 )
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# The domain's models are served as they are (api -> deals); re-exported for the API.
+from connector.deals.models import (
+    Account,
+    AwareDatetime,
+    BulkDeal,
+    Contact,
+    DealIn,
+    DealOut,
+    Domain,
+    Email,
+    Funnel,
+    FunnelQuery,
+    FunnelStage,
+    InteractionIn,
+    PlausibleDatetime,
+    StageKey,
+    Strict,
+    Text300,
+)
+
+__all__ = [
+    "Account",
+    "AwareDatetime",
+    "BulkDeal",
+    "BulkDealsIn",
+    "BulkDealsRaw",
+    "BulkItemResult",
+    "BulkResult",
+    "Contact",
+    "DealIn",
+    "DealList",
+    "DealOut",
+    "DealQuery",
+    "Domain",
+    "Email",
+    "Funnel",
+    "FunnelQuery",
+    "FunnelStage",
+    "Health",
+    "InteractionIn",
+    "InteractionList",
+    "InteractionOut",
+    "PipelineIn",
+    "PipelineList",
+    "PipelineOut",
+    "PlausibleDatetime",
+    "RepIn",
+    "RepList",
+    "RepOut",
+    "StageChangeOut",
+    "StageHistory",
+    "StageIn",
+    "StageKey",
+    "StageMove",
+    "StageOut",
+    "Strict",
+    "Text300",
+]
+
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
-def _lower(value: str) -> str:
-    return value.strip().lower()
-
-
-def _domain(value: str) -> str:
-    value = value.strip().lower().removeprefix("@")
-    if not _DOMAIN.match(value):
-        raise ValueError(f"{value!r} is not a domain name such as contoso.com")
-    return value
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        raise ValueError("needs a time zone offset, e.g. 2026-11-23T09:00:00Z")
-    return value.astimezone(dt.UTC)
-
-
-def _plausible(value: dt.datetime) -> dt.datetime:
-    if not 1970 <= value.year <= 2200:
-        raise ValueError("must be between the years 1970 and 2200")
-    return value
-
-
-Email = Annotated[EmailStr, AfterValidator(_lower)]
-Domain = Annotated[str, AfterValidator(_domain)]
-AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
-PlausibleDatetime = Annotated[dt.datetime, AfterValidator(_aware), AfterValidator(_plausible)]
-StageKey = Annotated[str, Field(pattern=_KEY, description="A stage key such as negotiation")]
-Text300 = Annotated[str, Field(min_length=1, max_length=300)]
-
-
-class Strict(BaseModel):
-    """Unknown fields are refused: a misspelled field must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
 # ---- deals ---------------------------------------------------------------------------
-
-
-class Account(Strict):
-    name: str | None = Field(default=None, max_length=300, description="The customer company.")
-    domains: list[Domain] = Field(
-        default_factory=list,
-        max_length=50,
-        description="Email domains of the customer (contoso.com); meetings match on them.",
-    )
-
-
-class Contact(Strict):
-    name: str | None = Field(default=None, max_length=200)
-    email: Email
-
-
-class DealIn(Strict):
-    """A deal as the CRM sends it. The path carries the CRM's own id."""
-
-    title: Text300
-    pipeline: str | None = Field(
-        default=None, pattern=_KEY, description="Pipeline id; the default pipeline when absent."
-    )
-    stage: StageKey
-    status: Literal["open", "won", "lost"] | None = Field(
-        default=None, description="Defaults to the stage's: won/lost stages close the deal."
-    )
-    owner: Email | None = Field(default=None, description="The rep who owns the deal (email/UPN).")
-    account: Account | None = None
-    contacts: list[Contact] = Field(default_factory=list, max_length=200)
-    amount: Decimal | None = Field(default=None, ge=0, max_digits=18, decimal_places=2)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217")
-    expected_close_date: dt.date | None = None
-    crm_url: HttpUrl | None = Field(default=None, description="The deal's page in the CRM.")
-    lead_source: str | None = Field(default=None, max_length=100)
-    product: str | None = Field(default=None, max_length=100)
-
-    @field_validator("expected_close_date")
-    @classmethod
-    def _plausible_date(cls, value: dt.date | None) -> dt.date | None:
-        if value is not None and not dt.date(1970, 1, 1) <= value <= dt.date(2200, 12, 31):
-            raise ValueError("must be between 1970 and 2200; send null when there is none")
-        return value
-
-    @model_validator(mode="after")
-    def _currency_with_amount(self) -> DealIn:
-        if self.amount is not None and self.currency is None:
-            raise ValueError("currency is required with amount (an ISO 4217 code such as EUR)")
-        return self
-
-
-class BulkDeal(DealIn):
-    id: str = Field(min_length=1, max_length=128, description="The CRM's id of the deal.")
 
 
 class BulkDealsIn(BaseModel):
@@ -131,29 +94,6 @@ class BulkDealsRaw(BaseModel):
 class StageMove(Strict):
     stage: StageKey
     note: str | None = Field(default=None, max_length=2000)
-
-
-class DealOut(BaseModel):
-    id: str = Field(description="The CRM's id of the deal.")
-    title: str
-    pipeline: str
-    stage: str
-    stage_name: str
-    status: str
-    owner: str | None
-    account: Account
-    contacts: list[Contact]
-    amount: Decimal | None
-    currency: str | None
-    expected_close_date: dt.date | None
-    crm_url: str | None
-    lead_source: str | None
-    product: str | None
-    stage_entered_at: dt.datetime
-    days_in_stage: int
-    last_interaction_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
 
 
 class DealList(BaseModel):
@@ -198,27 +138,6 @@ class StageHistory(BaseModel):
 
 
 # ---- interactions --------------------------------------------------------------------
-
-
-class InteractionIn(Strict):
-    """A call, email or note logged by hand."""
-
-    kind: Literal["call", "email", "note"]
-    subject: str | None = Field(default=None, max_length=500)
-    text: str | None = Field(default=None, max_length=20000)
-    occurred_at: PlausibleDatetime | None = Field(default=None, description="Default: now.")
-    external_id: str | None = Field(
-        default=None,
-        max_length=200,
-        description="Your id for it: sending the same id again does not log it twice.",
-    )
-    by: Email | None = Field(default=None, description="Who had the interaction.")
-
-    @model_validator(mode="after")
-    def _something_said(self) -> InteractionIn:
-        if not (self.subject or self.text):
-            raise ValueError("give a subject or a text")
-        return self
 
 
 class InteractionOut(BaseModel):
@@ -352,38 +271,6 @@ class RepList(BaseModel):
 
 
 # ---- analytics -----------------------------------------------------------------------
-
-
-class FunnelQuery(Strict):
-    pipeline: str = Field(pattern=_KEY)
-    from_: AwareDatetime | None = Field(default=None, alias="from")
-    to: AwareDatetime | None = None
-    owner: Email | None = None
-    lead_source: str | None = None
-    product: str | None = None
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class FunnelStage(BaseModel):
-    stage: str
-    name: str
-    reached: int = Field(description="Deals that reached this stage (or went beyond it).")
-    conversion_to_next: float | None = Field(
-        description="reached(next) / reached(this) × 100, percent; null for the last stage."
-    )
-    conversion_from_first: float | None
-    in_stage_now: int
-    avg_days_in_stage: float | None
-    median_days_in_stage: float | None
-
-
-class Funnel(BaseModel):
-    pipeline: str
-    deals: int
-    won: int
-    lost: int
-    stages: list[FunnelStage]
 
 
 class Health(BaseModel):

@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -45,8 +45,8 @@ from connector.api.schemas import (
 )
 from connector.deals import analytics
 from connector.deals.changes import (
-    DealEvents,
     Outcome,
+    announce,
     check_deal,
     deal_out,
     get_deal,
@@ -55,6 +55,7 @@ from connector.deals.changes import (
     upsert_deal,
 )
 from connector.deals.pipelines import StageSpec, get_pipeline, replace_stages
+from connector.deals.reps import set_digest, wants_digest
 from connector.errors import (
     Conflict,
     DealBridgeError,
@@ -66,16 +67,10 @@ from connector.settings import current_settings
 from connector.stage_reminders.replan import check_rules, deferred_deliveries, withdraw_all
 from connector.store.db import db_session
 from connector.store.models import Deal, Interaction, Pipeline, Rep, RepPreference, utcnow
-from connector.teams.digests import set_digest, wants_digest
 
 api = Api("api_v1", "/api/v1")
 ID_RULE = "<string(maxlength=128):deal_id>"
 DEAL_ID = {"deal_id": "The CRM's id of the deal."}
-
-
-def _events() -> DealEvents:
-    events: DealEvents = current_app.extensions["dealbridge.deal_events"]
-    return events
 
 
 def _actor() -> str:
@@ -113,7 +108,6 @@ def put_deal(deal_id: str, body: DealIn) -> tuple[DealOut, int]:
         actor=_actor(),
         now=now,
         default_pipeline=current_settings().default_pipeline,
-        events=_events(),
     )
     pipeline = get_pipeline(session, deal.pipeline_id)
     out = deal_out(deal, pipeline, now)
@@ -193,7 +187,6 @@ def _apply_bulk(
 ) -> dict[int, tuple[str, Outcome]]:
     ids = [item.id for _, item, _ in planned]
     existing = {d.crm_id: d for d in session.scalars(select(Deal).where(Deal.crm_id.in_(ids)))}
-    events = _events()
     outcomes: dict[int, tuple[str, Outcome]] = {}
     changed: list[Deal] = []
     for index, item, data in planned:
@@ -215,7 +208,7 @@ def _apply_bulk(
     session.flush()
     with deferred_deliveries(session, current_settings(), now):
         for deal in changed:
-            events.changed(session, deal, now)
+            announce(session, deal, now)
     return outcomes
 
 
@@ -330,7 +323,7 @@ def post_stage(deal_id: str, body: StageMove) -> DealOut:
     session = db_session()
     now = utcnow()
     deal = get_deal(session, deal_id)
-    move_stage(session, deal, body.stage, actor=_actor(), now=now, events=_events())
+    move_stage(session, deal, body.stage, actor=_actor(), now=now)
     if body.note:
         note = InteractionIn(kind="note", subject=f"Moved to {body.stage}", text=body.note)
         log_interaction(session, deal, note, actor=_actor(), source="api", now=now)
@@ -422,7 +415,7 @@ def post_interaction(deal_id: str, body: InteractionIn) -> tuple[InteractionOut,
     session = db_session()
     deal = get_deal(session, deal_id)
     interaction, created = log_interaction(
-        session, deal, body, actor=_actor(), source="api", now=utcnow(), events=_events()
+        session, deal, body, actor=_actor(), source="api", now=utcnow()
     )
     out = interaction_out(interaction, deal.crm_id)
     session.commit()

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from connector.outbox import Delivered, Failed, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.store.models import OutboxItem
+from connector.signals import meeting_deal_chosen, settings_of
+from connector.store.models import Interaction, OutboxItem
 
 log = logging.getLogger(__name__)
 KIND = "webhook"
@@ -112,5 +113,22 @@ def _retry_after(answer: requests.Response) -> dt.timedelta | None:
         return None
 
 
+def on_meeting_deal_chosen(
+    session: Session, *, interaction: Interaction, deal: str, by: str, now: dt.datetime
+) -> None:
+    """``interaction.updated`` for a deal chosen in the API or on a Teams card (one shape)."""
+    data = {
+        "interaction": interaction.id,
+        "deal": deal,
+        "status": interaction.status,
+        "by": by,
+        "change": "deal_chosen",
+    }
+    key = f"interaction.chosen:{interaction.id}:{deal}:{now.isoformat()}"
+    notify(session, settings_of(session), "interaction.updated", data, key=key, now=now)
+
+
 def init_app(app: Flask) -> None:
+    """The webhook outbox handler, and the domain signals that become webhooks."""
     register_handler(app, KIND, deliver)
+    meeting_deal_chosen.connect(on_meeting_deal_chosen)  # once per process: connect is idempotent

@@ -15,7 +15,7 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.api.schemas import Funnel, FunnelQuery, FunnelStage
+from connector.deals.models import Funnel, FunnelQuery, FunnelStage
 from connector.store.models import Deal, Pipeline, StageChange
 
 _DAY = 86400.0

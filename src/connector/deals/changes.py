@@ -9,16 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import weakref
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from connector.api.schemas import Account, Contact, DealIn, DealOut, InteractionIn
+from connector.deals.models import Account, Contact, DealIn, DealOut, InteractionIn
 from connector.deals.pipelines import get_pipeline
 from connector.errors import Conflict, NotFound, invalid
+from connector.signals import deal_changed
 from connector.store.models import (
     Deal,
     DealContact,
@@ -31,21 +31,11 @@ from connector.store.models import (
 
 CENTS = Decimal("0.01")
 Outcome = Literal["created", "updated", "unchanged"]
-DealListener = Callable[[Session, Deal, dt.datetime], object]
 
 
-class DealEvents:
-    """Called in the same transaction after a deal changed (reminders re-plan, webhooks)."""
-
-    def __init__(self) -> None:
-        self.listeners: list[DealListener] = []
-
-    def connect(self, listener: DealListener) -> None:
-        self.listeners.append(listener)
-
-    def changed(self, session: Session, deal: Deal, now: dt.datetime) -> None:
-        for listener in self.listeners:
-            listener(session, deal, now)
+def announce(session: Session, deal: Deal, now: dt.datetime) -> None:
+    """Tell the subscribers (re-planning first of all) that a flushed deal changed."""
+    deal_changed.send(session, deal=deal, now=now)
 
 
 def get_deal(session: Session, crm_id: str) -> Deal:
@@ -107,7 +97,6 @@ def upsert_deal(
     actor: str,
     now: dt.datetime,
     default_pipeline: str,
-    events: DealEvents | None = None,
     existing: Deal | None = None,
     pipelines: dict[str, Pipeline] | None = None,
     flush: bool = True,
@@ -117,7 +106,7 @@ def upsert_deal(
 
     ``pipelines`` is a cache for batches: the identity map holds objects weakly, so without
     it every item would load its pipeline and stages again. With ``flush=False`` the caller
-    flushes and tells ``events`` itself (a batch flushes once)."""
+    flushes and calls ``announce`` itself (a batch flushes once)."""
     pipeline_id = data.pipeline or default_pipeline
     cache = pipelines if pipelines is not None else {}
     pipeline = cache.get(pipeline_id) or session.get(Pipeline, pipeline_id)
@@ -162,8 +151,7 @@ def upsert_deal(
     deal.updated_at = now
     if flush:
         session.flush()
-        if events:
-            events.changed(session, deal, now)
+        announce(session, deal, now)
     return deal, "created" if created else "updated"
 
 
@@ -204,7 +192,6 @@ def move_stage(
     *,
     actor: str,
     now: dt.datetime,
-    events: DealEvents | None = None,
 ) -> bool:
     """Move a deal to a stage of its pipeline; False when it is already there."""
     pipeline = get_pipeline(session, deal.pipeline_id)
@@ -216,8 +203,7 @@ def move_stage(
     deal.status = _status_for(stage, "open")
     deal.updated_at = now
     session.flush()
-    if events:
-        events.changed(session, deal, now)
+    announce(session, deal, now)
     return True
 
 
@@ -229,7 +215,6 @@ def log_interaction(
     actor: str,
     source: str,
     now: dt.datetime,
-    events: DealEvents | None = None,
 ) -> tuple[Interaction, bool]:
     """Log a call, email or note. Returns (interaction, created); an external id makes it once."""
     occurred = data.occurred_at or now
@@ -264,8 +249,7 @@ def log_interaction(
         deal.last_interaction_at = occurred
         deal.updated_at = now
     session.flush()
-    if events:
-        events.changed(session, deal, now)
+    announce(session, deal, now)
     return interaction, True
 
 

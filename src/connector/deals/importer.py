@@ -20,10 +20,9 @@ import click
 from flask import Flask
 from pydantic import ValidationError
 
-from connector.api.schemas import BulkDeal, DealIn
 from connector.deals.changes import upsert_deal
+from connector.deals.models import BulkDeal, DealIn
 from connector.errors import DealBridgeError
-from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
 from connector.store.models import utcnow
 
@@ -133,12 +132,15 @@ def plan_import(path: Path) -> ImportReport:
 
 
 def import_file(
-    app: Flask, path: Path, *, dry_run: bool = False, echo: Callable[[str], None] = click.echo
+    app: Flask,
+    path: Path,
+    *,
+    default_pipeline: str,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = click.echo,
 ) -> ImportReport:
     """Plan, then apply the valid rows in one transaction, with a progress bar."""
     report = plan_import(path)
-    settings = app.extensions[SETTINGS_EXTENSION]
-    events = app.extensions["dealbridge.deal_events"]
     now = utcnow()
     pipelines: dict[str, Any] = {}
     if not dry_run and report.valid:
@@ -157,8 +159,7 @@ def import_file(
                             data,
                             actor=f"import:{path.name}",
                             now=now,
-                            default_pipeline=settings.default_pipeline,
-                            events=events,
+                            default_pipeline=default_pipeline,
                             pipelines=pipelines,
                         )
                 except DealBridgeError as exc:

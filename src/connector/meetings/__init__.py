@@ -1,1 +1,21 @@
+"""Meetings: Graph change notifications, subscriptions, the sync round, privacy, matching."""
 
+from flask import Flask
+
+from connector.jobs import register_job
+from connector.meetings import notifications, sync
+from connector.settings import SETTINGS_EXTENSION, Settings
+
+
+def init_app(app: Flask) -> None:
+    """Serve Graph's notifications; with Microsoft 365 configured, sync and renew on a timer."""
+    app.register_blueprint(notifications.graph_hooks)
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    if settings.microsoft365_configured:
+        register_job(app, "meetings", lambda app: sync.sync_due(app), seconds=30)
+        register_job(
+            app, "subscriptions", lambda app: notifications.ensure_subscriptions(app), seconds=600
+        )
+
+
+__all__ = ["init_app"]

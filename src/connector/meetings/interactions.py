@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from connector.deals.changes import DealEvents, get_deal
+from connector.deals.changes import announce, get_deal
 from connector.errors import Conflict, NotFound
+from connector.signals import meeting_deal_chosen
 from connector.store.models import Deal, Interaction
 
 
@@ -35,7 +36,6 @@ def choose_deal(
     *,
     by: str,
     now: dt.datetime,
-    events: DealEvents | None = None,
 ) -> Interaction:
     """Settle a meeting that needed a choice, or move a logged meeting to another deal."""
     interaction = get_interaction(session, interaction_id)
@@ -61,9 +61,9 @@ def choose_deal(
     for affected in touched:
         refresh_last_interaction(session, affected, now)
     session.flush()
-    if events:
-        for affected in touched:
-            events.changed(session, affected, now)
+    for affected in touched:
+        announce(session, affected, now)
+    meeting_deal_chosen.send(session, interaction=interaction, deal=deal.crm_id, by=by, now=now)
     return interaction
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from connector.crm import webhooks as crm_webhooks
-from connector.deals.changes import DealEvents
+from connector.deals.changes import announce
 from connector.meetings.interactions import meeting_status, refresh_last_interaction
 from connector.meetings.matching import (
     DealCandidate,
@@ -42,6 +42,7 @@ from connector.meetings.privacy import (
 )
 from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
+from connector.signals import meeting_logged, meeting_needs_choice
 from connector.stage_reminders.replan import deferred_deliveries
 from connector.store.db import get_store
 from connector.store.models import (
@@ -55,7 +56,6 @@ from connector.store.models import (
     Rep,
     utcnow,
 )
-from connector.teams.delivery import queue_meeting_card
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
 from graph_sync.models import Meeting
@@ -186,9 +186,8 @@ def sync_mailbox(
         log.warning("sync of %s failed: %s", rep_email, exc)
         return report
     policy = privacy_policy(settings, tenant_domains)
-    events: DealEvents = app.extensions["dealbridge.deal_events"]
     with store.session() as session:
-        apply_round(session, mailbox_id, rep_email, delta, policy, settings, now, events, report)
+        apply_round(session, mailbox_id, rep_email, delta, policy, settings, now, report)
         done = session.get(Mailbox, mailbox_id)
         assert done is not None
         mailbox = done
@@ -208,7 +207,6 @@ def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
     from graph_sync.directory import get_mailbox_settings, get_user
 
     client = graph_client(app)
-    events: DealEvents = app.extensions["dealbridge.deal_events"]
     found = get_user(client, user)
     hours = get_mailbox_settings(client, found.id)
     with get_store(app).session() as session:
@@ -235,7 +233,7 @@ def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
             )
             with deferred_deliveries(session, app.extensions[SETTINGS_EXTENSION], now):
                 for deal in owned:
-                    events.changed(session, deal, now)
+                    announce(session, deal, now)
     return found.id
 
 
@@ -287,7 +285,6 @@ def apply_round(
     policy: PrivacyPolicy,
     settings: Settings,
     now: dt.datetime,
-    events: DealEvents,
     report: SyncReport,
 ) -> None:
     """Plan and apply a round in one transaction: meetings, then removals, then the deals."""
@@ -309,7 +306,7 @@ def apply_round(
             deal = session.get(Deal, deal_id)
             if deal is not None:
                 refresh_last_interaction(session, deal, now)
-                events.changed(session, deal, now)
+                announce(session, deal, now)
 
 
 def _link(state: Round, event_id: str, key: str) -> None:
@@ -569,20 +566,16 @@ def _tell_others(
             key=f"interaction.updated:{interaction.id}:{interaction.status}",
             now=now,
         )
-    if "teams" not in settings.reminder_channels:
-        return
-    card = None
+    signal = None
     if interaction.status == NEEDS_CHOICE and was != NEEDS_CHOICE:
-        card = "pick_deal"
+        signal = meeting_needs_choice
     elif newly_on_deal and interaction.status != "cancelled":
-        card = "meeting_logged"
-    if card is None:
+        signal = meeting_logged
+    if signal is None:
         return
     reps = [deal.owner_email] if deal and deal.owner_email else []
     reps = reps or list((interaction.details or {}).get("internal_participants", []))[:1]
-
-    for rep in reps:
-        queue_meeting_card(session, card, interaction.id, rep)
+    signal.send(session, interaction=interaction, reps=reps)
 
 
 # ---- scheduled work ------------------------------------------------------------------
@@ -591,7 +584,6 @@ def _tell_others(
 def mark_held(app: Flask, now: dt.datetime | None = None) -> int:
     """Meetings that ended are held: they move the deal's last interaction and stage clock."""
     now = now or utcnow()
-    events: DealEvents = app.extensions["dealbridge.deal_events"]
     with get_store(app).session() as session:
         ended = list(
             session.scalars(
@@ -612,7 +604,7 @@ def mark_held(app: Flask, now: dt.datetime | None = None) -> int:
             deal = session.get(Deal, deal_id)
             if deal is not None:
                 refresh_last_interaction(session, deal, now)
-                events.changed(session, deal, now)
+                announce(session, deal, now)
     return len(ended)
 
 

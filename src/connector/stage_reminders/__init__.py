@@ -1,1 +1,15 @@
+"""Stage reminders: re-planned on every deal change, snoozed or done, delivered to Outlook."""
 
+from flask import Flask
+
+from connector.signals import deal_changed
+from connector.stage_reminders import outlook, replan
+
+
+def init_app(app: Flask) -> None:
+    """Re-plan on ``deal_changed``; deliver reminder events to Outlook through the outbox."""
+    deal_changed.connect(replan.on_deal_changed)  # once per process: connect is idempotent
+    outlook.init_app(app)
+
+
+__all__ = ["init_app"]

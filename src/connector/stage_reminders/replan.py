@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue
 from connector.settings import Settings
+from connector.signals import reminder_changed, settings_of
 from connector.store.models import Deal, Pipeline, Reminder, Rep
 from reminders.planner import DealState, PlannedReminder, plan_reminders
 from reminders.rules import ReminderRule, parse_stage_rules
@@ -176,6 +177,11 @@ def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -
     return report
 
 
+def on_deal_changed(session: Session, *, deal: Deal, now: dt.datetime) -> None:
+    """The ``deal_changed`` receiver: re-plan in the change's transaction."""
+    replan(session, deal, settings_of(session), now)
+
+
 @contextmanager
 def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) -> Iterator[None]:
     """Re-plan many deals with one flush: new reminders' deliveries are queued at the end."""
@@ -232,10 +238,8 @@ def queue_deliveries(
     """
     active = reminder.status in ACTIVE
     due = reminder.effective_due_at
-    if "teams" in settings.reminder_channels and not new:
-        from connector.teams.delivery import queue_reminder_refresh
-
-        queue_reminder_refresh(session, reminder)
+    if not new:
+        reminder_changed.send(session, reminder=reminder, now=now)  # e.g. its card, refreshed
     for channel in settings.reminder_channels:
         if channel == "calendar":
             send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if active else now

@@ -51,10 +51,11 @@ from cards.auth import BotAuthError, BotAuthFailure, BotFrameworkAuthenticator
 from cards.builders import build_card
 from cards.models import AfterMeetingView, CardView, HelpView, MeetingLoggedView
 from cards.teams import BotConnectorError, card_activity
-from connector.api.schemas import InteractionIn
 from connector.crm import webhooks as crm_webhooks
-from connector.deals.changes import DealEvents, get_deal, log_interaction, move_stage
+from connector.deals.changes import get_deal, log_interaction, move_stage
+from connector.deals.models import InteractionIn
 from connector.deals.pipelines import get_pipeline
+from connector.deals.reps import set_digest, wants_digest
 from connector.errors import DealBridgeError
 from connector.meetings.interactions import choose_deal, get_interaction
 from connector.microsoft365 import NotConfigured
@@ -314,8 +315,6 @@ def _message(
 
 def _digest_switch(session: Session, rep: Rep, text: str) -> dict[str, Any]:
     """`digest on` / `digest off`: the daily digest card, opt-in."""
-    from connector.teams.digests import set_digest, wants_digest
-
     words = text.lower().split()
     if len(words) > 1 and words[1] in ("on", "off"):
         set_digest(session, rep.email, words[1] == "on")
@@ -459,9 +458,8 @@ def apply_action(
     action = parse_card_action(activity)
     ids = _raw_ids(activity)
     actor = _actor(activity, rep)
-    events: DealEvents = app.extensions["dealbridge.deal_events"]
     try:
-        return _apply(session, action, ids, actor, rep, settings, events, activity, now)
+        return _apply(session, action, ids, actor, rep, settings, activity, now)
     except DealBridgeError as e:
         raise CardActionError(e.detail, status=e.status, code=type(e).__name__) from e
 
@@ -473,7 +471,6 @@ def _apply(
     actor: str,
     rep: Rep | None,
     settings: Settings,
-    events: DealEvents,
     activity: Activity,
     now: dt.datetime,
 ) -> CardView:
@@ -509,11 +506,11 @@ def _apply(
             return reminder_view(session, reminder, settings, now)
         case Advance():
             deal = get_deal(session, action.deal_id)
-            _advance(session, deal, action.stage, actor, settings, events, now)
+            _advance(session, deal, action.stage, actor, settings, now)
             return _card_after(session, action.view, ids, deal, rep, settings, now)
         case Note():
             deal = get_deal(session, action.deal_id)
-            _note(session, deal, action.text, actor, rep, settings, events, activity, now)
+            _note(session, deal, action.text, actor, rep, settings, activity, now)
             return _card_after(session, action.view, ids, deal, rep, settings, now)
         case PickDeal():
             interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
@@ -525,24 +522,8 @@ def _apply(
                 or current.crm_id != action.deal_id
                 or interaction.match_rule != "chosen"
             ):
-                choose_deal(
-                    session, interaction.id, action.deal_id, by=actor, now=now, events=events
-                )
-                data = {
-                    "interaction": interaction.id,
-                    "deal": action.deal_id,
-                    "by": actor,
-                    "change": "deal_chosen",
-                    "source": SOURCE,
-                }
-                _notify(
-                    session,
-                    settings,
-                    "interaction.updated",
-                    data,
-                    f"interaction.updated:{interaction.id}:chosen:{action.deal_id}",
-                    now,
-                )
+                # the CRM hears of it through meeting_deal_chosen, as for the API's choice
+                choose_deal(session, interaction.id, action.deal_id, by=actor, now=now)
             view = action.view if action.view in ("meeting_logged", "pick_deal") else "pick_deal"
             return _meeting_card(session, view, interaction, rep, settings)
         case WrongDeal():
@@ -553,7 +534,7 @@ def _apply(
             return pick_deal_view(session, interaction, rep_email, asking=True)
         case MeetingOutcome():
             interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
-            _outcome(session, interaction, action, actor, rep, settings, events, activity, now)
+            _outcome(session, interaction, action, actor, rep, settings, activity, now)
             return _meeting_card(session, "after_meeting", interaction, rep, settings)
         case Refresh():
             return _current(session, action, ids, rep, settings, now)
@@ -599,7 +580,6 @@ def _advance(
     stage_key: str,
     actor: str,
     settings: Settings,
-    events: DealEvents,
     now: dt.datetime,
 ) -> bool:
     """Move the deal forward; a closed deal or a stage not ahead of it is a stale card."""
@@ -611,7 +591,7 @@ def _advance(
     if deal.status != "open" or (current is not None and target.position <= current.position):
         return False
     before = deal.stage_key
-    move_stage(session, deal, target.key, actor=actor, now=now, events=events)
+    move_stage(session, deal, target.key, actor=actor, now=now)
     change_id = session.scalar(
         select(func.max(StageChange.id)).where(StageChange.deal_id == deal.id)
     )
@@ -641,7 +621,6 @@ def _note(
     actor: str,
     rep: Rep | None,
     settings: Settings,
-    events: DealEvents,
     activity: Activity,
     now: dt.datetime,
 ) -> Interaction:
@@ -652,9 +631,7 @@ def _note(
         external_id=f"teams-{activity.id}"[:200] if activity.id else None,
         by=rep.email if rep is not None else None,
     )
-    interaction, created = log_interaction(
-        session, deal, note, actor=actor, source=SOURCE, now=now, events=events
-    )
+    interaction, created = log_interaction(session, deal, note, actor=actor, source=SOURCE, now=now)
     if created:
         data = {
             "deal": deal.crm_id,
@@ -674,7 +651,6 @@ def _outcome(
     actor: str,
     rep: Rep | None,
     settings: Settings,
-    events: DealEvents,
     activity: Activity,
     now: dt.datetime,
 ) -> None:
@@ -685,12 +661,12 @@ def _outcome(
     if deal.status != "open" or interaction.status == "cancelled":
         return
     moved_to = None
-    if action.stage and _advance(session, deal, action.stage, actor, settings, events, now):
+    if action.stage and _advance(session, deal, action.stage, actor, settings, now):
         pipeline = get_pipeline(session, deal.pipeline_id)
         stage = pipeline.stage(deal.stage_key)
         moved_to = stage.name if stage else deal.stage_key
     if action.note:
-        _note(session, deal, action.note, actor, rep, settings, events, activity, now)
+        _note(session, deal, action.note, actor, rep, settings, activity, now)
     details["outcome"] = {
         "outcome": action.outcome,
         "note": action.note,

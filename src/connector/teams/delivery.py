@@ -64,6 +64,12 @@ from cards.teams import BOT_SCOPE, BotConnector, BotConnectorError, card_activit
 from connector.microsoft365 import NotConfigured, graph_client
 from connector.outbox import Delivered, Failed, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
+from connector.signals import (
+    meeting_logged,
+    meeting_needs_choice,
+    reminder_changed,
+    settings_of,
+)
 from connector.stage_reminders.replan import ACTIVE
 from connector.store.db import get_store
 from connector.store.models import (
@@ -903,7 +909,31 @@ def queue_meeting_card(
     )
 
 
+def on_reminder_changed(session: Session, *, reminder: Reminder, now: dt.datetime) -> None:
+    """``reminder_changed``: show the new state on the card already sent, if Teams is on."""
+    if "teams" in settings_of(session).reminder_channels:
+        queue_reminder_refresh(session, reminder)
+
+
+def on_meeting_logged(session: Session, *, interaction: Interaction, reps: list[str]) -> None:
+    """``meeting_logged``: a "meeting logged" card to each rep, if Teams is on."""
+    if "teams" in settings_of(session).reminder_channels:
+        for rep in reps:
+            queue_meeting_card(session, "meeting_logged", interaction.id, rep)
+
+
+def on_meeting_needs_choice(session: Session, *, interaction: Interaction, reps: list[str]) -> None:
+    """``meeting_needs_choice``: a "pick the deal" card to each rep, if Teams is on."""
+    if "teams" in settings_of(session).reminder_channels:
+        for rep in reps:
+            queue_meeting_card(session, "pick_deal", interaction.id, rep)
+
+
 def init_app(app: Flask) -> None:
-    """Register the Teams outbox handlers."""
+    """Register the Teams outbox handlers and the signals that queue cards."""
     register_handler(app, KIND, deliver_reminders)
     register_handler(app, CARD_KIND, deliver_cards)
+    # once per process: blinker's connect is idempotent; each receiver reads its app's settings
+    reminder_changed.connect(on_reminder_changed)
+    meeting_logged.connect(on_meeting_logged)
+    meeting_needs_choice.connect(on_meeting_needs_choice)

@@ -41,19 +41,6 @@ PERMISSION_HINTS = {
 }
 
 
-def wants_digest(session: Session, rep_email: str) -> bool:
-    pref = session.scalar(select(RepPreference).where(RepPreference.rep_email == rep_email))
-    return bool(pref and pref.daily_digest)
-
-
-def set_digest(session: Session, rep_email: str, on: bool) -> None:
-    pref = session.scalar(select(RepPreference).where(RepPreference.rep_email == rep_email))
-    if pref is None:
-        session.add(RepPreference(rep_email=rep_email, daily_digest=on))
-    else:
-        pref.daily_digest = on
-
-
 def digest_view(
     session: Session, rep: Rep, settings: Settings, day: dt.date, now: dt.datetime
 ) -> DigestView:

@@ -1,0 +1,89 @@
+"""Domain signals: what happened, told to whoever subscribed (blinker, as Flask's own signals).
+
+A sender does not know its receivers; each capability connects its receivers in its own
+``init_app``. Every signal is sent inside the transaction of the change, with the session as
+the sender, so a receiver writes in the same transaction (or fails it). Signals are
+module-global while a process may hold many apps (the tests build one per test): a receiver
+acts for the app the session belongs to (``settings_of``) and raises when it cannot tell.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+from flask import current_app, has_app_context
+from sqlalchemy.orm import Session
+
+from connector.settings import SETTINGS_EXTENSION, Settings
+
+SETTINGS_INFO = "dealbridge.settings"  # session.info: the settings of the app owning the store
+_signals = Namespace()
+
+deal_changed = _signals.signal(
+    "deal-changed",
+    doc="""A deal changed (upsert, stage move, interaction, meeting) and was flushed.
+
+    Sender: the session (``connector.deals``, the meeting sync, the API's bulk upsert).
+    Keyword arguments: ``deal`` (``Deal``), ``now`` (aware ``datetime``).
+    Receiver: ``stage_reminders`` re-plans the deal's reminders.
+    """,
+)
+
+reminder_changed = _signals.signal(
+    "reminder-changed",
+    doc="""A stored reminder changed state (re-planned, snoozed, done, cancelled).
+
+    Sender: the session (``connector.stage_reminders``), not sent for a new reminder.
+    Keyword arguments: ``reminder`` (``Reminder``), ``now`` (aware ``datetime``).
+    Receiver: ``teams`` refreshes the card already sent for it.
+    """,
+)
+
+meeting_logged = _signals.signal(
+    "meeting-logged",
+    doc="""A meeting was newly logged on a deal (created, or moved to this deal).
+
+    Sender: the session (``connector.meetings.sync``).
+    Keyword arguments: ``interaction`` (``Interaction``), ``reps`` (list of rep emails to
+    tell: the deal's owner).
+    Receiver: ``teams`` queues a "meeting logged" card for each rep.
+    """,
+)
+
+meeting_needs_choice = _signals.signal(
+    "meeting-needs-choice",
+    doc="""A meeting matched several deals (or none clearly) and needs a rep's choice.
+
+    Sender: the session (``connector.meetings.sync``).
+    Keyword arguments: ``interaction`` (``Interaction``), ``reps`` (list of rep emails to
+    ask: the first internal participant).
+    Receiver: ``teams`` queues a "pick the deal" card for each rep.
+    """,
+)
+
+meeting_deal_chosen = _signals.signal(
+    "meeting-deal-chosen",
+    doc="""A person settled a meeting's deal, or moved a meeting to another deal.
+
+    Sender: the session (``connector.meetings.interactions.choose_deal``).
+    Keyword arguments: ``interaction`` (``Interaction``), ``deal`` (the chosen deal's CRM
+    id), ``by`` (who chose), ``now`` (aware ``datetime``).
+    Receiver: ``crm`` queues an ``interaction.updated`` webhook.
+    """,
+)
+
+
+def settings_of(session: Session) -> Settings:
+    """The settings of the app this session's store belongs to; loud when there is none.
+
+    The store's sessions carry them (``create_app`` puts them in ``session.info``), so a
+    job or test without an app context still acts for the right app."""
+    settings: Settings | None = session.info.get(SETTINGS_INFO)
+    if settings is not None:
+        return settings
+    if has_app_context():
+        found: Settings = current_app.extensions[SETTINGS_EXTENSION]
+        return found
+    raise RuntimeError(
+        "a domain signal was sent from a session that belongs to no app: open it from the "
+        "app's store (get_store(app).session()) or inside app.app_context()"
+    )
