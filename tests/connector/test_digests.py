@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from connector.store.db import get_store
 from connector.store.models import Mailbox, OutboxItem, Rep, utcnow
-from connector.teams.digests import digest_view, health_view, queue_digests, queue_health
+from connector.teams.digests import queue_digests, queue_health
+from connector.teams.views import digest_view, health_view
 from tests.connector.conftest import make_app
 from tests.connector.samples import deal_body
 

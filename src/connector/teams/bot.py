@@ -72,16 +72,15 @@ from connector.store.models import (
     TeamsConversation,
     utcnow,
 )
-from connector.teams.delivery import (
+from connector.teams.chats import bot_connector
+from connector.teams.delivery import store_card, update_card_row
+from connector.teams.views import (
     after_meeting_view,
-    bot_connector,
     meeting_logged_view,
     my_deals_view,
     my_reminders_view,
     pick_deal_view,
     reminder_view,
-    store_card,
-    update_card_row,
 )
 from reminders.worktime import snooze_until
 

@@ -11,127 +11,15 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from cards.models import (
-    ConsentMissing,
-    DigestReminder,
-    DigestView,
-    HealthView,
-    IdleDeal,
-    MailboxSyncFailure,
-    SecretExpiring,
-)
 from connector.outbox import enqueue
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.stage_reminders.replan import working_calendar
 from connector.store.db import get_store
-from connector.store.models import Deal, Mailbox, Reminder, Rep, RepPreference, utcnow
-from connector.teams.delivery import crm_link
+from connector.store.models import Rep, RepPreference, utcnow
+from connector.teams.views import health_view
 
 CARD_KIND = "teams_card"
-DIGEST_LIST = 10
-FAILING_AFTER = 3  # failed rounds in a row before admins hear of a mailbox
-SECRET_WARNING = dt.timedelta(days=30)
-PERMISSION_HINTS = {
-    "MailboxSettings": "MailboxSettings.Read",
-    "Calendars": "Calendars.ReadWrite",
-    "User": "User.Read.All",
-    "Organization": "Organization.Read.All",
-}
-
-
-def digest_view(
-    session: Session, rep: Rep, settings: Settings, day: dt.date, now: dt.datetime
-) -> DigestView:
-    """Due today, overdue, and the deals idle longest, in the rep's own day."""
-    zone = working_calendar(rep, settings).zone
-    start = dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
-    end = start + dt.timedelta(days=1)
-    rows = session.execute(
-        select(Reminder, Deal)
-        .join(Deal, Deal.id == Reminder.deal_id)
-        .where(Reminder.rep_email == rep.email, Reminder.status.in_(("open", "snoozed")))
-        .order_by(Reminder.due_at, Reminder.id)
-    ).all()
-
-    def item(reminder: Reminder, deal: Deal) -> DigestReminder:
-        return DigestReminder(
-            reminder_id=str(reminder.id),
-            deal_title=deal.title,
-            account=deal.account_name or "",
-            rule_title=reminder.title,
-            due_at=reminder.effective_due_at,
-            crm_url=crm_link(deal, settings),
-        )
-
-    due_today = [item(r, d) for r, d in rows if start <= r.effective_due_at < end]
-    overdue = [item(r, d) for r, d in rows if r.effective_due_at < start]
-    deals = session.scalars(
-        select(Deal).where(Deal.owner_email == rep.email, Deal.status == "open")
-    ).all()
-
-    def idle_since(deal: Deal) -> dt.datetime:
-        return deal.last_interaction_at or deal.stage_entered_at
-
-    idle = sorted(deals, key=idle_since)[:DIGEST_LIST]
-    return DigestView(
-        rep_name=rep.display_name or rep.email,
-        day=day,
-        due_today=due_today[:DIGEST_LIST],
-        overdue=overdue[:DIGEST_LIST],
-        idle_longest=[
-            IdleDeal(
-                deal_id=d.crm_id,
-                title=d.title,
-                account=d.account_name or "",
-                stage_name=d.stage_key.replace("_", " ").capitalize(),
-                idle_days=max((now - idle_since(d)).days, 0),
-                crm_url=crm_link(d, settings),
-            )
-            for d in idle
-        ],
-    )
-
-
-def health_view(session: Session, settings: Settings, now: dt.datetime) -> HealthView | None:
-    """What admins must fix, or None when all is well."""
-    failing = [
-        MailboxSyncFailure(
-            mailbox=m.rep_email,
-            since=m.last_success_at or m.created_at,
-            error=(m.last_error or "")[:300],
-        )
-        for m in session.scalars(select(Mailbox).where(Mailbox.failures >= FAILING_AFTER))
-    ]
-    consent_url = f"{settings.public_url or 'http://localhost'}/admin/consented"
-    missing: dict[str, ConsentMissing] = {}
-    for mailbox in session.scalars(select(Mailbox).where(Mailbox.last_error.is_not(None))):
-        error = mailbox.last_error or ""
-        if "403" not in error and "Forbidden" not in error and "denied" not in error.lower():
-            continue
-        for hint, permission in PERMISSION_HINTS.items():
-            if hint in error:
-                missing[permission] = ConsentMissing(permission=permission, consent_url=consent_url)
-    expiring = []
-    if settings.client_secret_expires_on:
-        try:
-            expires = dt.datetime.fromisoformat(settings.client_secret_expires_on)
-        except ValueError:
-            expires = None
-        if expires is not None:
-            expires = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
-            if expires - now <= SECRET_WARNING:
-                expiring.append(SecretExpiring(name="DEALBRIDGE_CLIENT_SECRET", expires_at=expires))
-    if not (failing or missing or expiring):
-        return None
-    return HealthView(
-        checked_at=now,
-        failing_mailboxes=failing[:DIGEST_LIST],
-        missing_consent=list(missing.values()),
-        expiring_secrets=expiring,
-        admin_url=f"{settings.public_url or 'http://localhost'}/healthz",
-    )
 
 
 def queue_digests(app: Flask, now: dt.datetime | None = None) -> list[str]:
