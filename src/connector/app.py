@@ -7,15 +7,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy import func, select
 
 from connector import __version__, admin, api, crm, errors, meetings, stage_reminders, teams
 from connector.api.schemas import Health
+from connector.deals.pipelines import ensure_presets
 from connector.jobs import register_job
 from connector.outbox import drain
 from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
 from connector.signals import SETTINGS_INFO
 from connector.store import db as store_db
 from connector.store.db import Store
+from connector.store.models import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +78,7 @@ def create_app(
 
 def prepare_database(store: Store) -> None:
     """Apply migrations and, on a fresh database, install the preset pipelines."""
-    from connector.deals.pipelines import ensure_presets
-
     store.upgrade()
     with store.session() as session:
-        from sqlalchemy import func, select
-
-        from connector.store.models import Pipeline
-
         if not session.scalar(select(func.count()).select_from(Pipeline)):
             ensure_presets(session)

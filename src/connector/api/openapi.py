@@ -6,6 +6,7 @@ The page is rendered on the server from the same document, so it works without a
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
@@ -201,8 +202,6 @@ def docs_page(document: dict[str, Any]) -> str:
             codes = ", ".join(esc(code) for code in op["responses"])
             parts.append(f"<div>Answers: {codes}</div></div>")
     parts.append("<h2>Schemas</h2>")
-    import json
-
     for name, schema in document["components"]["schemas"].items():
         parts.append(
             f"<details id='schema-{esc(name)}'><summary><code>{esc(name)}</code></summary>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
+from flask import g
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
@@ -16,6 +17,7 @@ from connector.settings import current_settings
 from connector.stage_reminders.replan import complete, snooze, working_calendar
 from connector.store.db import db_session
 from connector.store.models import Deal, Reminder, Rep, utcnow
+from reminders.worktime import snooze_until
 
 api = Api("api_v1_reminders", "/api/v1")
 
@@ -153,8 +155,6 @@ def _reminder(reminder_id: int) -> tuple[Reminder, Deal]:
 def snooze_reminder(reminder_id: int, body: SnoozeIn) -> ReminderOut:
     """Until a time, or by an option (1d, 3d, next_week) placed in the rep's working time.
     The calendar event moves with it."""
-    from reminders.worktime import snooze_until
-
     session = db_session()
     reminder, deal = _reminder(reminder_id)
     now = utcnow()
@@ -185,8 +185,6 @@ def snooze_reminder(reminder_id: int, body: SnoozeIn) -> ReminderOut:
 )
 def done_reminder(reminder_id: int, body: DoneIn) -> ReminderOut:
     """Done twice is fine (the first time counts); the calendar event is removed."""
-    from flask import g
-
     session = db_session()
     reminder, deal = _reminder(reminder_id)
     complete(session, reminder, body.by or str(g.caller.name), current_settings(), utcnow())

@@ -565,12 +565,8 @@ _EMAIL: TypeAdapter[str] = TypeAdapter(Email)
 
 
 def _rep_email(email: str) -> str:
-    from pydantic import TypeAdapter
-
-    from connector.api.schemas import Email
-
     try:
-        return str(TypeAdapter(Email).validate_python(email))
+        return str(_EMAIL.validate_python(email))
     except ValidationError as exc:
         raise invalid("email", f"{email!r} is not an email address", "path") from exc
 
