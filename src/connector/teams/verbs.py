@@ -1,0 +1,389 @@
+"""Card verbs: what a button on a DealBridge card does (done, snooze, advance, note, pick the
+deal, wrong deal, meeting outcome, refresh), with the API's store calls, and the card after it.
+
+Each verb that changes something the CRM did not do itself queues its webhook here; a deal
+chosen for a meeting reaches the CRM through ``meeting_deal_chosen`` instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cards.actions import (
+    Activity,
+    Advance,
+    CardActionError,
+    CardActionRequest,
+    Done,
+    MeetingOutcome,
+    Note,
+    PickDeal,
+    Refresh,
+    Snooze,
+    WrongDeal,
+    parse_card_action,
+)
+from cards.models import AfterMeetingView, CardView, HelpView, MeetingLoggedView
+from connector.crm import webhooks as crm_webhooks
+from connector.deals.changes import get_deal, log_interaction, move_stage
+from connector.deals.models import InteractionIn
+from connector.deals.pipelines import get_pipeline
+from connector.errors import DealBridgeError
+from connector.meetings.interactions import choose_deal, get_interaction
+from connector.settings import Settings
+from connector.stage_reminders.replan import ACTIVE, complete, snooze, working_calendar
+from connector.store.models import (
+    Deal,
+    Interaction,
+    Reminder,
+    Rep,
+    StageChange,
+)
+from connector.teams.views import (
+    after_meeting_view,
+    meeting_logged_view,
+    my_deals_view,
+    my_reminders_view,
+    pick_deal_view,
+    reminder_view,
+)
+from reminders.worktime import snooze_until
+
+SOURCE = "teams"
+
+
+def _raw_ids(activity: Activity) -> dict[str, str]:
+    """The ids a button carried (a parsed action keeps only those its verb needs)."""
+    value = activity.value if isinstance(activity.value, dict) else {}
+    action = value.get("action") if activity.type == "invoke" else None
+    data = action.get("data") if isinstance(action, dict) else value
+    if not isinstance(data, dict):
+        return {}
+    keys = ("reminderId", "dealId", "interactionId")
+    return {k: str(data[k]) for k in keys if isinstance(data.get(k), str | int)}
+
+
+def _actor(activity: Activity, rep: Rep | None) -> str:
+    if rep is not None:
+        return rep.email
+    sender = activity.from_
+    return (sender.name or sender.id) if sender is not None else "someone in Teams"
+
+
+def _number(value: str | None, what: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError as e:
+        raise CardActionError(f"This card names no valid {what}.") from e
+
+
+def apply_action(
+    app: Flask,
+    session: Session,
+    activity: Activity,
+    rep: Rep | None,
+    settings: Settings,
+    now: dt.datetime,
+) -> CardView:
+    """Apply a card action with the API's store calls; the view of the refreshed card."""
+    action = parse_card_action(activity)
+    ids = _raw_ids(activity)
+    actor = _actor(activity, rep)
+    try:
+        return _apply(session, action, ids, actor, rep, settings, activity, now)
+    except DealBridgeError as e:
+        raise CardActionError(e.detail, status=e.status, code=type(e).__name__) from e
+
+
+def _apply(
+    session: Session,
+    action: CardActionRequest,
+    ids: dict[str, str],
+    actor: str,
+    rep: Rep | None,
+    settings: Settings,
+    activity: Activity,
+    now: dt.datetime,
+) -> CardView:
+    match action:
+        case Done():
+            reminder = _reminder(session, action.reminder_id)
+            if reminder.status in ACTIVE:
+                complete(session, reminder, actor, settings, now)
+                _notify(
+                    session,
+                    settings,
+                    "reminder.completed",
+                    _reminder_data(reminder, actor),
+                    f"reminder.completed:{reminder.id}",
+                    now,
+                )
+            return reminder_view(session, reminder, settings, now)
+        case Snooze():
+            reminder = _reminder(session, action.reminder_id)
+            if reminder.status in ACTIVE:
+                owner = session.scalar(select(Rep).where(Rep.email == reminder.rep_email))
+                until = snooze_until(working_calendar(owner, settings), now, action.option)
+                snooze(session, reminder, until, settings, now)
+                data = _reminder_data(reminder, actor) | {"until": _iso(until)}
+                _notify(
+                    session,
+                    settings,
+                    "reminder.snoozed",
+                    data,
+                    f"reminder.snoozed:{reminder.id}:{reminder.version}",
+                    now,
+                )
+            return reminder_view(session, reminder, settings, now)
+        case Advance():
+            deal = get_deal(session, action.deal_id)
+            _advance(session, deal, action.stage, actor, settings, now)
+            return _card_after(session, action.view, ids, deal, rep, settings, now)
+        case Note():
+            deal = get_deal(session, action.deal_id)
+            _note(session, deal, action.text, actor, rep, settings, activity, now)
+            return _card_after(session, action.view, ids, deal, rep, settings, now)
+        case PickDeal():
+            interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
+            if interaction.status == "cancelled":
+                return _meeting_card(session, action.view, interaction, rep, settings)
+            current = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
+            if (
+                current is None
+                or current.crm_id != action.deal_id
+                or interaction.match_rule != "chosen"
+            ):
+                # the CRM hears of it through meeting_deal_chosen, as for the API's choice
+                choose_deal(session, interaction.id, action.deal_id, by=actor, now=now)
+            view = action.view if action.view in ("meeting_logged", "pick_deal") else "pick_deal"
+            return _meeting_card(session, view, interaction, rep, settings)
+        case WrongDeal():
+            interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
+            if interaction.status == "cancelled":
+                return _meeting_card(session, "meeting_logged", interaction, rep, settings)
+            rep_email = rep.email if rep is not None else None
+            return pick_deal_view(session, interaction, rep_email, asking=True)
+        case MeetingOutcome():
+            interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
+            _outcome(session, interaction, action, actor, rep, settings, activity, now)
+            return _meeting_card(session, "after_meeting", interaction, rep, settings)
+        case Refresh():
+            return _current(session, action, ids, rep, settings, now)
+    raise CardActionError("DealBridge does not know this action.")
+
+
+def _reminder(session: Session, reminder_id: str) -> Reminder:
+    reminder = session.get(Reminder, _number(reminder_id, "reminder"))
+    if reminder is None:
+        raise CardActionError("This reminder no longer exists.", status=404, code="NotFound")
+    return reminder
+
+
+def _reminder_data(reminder: Reminder, actor: str) -> dict[str, Any]:
+    return {
+        "reminder": reminder.id,
+        "deal": reminder.deal.crm_id,
+        "rule": reminder.rule_id,
+        "stage": reminder.stage_key,
+        "by": actor,
+        "source": SOURCE,
+    }
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _notify(
+    session: Session,
+    settings: Settings,
+    event_type: str,
+    data: dict[str, Any],
+    key: str,
+    now: dt.datetime,
+) -> None:
+    crm_webhooks.notify(session, settings, event_type, data, key=f"teams:{key}", now=now)
+
+
+def _advance(
+    session: Session,
+    deal: Deal,
+    stage_key: str,
+    actor: str,
+    settings: Settings,
+    now: dt.datetime,
+) -> bool:
+    """Move the deal forward; a closed deal or a stage not ahead of it is a stale card."""
+    pipeline = get_pipeline(session, deal.pipeline_id)
+    target = pipeline.stage(stage_key)
+    if target is None:
+        raise CardActionError("That stage is not in this deal's pipeline.")
+    current = pipeline.stage(deal.stage_key)
+    if deal.status != "open" or (current is not None and target.position <= current.position):
+        return False
+    before = deal.stage_key
+    move_stage(session, deal, target.key, actor=actor, now=now)
+    change_id = session.scalar(
+        select(func.max(StageChange.id)).where(StageChange.deal_id == deal.id)
+    )
+    data = {
+        "deal": deal.crm_id,
+        "from": before,
+        "to": target.key,
+        "by": actor,
+        "at": _iso(now),
+        "source": SOURCE,
+    }
+    _notify(
+        session,
+        settings,
+        "deal.stage_changed",
+        data,
+        f"deal.stage_changed:{deal.crm_id}:{change_id}",
+        now,
+    )
+    return True
+
+
+def _note(
+    session: Session,
+    deal: Deal,
+    text: str,
+    actor: str,
+    rep: Rep | None,
+    settings: Settings,
+    activity: Activity,
+    now: dt.datetime,
+) -> Interaction:
+    note = InteractionIn(
+        kind="note",
+        subject="Note from Teams",
+        text=text,
+        external_id=f"teams-{activity.id}"[:200] if activity.id else None,
+        by=rep.email if rep is not None else None,
+    )
+    interaction, created = log_interaction(session, deal, note, actor=actor, source=SOURCE, now=now)
+    if created:
+        data = {
+            "deal": deal.crm_id,
+            "interaction": interaction.id,
+            "text": text,
+            "by": actor,
+            "source": SOURCE,
+        }
+        _notify(session, settings, "note.logged", data, f"note.logged:{interaction.id}", now)
+    return interaction
+
+
+def _outcome(
+    session: Session,
+    interaction: Interaction,
+    action: MeetingOutcome,
+    actor: str,
+    rep: Rep | None,
+    settings: Settings,
+    activity: Activity,
+    now: dt.datetime,
+) -> None:
+    details = dict(interaction.details or {})
+    if isinstance(details.get("outcome"), dict):
+        return  # answered already (a stale card): show what was recorded
+    deal = get_deal(session, action.deal_id)
+    if deal.status != "open" or interaction.status == "cancelled":
+        return
+    moved_to = None
+    if action.stage and _advance(session, deal, action.stage, actor, settings, now):
+        pipeline = get_pipeline(session, deal.pipeline_id)
+        stage = pipeline.stage(deal.stage_key)
+        moved_to = stage.name if stage else deal.stage_key
+    if action.note:
+        _note(session, deal, action.note, actor, rep, settings, activity, now)
+    details["outcome"] = {
+        "outcome": action.outcome,
+        "note": action.note,
+        "stage_name": moved_to,
+        "by": actor,
+        "at": now.isoformat(),
+    }
+    interaction.details = details
+    session.flush()
+    data = {
+        "interaction": interaction.id,
+        "deal": deal.crm_id,
+        "by": actor,
+        "change": "outcome",
+        "outcome": action.outcome,
+        "source": SOURCE,
+    }
+    _notify(
+        session,
+        settings,
+        "interaction.updated",
+        data,
+        f"interaction.updated:{interaction.id}:outcome",
+        now,
+    )
+
+
+def _meeting_card(
+    session: Session, view: str | None, interaction: Interaction, rep: Rep | None, s: Settings
+) -> CardView:
+    owner = rep.email if rep is not None else None
+    if view == "pick_deal":
+        return pick_deal_view(session, interaction, owner, asking=False)
+    found: AfterMeetingView | MeetingLoggedView | None
+    if view == "after_meeting":
+        found = after_meeting_view(session, interaction, s)
+    else:
+        found = meeting_logged_view(session, interaction, s)
+    return found if found is not None else pick_deal_view(session, interaction, owner, asking=False)
+
+
+def _card_after(
+    session: Session,
+    view: str | None,
+    ids: dict[str, str],
+    deal: Deal,
+    rep: Rep | None,
+    settings: Settings,
+    now: dt.datetime,
+) -> CardView:
+    """The card the button was on, as it is now."""
+    if view == "reminder" and "reminderId" in ids:
+        session.flush()
+        reminder = _reminder(session, ids["reminderId"])
+        session.refresh(reminder)
+        return reminder_view(session, reminder, settings, now)
+    if view in ("after_meeting", "meeting_logged", "pick_deal") and "interactionId" in ids:
+        interaction = get_interaction(session, _number(ids["interactionId"], "meeting"))
+        return _meeting_card(session, view, interaction, rep, settings)
+    if rep is not None:
+        return my_deals_view(session, rep, settings, now)
+    return HelpView()
+
+
+def _current(
+    session: Session,
+    action: Refresh,
+    ids: dict[str, str],
+    rep: Rep | None,
+    settings: Settings,
+    now: dt.datetime,
+) -> CardView:
+    if action.view == "reminder" and action.reminder_id:
+        return reminder_view(session, _reminder(session, action.reminder_id), settings, now)
+    if action.view in ("meeting_logged", "pick_deal", "after_meeting") and action.interaction_id:
+        interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
+        return _meeting_card(session, action.view, interaction, rep, settings)
+    if action.view == "my_reminders" and rep is not None:
+        return my_reminders_view(session, rep, settings, now)
+    if action.view == "my_deals" and rep is not None:
+        return my_deals_view(session, rep, settings, now)
+    if action.view == "help":
+        return HelpView()
+    raise CardActionError("This card cannot be refreshed.")
