@@ -11,8 +11,8 @@ further, metadata that cannot be fetched answers 503 (Teams retries). Then:
 - ``adaptiveCard/action`` invokes (Action.Execute) and Action.Submit fallbacks: done, snooze,
   advance, note, pick_deal, wrong_deal, meeting_outcome, refresh (``connector.teams.verbs``),
   through the same store calls as the REST API (so reminders re-plan and deliveries queue),
-  each sending the CRM a signed webhook, answered with the refreshed card. A stale card gets the current state; a bad verb or
-  data gets an error Teams shows; nothing answers 500.
+  each sending the CRM a signed webhook, answered with the refreshed card. A stale card gets
+  the current state; a bad verb or data gets an error Teams shows; nothing answers 500.
 """
 
 from __future__ import annotations
