@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from connector.deals.changes import upsert_deal
 from connector.deals.models import DealIn
 from connector.meetings.interactions import choose_deal
+from connector.signals import deal_changed
+from connector.stage_reminders.replan import on_deal_changed
 from connector.store.db import get_store
 from connector.store.models import Interaction, OutboxItem, Reminder, utcnow
 from tests.connector.conftest import make_app
@@ -47,6 +49,19 @@ def test_a_deal_change_replans_with_no_extra_argument(app: Flask) -> None:
 def test_a_session_opened_outside_any_app_refuses_the_change(app: Flask) -> None:
     with Session(get_store(app).engine) as session, pytest.raises(RuntimeError, match="no app"):
         _upsert(session)  # nobody could re-plan it: failing beats a deal without reminders
+
+
+def test_a_deal_change_with_nothing_to_replan_it_fails(app: Flask) -> None:
+    deal_changed.disconnect(on_deal_changed)  # as if stage_reminders.init_app was forgotten
+    try:
+        with (
+            get_store(app).session() as session,
+            pytest.raises(RuntimeError, match=r"stage_reminders\.init_app"),
+        ):
+            _upsert(session)
+    finally:
+        deal_changed.connect(on_deal_changed)
+    assert not _reminders(app)
 
 
 def test_each_app_replans_with_its_own_settings(

@@ -35,6 +35,8 @@ Outcome = Literal["created", "updated", "unchanged"]
 
 def announce(session: Session, deal: Deal, now: dt.datetime) -> None:
     """Tell the subscribers (re-planning first of all) that a flushed deal changed."""
+    if not deal_changed.receivers:  # a deal changed with nothing to re-plan it must not pass
+        raise RuntimeError("nothing receives deal_changed: stage_reminders.init_app(app) does")
     deal_changed.send(session, deal=deal, now=now)
 
 
