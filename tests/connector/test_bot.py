@@ -190,3 +190,16 @@ def test_a_rep_known_only_by_email_is_matched_through_the_members_call(world: Te
     world.install()
     [stored] = _conversations(world)
     assert stored.rep_email == REP
+
+
+def test_a_signed_activity_from_another_tenant_is_ignored(world: TeamsWorld) -> None:
+    activity = _install_activity(world)
+    activity["channelData"] = {"tenant": {"id": "0b7d7c3e-2222-4d1f-8e5a-9f0e1d2c3b4a"}}
+    token = _keys(world).sign(world.sandbox.client_id, activity["serviceUrl"])
+    answer = _post(world, activity, token)
+    assert (answer.status_code, answer.json()) == (200, {})
+    assert _conversations(world) == []
+    # The same signed activity from our tenant (any case) is stored: the tenant alone decided.
+    activity["channelData"] = {"tenant": {"id": world.sandbox.tenant_id.upper()}}
+    assert _post(world, activity, token).status_code == 200
+    assert [c.conversation_id for c in _conversations(world)] == ["19:forged@unq.gbl.spaces"]

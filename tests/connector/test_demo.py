@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import threading
 from collections.abc import Iterator
@@ -46,41 +47,91 @@ def _free_port() -> int:
 
 
 def _meetings(run: DemoRun) -> dict[str, Interaction]:
+    """The logged meetings by identity: the external key, `outlook:` + iCalUId, plus
+    `|` + the occurrence's original start for an occurrence of a series."""
     with get_store(run.app).session() as session:
-        rows = session.scalars(select(Interaction).where(Interaction.kind == "meeting"))
-        return {f"{i.subject}|{i.started_at:%m-%d}": i for i in rows}
+        rows = list(session.scalars(select(Interaction).where(Interaction.kind == "meeting")))
+    by_identity = {i.external_key: i for i in rows}
+    assert len(by_identity) == len(rows)
+    return by_identity
+
+
+def _calendar(sandbox: Any, rep: str) -> dict[str, dict[str, Any]]:
+    """A rep's events in the sandbox's store (singles and series masters), by subject."""
+    url = f"{sandbox.base_url}/_sandbox/users/{rep}@{DEMO_DOMAIN}/events"
+    return {e["subject"]: e for e in requests.get(url, timeout=10).json()["value"]}
+
+
+def _identity(event: dict[str, Any], occurrence: dt.datetime | None = None) -> str:
+    if occurrence is None:
+        return f"outlook:{event['iCalUId']}"
+    return f"outlook:{event['iCalUId']}|{occurrence:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _weekly_identities(sandbox: Any) -> list[str]:
+    master = _calendar(sandbox, "raj.patel")[WEEKLY]
+    assert master["type"] == "seriesMaster"
+    first = dt.datetime.fromisoformat(master["start"]["dateTime"][:19])
+    return [_identity(master, first + dt.timedelta(weeks=n)) for n in range(6)]
+
+
+def _with_subject(run: DemoRun, subject: str) -> dict[str, Interaction]:
+    return {k: i for k, i in _meetings(run).items() if i.subject == subject}
+
+
+PRICING = "Fabrikam ERP: pricing review"
+WEEKLY = "Northwind telematics: weekly status"
+CANCELLED = "Humongous Insurance: claims AI demo"
+UPCOMING = "Tailspin: pilot kickoff"
 
 
 def test_the_demo_logs_the_customer_meeting_once_with_both_reps(demo: tuple[DemoRun, Any]) -> None:
-    run, _ = demo
-    pricing = [i for k, i in _meetings(run).items() if k.startswith("Fabrikam ERP")]
-    assert len(pricing) == 1
-    assert pricing[0].details["internal_participants"] == [
+    run, sandbox = demo
+    ann, raj = _calendar(sandbox, "ann.lee")[PRICING], _calendar(sandbox, "raj.patel")[PRICING]
+    assert ann["iCalUId"] == raj["iCalUId"]  # one meeting in two mailboxes
+    pricing = _with_subject(run, PRICING)
+    assert list(pricing) == [_identity(ann)]
+    [logged] = pricing.values()
+    assert logged.details["internal_participants"] == [
         f"ann.lee@{DEMO_DOMAIN}",
         f"raj.patel@{DEMO_DOMAIN}",
     ]
     with get_store(run.app).session() as session:
-        deal = session.get(Deal, pricing[0].deal_id)
+        deal = session.get(Deal, logged.deal_id)
         assert deal is not None
         assert deal.crm_id == "OPP-1001"
 
 
 def test_the_demo_never_logs_the_private_or_internal_meeting(demo: tuple[DemoRun, Any]) -> None:
-    run, _ = demo
-    subjects = {i.subject for i in _meetings(run).values()}
-    assert "Doctor's appointment" not in subjects
-    assert "Pipeline review" not in subjects
+    run, sandbox = demo
+    calendar = _calendar(sandbox, "ann.lee")
+    meetings = _meetings(run)
+    for subject in ("Doctor's appointment", "Pipeline review"):
+        assert _identity(calendar[subject]) not in meetings
+        assert subject not in {i.subject for i in meetings.values()}
 
 
 def test_the_demo_logs_each_weekly_call_and_keeps_the_cancelled_one(
     demo: tuple[DemoRun, Any],
 ) -> None:
-    run, _ = demo
-    meetings = _meetings(run).values()
-    weekly = [i for i in meetings if i.subject == "Northwind telematics: weekly status"]
-    assert len(weekly) == 6
-    cancelled = [i for i in meetings if "Humongous" in (i.subject or "")]
-    assert [i.status for i in cancelled] == ["cancelled"]
+    run, sandbox = demo
+    assert sorted(_with_subject(run, WEEKLY)) == sorted(_weekly_identities(sandbox))
+    [cancelled] = _with_subject(run, CANCELLED).values()  # deleted by Mia: no copy to key by
+    assert cancelled.status == "cancelled"
+
+
+def test_the_demo_logs_each_meeting_exactly_once_by_identity(demo: tuple[DemoRun, Any]) -> None:
+    run, sandbox = demo
+    expected = [
+        _identity(_calendar(sandbox, "ann.lee")[PRICING]),
+        *_weekly_identities(sandbox),
+        _identity(_calendar(sandbox, "mia.chen")[UPCOMING]),
+    ]
+    meetings = _meetings(run)
+    [cancelled] = _with_subject(run, CANCELLED)
+    assert sorted(meetings) == sorted([*expected, cancelled])
+    moments = [(i.subject, i.started_at) for i in meetings.values()]
+    assert len(set(moments)) == len(moments)
 
 
 def test_the_demo_puts_reminders_on_the_sandbox_calendars(demo: tuple[DemoRun, Any]) -> None:
@@ -160,8 +211,6 @@ def test_a_snooze_from_the_api_shows_on_the_card_at_once(demo: tuple[DemoRun, An
 
 
 def test_digest_on_in_teams_then_the_digest_card_arrives(demo: tuple[DemoRun, Any]) -> None:
-    import datetime as dt
-
     from connector.admin.demo import install_teams_app
     from connector.outbox import drain
     from connector.teams.digests import queue_digests

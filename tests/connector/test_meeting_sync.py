@@ -237,6 +237,56 @@ def _graph_token(t: Tenant) -> str:
     return graph_client(t.app).tokens.token()
 
 
+def _graph(t: Tenant, method: str, path: str, body: Any = None) -> None:
+    requests.request(
+        method,
+        f"{t.sandbox.base_url}/v1.0{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {_graph_token(t)}"},
+        timeout=10,
+    ).raise_for_status()
+
+
+def test_a_chosen_meeting_that_becomes_private_is_dropped_not_kept(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "A", ann, domains=["fabrikam.com"])
+    add_deal(m365, "B", ann, domains=["fabrikam.com"])
+    event = m365.add_event(ann, meeting("Which project?", PAST, [raj, "cto@fabrikam.com"]))
+    sync(m365, ann, raj)
+    [pending] = interactions(m365)
+    headers = {"Authorization": f"Bearer {_key(m365)}"}
+    chosen = m365.app.test_client().post(
+        f"/api/v1/interactions/{pending.id}/deal", json={"deal": "B"}, headers=headers
+    )
+    assert chosen.status_code == 200, chosen.json
+    _graph(m365, "PATCH", f"/users/{ann}/events/{event['id']}", {"sensitivity": "private"})
+    # Only the organizer's round: Raj's copy is still logged, so privacy alone must drop it.
+    [report] = sync(m365, ann)
+    assert report.skipped == {"private": 1}
+    assert interactions(m365) == []
+    listed = m365.app.test_client().get("/api/v1/interactions", headers=headers).json["items"]
+    assert listed == []
+
+
+def test_the_organizers_deletion_cancels_the_meeting_before_attendees_sync(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    event = m365.add_event(ann, meeting("Negotiation", FUTURE, [raj, "dana@fabrikam.com"]))
+    sync(m365, ann, raj)
+    [scheduled] = interactions(m365)
+    assert scheduled.status == "scheduled"
+    _graph(m365, "DELETE", f"/users/{ann}/events/{event['id']}")
+    # Only the organizer's round: Raj's copy (cancelled in Outlook) is not read yet.
+    [report] = sync(m365, ann)
+    assert (report.removed, report.cancelled) == (1, 1)
+    [kept] = interactions(m365)
+    assert (kept.id, kept.status) == (scheduled.id, "cancelled")
+    assert deal_of(m365, kept) == "OPP-1"
+    assert kept.details["mailboxes"] == [raj]
+
+
 def test_recurring_weekly_call_logs_each_occurrence_once(m365: Tenant) -> None:
     ann = m365.add_rep("ann", "Ann Lee")
     add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import shutil
 import signal
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -14,12 +15,20 @@ from typing import Any
 import click
 import requests
 from flask import Flask
+from sqlalchemy import func, select
 
 from connector.api.keys import create_key
+from connector.app import create_app
 from connector.deals.changes import log_interaction, move_stage, upsert_deal
 from connector.deals.models import DealIn, InteractionIn
+from connector.jobs import start_scheduler
+from connector.meetings.notifications import ensure_subscriptions
+from connector.meetings.sync import mark_held, sync_mailbox
+from connector.microsoft365 import close, graph_client
+from connector.outbox import drain
 from connector.store.db import get_store
-from connector.store.models import Rep
+from connector.store.models import Interaction, Reminder, Rep
+from sandbox.server import start_sandbox
 
 DEMO_DIR = Path("instance") / "demo"
 DEMO_DOMAIN = "contoso.com"
@@ -490,11 +499,6 @@ def prepare_demo(
     database_url: str = "",
 ) -> DemoRun:
     """Seed the sandbox tenant and a fresh database, read the calendars, deliver reminders."""
-    from connector.app import create_app
-    from connector.meetings.sync import mark_held, sync_mailbox
-    from connector.microsoft365 import graph_client
-    from connector.outbox import drain
-
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -539,10 +543,6 @@ def prepare_demo(
         for email, r in reports.items()
     ]
     with get_store(app).session() as session:
-        from sqlalchemy import func, select
-
-        from connector.store.models import Interaction, Reminder
-
         by_status = dict(
             session.execute(
                 select(Interaction.status, func.count())
@@ -566,11 +566,6 @@ def prepare_demo(
 
 
 def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
-    from connector.jobs import start_scheduler
-    from connector.meetings.notifications import ensure_subscriptions
-    from connector.microsoft365 import close
-    from sandbox.server import start_sandbox
-
     env_key = os.environ.get("DEALBRIDGE_API_KEY") or None
     with start_sandbox(port=sandbox_port, domain=DEMO_DOMAIN) as sandbox:
         run = prepare_demo(folder=DEMO_DIR, port=port, sandbox=sandbox, api_key=env_key)
@@ -600,11 +595,8 @@ def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
 def serve_demo(run: DemoRun, port: int, sandbox: Any, subscribe: Any, start_scheduler: Any) -> None:
     """Serve until Ctrl-C: the reps install the Teams app, subscriptions (the sandbox calls us
     back), and the jobs that deliver due reminders as cards."""
-    import threading
-
+    # why: waitress costs 66 ms on importing this module, and `demo --seed-only` never serves
     from waitress.server import create_server
-
-    from connector.outbox import drain
 
     server: Any = create_server(run.app, host="127.0.0.1", port=port, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)
