@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -71,6 +71,25 @@ class LoginRedirectSession(requests.Session):
         if target.startswith(MICROSOFT_LOGIN):
             target = self.login_base_url + target[len(MICROSOFT_LOGIN) :]
         return super().request(method, target, *args, **kwargs)
+
+
+class AccessTokens(Protocol):
+    """What GraphClient asks for a bearer token."""
+
+    def token(self, scopes: list[str] | str = GRAPH_SCOPE) -> str:
+        """An access token for `scopes`."""
+        ...
+
+
+class SignedInUserToken:
+    """A delegated token a user signed in for (device code): given as is, never refreshed."""
+
+    def __init__(self, access_token: SecretStr) -> None:
+        self._access_token = access_token
+
+    def token(self, scopes: list[str] | str = GRAPH_SCOPE) -> str:
+        """The user's token, whatever the scopes (it carries the scopes they consented to)."""
+        return self._access_token.get_secret_value()
 
 
 class TokenProvider:

@@ -172,6 +172,28 @@ def _key_filter_url(mailbox: str, key: str) -> str:
     return f"/users/{mailbox}/events?$filter={quote(expression, safe='')}&$select=id"
 
 
+def first_event_id(client: GraphClient, mailbox: str) -> str | None:
+    """The id of one event of the mailbox's calendar, or None when it has none (a probe that
+    needs calendar access: Calendars.Read or Calendars.ReadWrite)."""
+    raw = client.get_bytes(
+        f"/users/{mailbox}/events",
+        params={"$top": "1", "$select": "id"},
+        mailbox=mailbox,
+        permission=CALENDARS_WRITE,
+    )
+    found = _EventIds.model_validate_json(raw).value
+    return found[0].id if found else None
+
+
+def delete_event(client: GraphClient, mailbox: str, event_id: str) -> None:
+    """Delete one event of the mailbox's calendar (as its organizer: attendees see it cancelled)."""
+    client.delete(
+        f"/users/{mailbox}/events/{quote(event_id, safe='')}",
+        mailbox=mailbox,
+        permission=CALENDARS_WRITE,
+    )
+
+
 class CalendarWriter:
     """Applies reminder ops to calendars through `$batch` (<= 20 per call, per mailbox)."""
 

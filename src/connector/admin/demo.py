@@ -20,6 +20,7 @@ from connector.api.schemas import DealIn
 from connector.deals.changes import DealEvents, log_interaction, move_stage, upsert_deal
 from connector.store.db import get_store
 from connector.store.models import Rep
+from graph_sync.calendar import delete_event
 
 DEMO_DIR = Path("instance") / "demo"
 DEMO_DOMAIN = "contoso.com"
@@ -529,7 +530,7 @@ def prepare_demo(
     reports = {rep.email: sync_mailbox(app, rep.email) for rep in REPS}
     # The organizer cancels one meeting: it stays visible on its deal, as cancelled.
     mia = REPS[2].email
-    graph_client(app).delete(f"/users/{entra_ids[mia]}/events/{events['to cancel']}")
+    delete_event(graph_client(app), entra_ids[mia], events["to cancel"])
     after = sync_mailbox(app, mia)
     reports[mia].meetings += after.meetings
     reports[mia].error = reports[mia].error or after.error
