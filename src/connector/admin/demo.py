@@ -21,6 +21,7 @@ from connector.deals.changes import DealEvents, log_interaction, move_stage, ups
 from connector.store.db import get_store
 from connector.store.models import Rep
 from graph_sync.calendar import delete_event
+from graph_sync.timezones import windows_name
 
 DEMO_DIR = Path("instance") / "demo"
 DEMO_DOMAIN = "contoso.com"
@@ -326,19 +327,12 @@ def _address(name: str, domain: str) -> str:
     return f"{first}.{last}@{domain}" if last else f"{first}@{domain}"
 
 
-WINDOWS_ZONES = {
-    "Europe/Berlin": "W. Europe Standard Time",
-    "America/New_York": "Eastern Standard Time",
-    "America/Los_Angeles": "Pacific Standard Time",
-}
-
-
 def seed_tenant(control: str, now: dt.datetime) -> dict[str, str]:
     """The reps as users of the sandbox tenant, with Outlook working hours; their ids."""
     http = requests.Session()
     ids = {}
     for rep in REPS:
-        zone = WINDOWS_ZONES[rep.zone]
+        zone = windows_name(rep.zone)
         answer = http.post(
             f"{control}/users",
             json={
