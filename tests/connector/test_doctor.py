@@ -295,7 +295,7 @@ def test_a_secret_expiring_in_ten_days_is_a_warning_not_a_failure(
     installation: Installation,
 ) -> None:
     soon = dt.date.today() + dt.timedelta(days=10)
-    installation.settings(client_secret_expires_on=soon.isoformat())
+    installation.settings(client_secret_expires_on=soon)
 
     results = installation.doctor()
 

@@ -548,21 +548,13 @@ def _secret_expiry(settings: Settings, now: dt.datetime) -> CheckResult:
         f"{ENV_PREFIX}CLIENT_SECRET to its Value and {ENV_PREFIX}CLIENT_SECRET_EXPIRES_ON to its "
         "expiry date, restart DealBridge, then delete the old secret."
     )
-    raw = settings.client_secret_expires_on
-    if not raw:
+    expires = settings.client_secret_expires_on
+    if expires is None:
         return _warn(
             name,
             f"unknown: {ENV_PREFIX}CLIENT_SECRET_EXPIRES_ON is not set",
             f"Copy the date from {where} into {ENV_PREFIX}CLIENT_SECRET_EXPIRES_ON (YYYY-MM-DD), "
             f"so doctor warns {SECRET_WARNING_DAYS} days ahead.",
-        )
-    try:
-        expires = dt.date.fromisoformat(raw.strip())
-    except ValueError:
-        return _fail(
-            name,
-            f"{ENV_PREFIX}CLIENT_SECRET_EXPIRES_ON is not a date: {raw!r}",
-            f"Set it as YYYY-MM-DD, the date shown in {where}.",
         )
     days = (expires - now.date()).days
     if days < 0:
