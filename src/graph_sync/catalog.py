@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from enum import StrEnum
 from types import TracebackType
 from typing import Literal
 from urllib.parse import quote
@@ -24,7 +25,15 @@ from graph_sync.client import GRAPH_BASE_URL, GraphAnswer, GraphClient
 from graph_sync.errors import GraphError, GraphSyncError
 
 SUBMIT_PERMISSION = "AppCatalog.Submit"
-PublishingState = Literal["published", "submitted", "rejected"]
+
+
+class PublishingState(StrEnum):
+    """A catalog app version's `publishingState` (teamsappdefinition.md)."""
+
+    PUBLISHED = "published"
+    SUBMITTED = "submitted"
+    """Waiting for an admin's review in the Teams admin center."""
+    REJECTED = "rejected"
 
 
 class _Camel(BaseModel):
@@ -42,7 +51,9 @@ class AppDefinition(_Camel):
     """The manifest's short name."""
     version: str
     """The manifest's version."""
-    publishing_state: PublishingState = Field(default="published", alias="publishingState")
+    publishing_state: PublishingState = Field(
+        default=PublishingState.PUBLISHED, alias="publishingState"
+    )
     """`submitted` while it waits for an admin's review."""
 
 
@@ -277,7 +288,9 @@ def publish_package(
             app_id=created.id,
             external_id=manifest.external_id,
             version=manifest.version,
-            publishing_state="submitted" if requires_review else "published",
+            publishing_state=(
+                PublishingState.SUBMITTED if requires_review else PublishingState.PUBLISHED
+            ),
             created=True,
         )
     if not update:
@@ -290,7 +303,7 @@ def publish_package(
         app_id=found.id,
         external_id=manifest.external_id,
         version=manifest.version,
-        publishing_state=definition.publishing_state if definition else "published",
+        publishing_state=definition.publishing_state if definition else PublishingState.PUBLISHED,
         created=False,
         previous_version=current,
     )

@@ -14,6 +14,7 @@ from graph_sync.catalog import (
     AlreadyInCatalog,
     AppCatalog,
     NotAPackage,
+    PublishingState,
     VersionNotHigher,
     publish_package,
 )
@@ -179,7 +180,7 @@ def test_a_non_admin_submits_for_review(sandbox: RunningSandbox, control: Contro
             publish_package(catalog, _package(sandbox))
         outcome = publish_package(catalog, _package(sandbox), requires_review=True)
 
-    assert outcome.publishing_state == "submitted"
+    assert outcome.publishing_state is PublishingState.SUBMITTED
 
 
 def test_an_app_only_token_is_forbidden_and_names_the_delegated_permission(
