@@ -1,6 +1,6 @@
 """The sandbox tenant's Entra authority: its signing key, app tokens, and token errors.
 
-State the tenant holds (no tenant import here: the tenant builds it, the routes use it).
+The tenant builds it and `sandbox.identity`'s routes use it, so it never imports the tenant.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Entra ID for the sandbox tenant: OpenID metadata, instance discovery, keys, and app tokens.
+"""Entra ID's endpoints for the sandbox tenant: OpenID metadata, instance discovery, keys, token.
+
+The keys and tokens themselves are `sandbox.authority`'s, state the tenant holds.
 
 The metadata names Microsoft's own host (`login_authority_base`): clients keep the real
 authority string and route its host to the sandbox (MSAL refuses `http://` authorities).
@@ -13,10 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
-from sandbox.authority import (
-    TokenRequestError,
-    token_error_body,
-)
+from sandbox.authority import TokenRequestError, token_error_body
 from sandbox.faults import FaultRule
 from sandbox.request_log import LoggedRequest
 

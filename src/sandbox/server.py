@@ -29,8 +29,7 @@ class _QuietHandler(_KeepAliveHandler):
         return
 
 
-# serve_forever checks for shutdown once per poll: werkzeug's 0.5 s default is what each stop
-# waited for (about 20 s of the test suite); a short poll costs a select() call per 50 ms.
+# serve_forever sees shutdown() only between polls: werkzeug's 0.5 s default made each stop wait.
 POLL_SECONDS = 0.05
 
 
