@@ -6,6 +6,7 @@ how to fix it (:class:`SettingsError`).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,7 +67,7 @@ class Settings(BaseSettings):
     tenant_id: str | None = Field(default=None, description="Entra tenant id (GUID) or domain.")
     client_id: str | None = Field(default=None, description="Entra app (client) id, a GUID.")
     client_secret: SecretStr | None = Field(default=None, description="Entra app client secret.")
-    client_secret_expires_on: str | None = Field(
+    client_secret_expires_on: dt.date | None = Field(
         default=None, description="Expiry date of the client secret (YYYY-MM-DD), for doctor."
     )
     certificate_path: Path | None = Field(
@@ -170,6 +171,18 @@ class Settings(BaseSettings):
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:
         return None if value in (None, "") else _base_url(value)
+
+    @field_validator("client_secret_expires_on", mode="before")
+    @classmethod
+    def _date(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError("not a date: write it as YYYY-MM-DD") from None
+        return value
 
     @field_validator("login_base_url", "graph_base_url", "bot_openid_metadata_url")
     @classmethod

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -21,8 +20,6 @@ log = logging.getLogger(__name__)
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 BOT_SCOPE = "https://api.botframework.com/.default"
-
-_AADSTS = re.compile(r"AADSTS(\d+)")
 
 
 class CertificateCredential(BaseModel):
@@ -73,6 +70,25 @@ class LoginRedirectSession(requests.Session):
         return super().request(method, target, *args, **kwargs)
 
 
+class AccessTokens(Protocol):
+    """What GraphClient asks for a bearer token."""
+
+    def token(self, scopes: list[str] | str = GRAPH_SCOPE) -> str:
+        """An access token for `scopes`."""
+        ...
+
+
+class SignedInUserToken:
+    """A delegated token a user signed in for (device code): given as is, never refreshed."""
+
+    def __init__(self, access_token: SecretStr) -> None:
+        self._access_token = access_token
+
+    def token(self, scopes: list[str] | str = GRAPH_SCOPE) -> str:
+        """The user's token, whatever the scopes (it carries the scopes they consented to)."""
+        return self._access_token.get_secret_value()
+
+
 class TokenProvider:
     """Gets app-only access tokens; thread-safe; MSAL's in-memory cache is read first."""
 
@@ -119,7 +135,7 @@ class TokenProvider:
             except ValueError as e:
                 # MSAL raises ValueError when the tenant's metadata cannot be read: Entra's
                 # openid-configuration answers AADSTS90002 for an unknown tenant.
-                raise _entra_error_from_text("invalid_tenant", str(e), 90002) from e
+                raise EntraError("invalid_tenant", 90002, str(e)) from e
             except requests.RequestException as e:
                 raise EntraError("unreachable", None, f"Entra did not answer: {e}") from e
         if not isinstance(result, dict):
@@ -131,13 +147,7 @@ class TokenProvider:
         description = str(result.get("error_description") or "")
         codes = result.get("error_codes")
         aadsts = int(codes[0]) if isinstance(codes, list) and codes else None
-        failure = _entra_error_from_text(error, description, aadsts)
+        # The code comes from Entra's error_codes, never from the description's words.
+        failure = EntraError(error, aadsts, description)
         log.warning("Entra refused a token: %s AADSTS%s", failure.code, failure.aadsts)
         raise failure
-
-
-def _entra_error_from_text(code: str, description: str, aadsts: int | None = None) -> EntraError:
-    if aadsts is None:
-        found = _AADSTS.search(description)
-        aadsts = int(found.group(1)) if found else None
-    return EntraError(code, aadsts, description)

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -132,6 +133,16 @@ CalendarOp = Annotated[ReminderOp, Field(discriminator="kind")]
 """An op as the outbox may store it: pydantic picks the kind from `kind`."""
 
 
+class Outcome(StrEnum):
+    """What became of one reminder op."""
+
+    DONE = "done"
+    FAILED = "failed"
+    """Retry later (the result's `error` says why)."""
+    GONE = "gone"
+    """An update found no event: re-create it."""
+
+
 class CalendarOpResult(BaseModel):
     """What became of one op."""
 
@@ -143,7 +154,7 @@ class CalendarOpResult(BaseModel):
     """The op's mailbox."""
     key: str
     """The reminder's key."""
-    outcome: Literal["done", "failed", "gone"]
+    outcome: Outcome
     """done; failed (retry later: `error`); gone (an update found no event: re-create)."""
     event_id: str | None = None
     """The event's id when done (None after a delete)."""
@@ -170,6 +181,28 @@ def _key_filter_url(mailbox: str, key: str) -> str:
         f"and ep/value eq '{literal}')"
     )
     return f"/users/{mailbox}/events?$filter={quote(expression, safe='')}&$select=id"
+
+
+def first_event_id(client: GraphClient, mailbox: str) -> str | None:
+    """The id of one event of the mailbox's calendar, or None when it has none (a probe that
+    needs calendar access: Calendars.Read or Calendars.ReadWrite)."""
+    raw = client.get_bytes(
+        f"/users/{mailbox}/events",
+        params={"$top": "1", "$select": "id"},
+        mailbox=mailbox,
+        permission=CALENDARS_WRITE,
+    )
+    found = _EventIds.model_validate_json(raw).value
+    return found[0].id if found else None
+
+
+def delete_event(client: GraphClient, mailbox: str, event_id: str) -> None:
+    """Delete one event of the mailbox's calendar (as its organizer: attendees see it cancelled)."""
+    client.delete(
+        f"/users/{mailbox}/events/{quote(event_id, safe='')}",
+        mailbox=mailbox,
+        permission=CALENDARS_WRITE,
+    )
 
 
 class CalendarWriter:
@@ -266,7 +299,7 @@ class CalendarWriter:
                         kind=op.kind,
                         mailbox=op.mailbox,
                         key=_key_of(op),
-                        outcome="failed",
+                        outcome=Outcome.FAILED,
                         status=lookup_error.status,
                         error=f"lookup by key failed: {lookup_error}",
                     )
@@ -333,13 +366,13 @@ class CalendarWriter:
                 return _failure(common, failed[0], attempts)
             return CalendarOpResult(
                 **common,
-                outcome="done",
+                outcome=Outcome.DONE,
                 status=results[0].status if results else None,
                 attempts=attempts,
             )
         main = results[0]
         if main.status == 404 and kind == "update":
-            return CalendarOpResult(**common, outcome="gone", status=404, attempts=attempts)
+            return CalendarOpResult(**common, outcome=Outcome.GONE, status=404, attempts=attempts)
         if not main.ok:
             return _failure(common, main, attempts)
         event_id = op.event_id if isinstance(op, UpdateReminder) else None
@@ -349,14 +382,14 @@ class CalendarWriter:
             if event_id is None:
                 event_id = main.headers.get("Location", "").rsplit("/", 1)[-1] or None
         return CalendarOpResult(
-            **common, outcome="done", event_id=event_id, status=main.status, attempts=attempts
+            **common, outcome=Outcome.DONE, event_id=event_id, status=main.status, attempts=attempts
         )
 
 
 def _failure(common: dict[str, Any], result: BatchResult, attempts: int) -> CalendarOpResult:
     return CalendarOpResult(
         **common,
-        outcome="failed",
+        outcome=Outcome.FAILED,
         status=result.status,
         error=str(result.error) if result.error else f"status {result.status}",
         attempts=attempts,

@@ -3,8 +3,8 @@ the package, or upload a new version of it.
 
 Graph takes these only on a signed-in user's behalf (delegated AppCatalog.Submit; see
 `graph_sync.device_code`), so this client holds a user's token rather than the app's. The body
-is the zip itself (`Content-Type: application/zip`), which is why this goes through `requests`
-and not msgraph's JSON request adapter. Docs: appcatalogs-list-teamsapps.md,
+is the zip itself (`Content-Type: application/zip`), sent as raw bytes through GraphClient
+(msgraph's request adapter and its retry middleware). Docs: appcatalogs-list-teamsapps.md,
 teamsapp-publish.md, teamsapp-update.md.
 """
 
@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import time
 import zipfile
+from enum import StrEnum
+from types import TracebackType
 from typing import Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from graph_sync.client import GRAPH_BASE_URL, graph_error, parse_retry_after
+from graph_sync.auth import SignedInUserToken
+from graph_sync.client import GRAPH_BASE_URL, GraphAnswer, GraphClient
 from graph_sync.errors import GraphError, GraphSyncError
 
-log = logging.getLogger(__name__)
-
 SUBMIT_PERMISSION = "AppCatalog.Submit"
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_RETRIED = frozenset({429, 503, 504})
-PublishingState = Literal["published", "submitted", "rejected"]
+
+
+class PublishingState(StrEnum):
+    """A catalog app version's `publishingState` (teamsappdefinition.md)."""
+
+    PUBLISHED = "published"
+    SUBMITTED = "submitted"
+    """Waiting for an admin's review in the Teams admin center."""
+    REJECTED = "rejected"
 
 
 class _Camel(BaseModel):
@@ -47,7 +51,9 @@ class AppDefinition(_Camel):
     """The manifest's short name."""
     version: str
     """The manifest's version."""
-    publishing_state: PublishingState = Field(default="published", alias="publishingState")
+    publishing_state: PublishingState = Field(
+        default=PublishingState.PUBLISHED, alias="publishingState"
+    )
     """`submitted` while it waits for an admin's review."""
 
 
@@ -155,28 +161,34 @@ def package_manifest(package: bytes) -> PackageManifest:
 
 
 class AppCatalog:
-    """Graph's `/appCatalogs/teamsApps` with a signed-in user's token."""
+    """Graph's `/appCatalogs/teamsApps` with a signed-in user's token, through GraphClient."""
 
     def __init__(
         self,
         access_token: SecretStr,
         graph_base_url: str = GRAPH_BASE_URL,
         *,
-        session: requests.Session | None = None,
         timeout: float = 60.0,
-        retries: int = 3,
     ) -> None:
-        base = graph_base_url.rstrip("/")
-        parts = urlsplit(base)
-        if not parts.hostname:
-            raise ValueError(f"not a URL: {graph_base_url!r}")
-        if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
-            raise ValueError("the Graph base URL must be https (http only for a local sandbox)")
-        self.api_base = f"{base}/v1.0"
-        self._token = access_token
-        self._http = session or requests.Session()
-        self.timeout = timeout
-        self.retries = retries
+        self._graph = GraphClient(
+            None, graph_base_url, tokens=SignedInUserToken(access_token), timeout=timeout
+        )
+        self.api_base = self._graph.api_base
+
+    def close(self) -> None:
+        """Close the Graph client's connections and loop."""
+        self._graph.close()
+
+    def __enter__(self) -> AppCatalog:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def _send(
         self,
@@ -185,35 +197,21 @@ class AppCatalog:
         *,
         params: dict[str, str] | None = None,
         package: bytes | None = None,
-    ) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        if package is not None:
-            headers["Content-Type"] = "application/zip"
-        url = f"{self.api_base}{path}"
-        if params:
-            url += "?" + "&".join(f"{k}={quote(v, safe='$,')}" for k, v in params.items())
-        for attempt in range(self.retries + 1):
-            answer = self._http.request(
-                method, url, data=package, headers=headers, timeout=self.timeout
-            )
-            # A 429 was refused before any work; a 503/504 upload may have happened: GET only.
-            retry = answer.status_code == 429 or (
-                method == "GET" and answer.status_code in _RETRIED
-            )
-            if not retry or attempt == self.retries:
-                break
-            wait = parse_retry_after(answer.headers.get("Retry-After"))
-            wait = 2.0**attempt if wait is None else wait
-            log.info("Graph answered %d to %s; retrying in %.1f s", answer.status_code, path, wait)
-            time.sleep(wait)
-        if answer.status_code >= 400:
-            raise graph_error(
-                answer.status_code,
-                dict(answer.headers),
-                answer.content,
+    ) -> GraphAnswer:
+        headers = {"Content-Type": "application/zip"} if package is not None else None
+        return self._graph.bridge.run(
+            self._graph.send_ok(
+                method,
+                path,
+                body=package,
+                headers=headers,
+                params=params,
                 permission=SUBMIT_PERMISSION,
-            )
-        return answer
+                # A 429 was refused before any work; a 503/504 upload may have happened.
+                retry_unavailable=method == "GET",
+            ),
+            self._graph.timeout,
+        )
 
     def find(self, external_id: str) -> CatalogApp | None:
         """The org app whose manifest id is `external_id`, with its versions; None if absent."""
@@ -229,7 +227,7 @@ class AppCatalog:
         try:
             found = _CatalogPage.model_validate_json(answer.content).value
         except ValidationError as e:
-            raise GraphError(answer.status_code, "UnexpectedAnswer", str(e)) from e
+            raise GraphError(answer.status, "UnexpectedAnswer", str(e)) from e
         return found[0] if found else None
 
     def publish_new(self, package: bytes, *, requires_review: bool = False) -> CatalogApp:
@@ -255,6 +253,23 @@ class AppCatalog:
         return AppDefinition.model_validate_json(answer.content)
 
 
+def find_catalog_app(
+    client: GraphClient, external_id: str, *, permission: str = "AppCatalog.Read.All"
+) -> CatalogApp | None:
+    """The catalog app whose manifest id is `external_id`, read with the app's own token."""
+    wanted = external_id.replace("'", "''")
+    raw = client.get_bytes(
+        "/appCatalogs/teamsApps",
+        params={"$filter": f"externalId eq '{wanted}'"},
+        permission=permission,
+    )
+    try:
+        found = _CatalogPage.model_validate_json(raw).value
+    except ValidationError as e:
+        raise GraphError(200, "UnexpectedAnswer", str(e)) from e
+    return found[0] if found else None
+
+
 def publish_package(
     catalog: AppCatalog,
     package: bytes,
@@ -273,7 +288,9 @@ def publish_package(
             app_id=created.id,
             external_id=manifest.external_id,
             version=manifest.version,
-            publishing_state="submitted" if requires_review else "published",
+            publishing_state=(
+                PublishingState.SUBMITTED if requires_review else PublishingState.PUBLISHED
+            ),
             created=True,
         )
     if not update:
@@ -286,7 +303,7 @@ def publish_package(
         app_id=found.id,
         external_id=manifest.external_id,
         version=manifest.version,
-        publishing_state=definition.publishing_state if definition else "published",
+        publishing_state=definition.publishing_state if definition else PublishingState.PUBLISHED,
         created=False,
         previous_version=current,
     )

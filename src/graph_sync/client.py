@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from graph_sync.auth import GRAPH_SCOPE, GraphCredentials, TokenProvider
+from graph_sync.auth import GRAPH_SCOPE, AccessTokens, GraphCredentials, TokenProvider
 from graph_sync.errors import GraphError, Throttled, error_for
 
 if TYPE_CHECKING:
@@ -281,7 +281,7 @@ class GraphClient:
 
     def __init__(
         self,
-        credentials: GraphCredentials,
+        credentials: GraphCredentials | None,
         graph_base_url: str = GRAPH_BASE_URL,
         *,
         max_per_mailbox: int = 4,
@@ -289,7 +289,7 @@ class GraphClient:
         batch_rounds: int = 5,
         backoff_seconds: float = 1.0,
         timeout: float = 120.0,
-        tokens: TokenProvider | None = None,
+        tokens: AccessTokens | None = None,
     ) -> None:
         self.graph_base_url = graph_base_url.rstrip("/")
         parts = urlsplit(self.graph_base_url)
@@ -299,7 +299,11 @@ class GraphClient:
             raise ValueError("the Graph base URL must be https (http only for a local sandbox)")
         self.api_base = f"{self.graph_base_url}/v1.0"
         self.host = parts.hostname
-        self.tokens = tokens or TokenProvider(credentials)
+        if tokens is None:
+            if credentials is None:
+                raise ValueError("GraphClient needs credentials or a token source")
+            tokens = TokenProvider(credentials)
+        self.tokens: AccessTokens = tokens
         self.max_per_mailbox = max_per_mailbox
         self.max_in_flight = max_in_flight
         self.batch_rounds = batch_rounds
@@ -402,8 +406,12 @@ class GraphClient:
         params: dict[str, str] | None = None,
         mailbox: str | None = None,
         weight: int = 1,
+        retry_unavailable: bool = True,
     ) -> GraphAnswer:
-        """Send one request through the adapter; any status comes back (no raise)."""
+        """Send one request through the adapter; any status comes back (no raise).
+
+        The retry middleware sends 429s again; with `retry_unavailable` False it leaves
+        503/504 alone (an upload answered 503 may have happened)."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
         from kiota_http.middleware.options import ResponseHandlerOption
@@ -417,7 +425,10 @@ class GraphClient:
             info.headers.try_add("Content-Type", "application/json")
             info.content = body if isinstance(body, bytes) else json.dumps(body).encode()
         # The raw response comes back so that we parse errors (and bodies) with our own models.
-        info.add_request_options([ResponseHandlerOption(_RawResponse())])
+        options: list[Any] = [ResponseHandlerOption(_RawResponse())]
+        if not retry_unavailable:
+            options.append(_OnlyThrottledRetried())
+        info.add_request_options(options)
         async with self._limits(mailbox, weight):
             response = await self.adapter.send_primitive_async(info, "bytes", None)
         return GraphAnswer(
@@ -436,10 +447,17 @@ class GraphClient:
         params: dict[str, str] | None = None,
         mailbox: str | None = None,
         permission: str | None = None,
+        retry_unavailable: bool = True,
     ) -> GraphAnswer:
         """`send`, raising our GraphError subclass for a status >= 400."""
         answer = await self.send(
-            method, path_or_url, body=body, headers=headers, params=params, mailbox=mailbox
+            method,
+            path_or_url,
+            body=body,
+            headers=headers,
+            params=params,
+            mailbox=mailbox,
+            retry_unavailable=retry_unavailable,
         )
         if answer.status >= 400:
             raise graph_error(
@@ -669,6 +687,16 @@ def _longest_retry_after(results: list[BatchResult]) -> float | None:
     return max(waits) if waits else None
 
 
+class _OnlyThrottledRetried:
+    """A kiota request option: the retry middleware retries this request on 429 only."""
+
+    KEY = "DealBridgeOnlyThrottledRetried"
+
+    @staticmethod
+    def get_key() -> str:
+        return _OnlyThrottledRetried.KEY
+
+
 class _RawResponse:
     """A kiota response handler that hands back the httpx response untouched."""
 
@@ -676,7 +704,7 @@ class _RawResponse:
         return response
 
 
-def _build_adapter(tokens: TokenProvider, api_base: str, host: str) -> Any:
+def _build_adapter(tokens: AccessTokens, api_base: str, host: str) -> Any:
     """msgraph's GraphRequestAdapter with the default middleware, our retry handler and auth."""
     import httpx
     from kiota_abstractions.authentication import (
@@ -685,7 +713,7 @@ def _build_adapter(tokens: TokenProvider, api_base: str, host: str) -> Any:
         BaseBearerTokenAuthenticationProvider,
     )
     from kiota_http.kiota_client_factory import KiotaClientFactory
-    from kiota_http.middleware import RetryHandler
+    from kiota_http.middleware import REQUEST_OPTIONS_KEY, RetryHandler
     from msgraph import GraphRequestAdapter
     from msgraph_core import GraphClientFactory
     from msgraph_core.middleware import GraphTelemetryHandler
@@ -716,6 +744,18 @@ def _build_adapter(tokens: TokenProvider, api_base: str, host: str) -> Any:
                 return seconds
             parsed: float | None = super()._parse_retry_after(retry_after)
             return parsed
+
+        async def send(self, request: Any, transport: Any) -> Any:
+            # The last middleware pops the request options before should_retry runs: copy ours.
+            if _OnlyThrottledRetried.KEY in (request.extensions.get(REQUEST_OPTIONS_KEY) or {}):
+                request.extensions[_OnlyThrottledRetried.KEY] = True
+            return await super().send(request, transport)
+
+        def should_retry(self, request: Any, options: Any, response: Any) -> bool:
+            if request.extensions.get(_OnlyThrottledRetried.KEY) and response.status_code != 429:
+                return False
+            retry: bool = super().should_retry(request, options, response)
+            return retry
 
     middleware = [
         FractionalRetryAfter() if isinstance(handler, RetryHandler) else handler

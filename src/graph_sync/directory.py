@@ -114,6 +114,13 @@ def list_users(client: GraphClient, *, page_size: int = 999) -> list[DirectoryUs
     return users
 
 
+def first_user_id(client: GraphClient) -> str | None:
+    """The id of one user of the tenant, or None in an empty directory."""
+    raw = client.get_json("/users", params={"$top": "1", "$select": "id"}, permission=USER_READ)
+    users = raw.get("value", [])
+    return str(users[0]["id"]) if users else None
+
+
 def get_mailbox_settings(client: GraphClient, user: str) -> MailboxSettings:
     """The rep's zone (IANA) and working hours, from `GET /users/{id}/mailboxSettings`."""
     # Our model rather than the SDK's: we need the customTimeZone's @odata.type as sent.

@@ -32,6 +32,14 @@ AADSTS_ADVICE: dict[int, str] = {
 }
 
 
+# AADSTS codes that mean an admin has not consented the app in this tenant: 65001 (consent
+# missing), 700016 (no service principal for the app: never consented here). Entra error codes ref.
+CONSENT_AADSTS = frozenset({65001, 700016})
+# Graph 403 codes for a missing application permission: Entra directory, Teams, Exchange (the last
+# may also be an application access policy, as doctor explains).
+CONSENT_CODES = frozenset({"Authorization_RequestDenied", "Forbidden", "ErrorAccessDenied"})
+
+
 class GraphSyncError(Exception):
     """Base of every error graph_sync raises."""
 
@@ -44,6 +52,11 @@ class EntraError(GraphSyncError):
         self.aadsts = aadsts
         self.description = description
         super().__init__(f"{code} (AADSTS{aadsts}): {self.advice}" if aadsts else code)
+
+    @property
+    def needs_admin_consent(self) -> bool:
+        """Whether the AADSTS code says an admin must consent the app (never read from text)."""
+        return self.aadsts in CONSENT_AADSTS
 
     @property
     def advice(self) -> str:
@@ -108,6 +121,11 @@ class Forbidden(GraphError):
     ) -> None:
         super().__init__(status, code, message, mailbox, request_id)
         self.permission = permission
+
+    @property
+    def needs_admin_consent(self) -> bool:
+        """Whether Graph's error code says an application permission is not granted."""
+        return self.code in CONSENT_CODES
 
 
 class SyncStateExpired(GraphError):

@@ -6,8 +6,6 @@ Delta pages are parsed from raw bytes with our own models: msgraph-sdk's typed p
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -16,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graph_sync.client import GraphClient
-from graph_sync.errors import GraphError, GraphSyncError, NotFound, SyncStateExpired
+from graph_sync.errors import GraphError, NotFound, SyncStateExpired
 from graph_sync.models import DeltaPage, GraphEvent, GraphModel, Meeting
 from graph_sync.timezones import graph_date_time
 
@@ -123,35 +121,6 @@ def read_delta(
     return client.bridge.run(
         read_delta_async(client, mailbox, window, delta_link, page_size=page_size), None
     )
-
-
-def read_many(
-    client: GraphClient,
-    rounds: dict[str, str | None],
-    window: CalendarWindow,
-    *,
-    page_size: int = 50,
-) -> dict[str, DeltaRound | GraphSyncError]:
-    """Delta rounds for many mailboxes at once ({mailbox: stored deltaLink or None}); a
-    mailbox's error is returned in its place and never stops the others."""
-
-    async def all_rounds() -> list[DeltaRound | BaseException]:
-        return await asyncio.gather(
-            *(
-                read_delta_async(client, mailbox, window, link, page_size=page_size)
-                for mailbox, link in rounds.items()
-            ),
-            return_exceptions=True,
-        )
-
-    found = client.bridge.run(all_rounds(), None)
-    out: dict[str, DeltaRound | GraphSyncError] = {}
-    for mailbox, result in zip(rounds, found, strict=True):
-        if isinstance(result, GraphSyncError | DeltaRound):
-            out[mailbox] = result
-        else:
-            raise result
-    return out
 
 
 async def _round(
@@ -360,7 +329,7 @@ class ChangeNotification(GraphModel):
     subscription_id: str
     """Which subscription."""
     client_state: str | None = None
-    """Must equal the one we set: check with `client_state_matches`."""
+    """Must match the one we set (the connector compares it with the hash it keeps)."""
     change_type: str
     """created, updated or deleted."""
     resource: str
@@ -408,10 +377,3 @@ class LifecycleNotificationCollection(GraphModel):
 
     value: list[LifecycleNotification]
     """The notifications."""
-
-
-def client_state_matches(received: str | None, expected: str) -> bool:
-    """Whether a notification's clientState is ours (constant-time)."""
-    if received is None:
-        return False
-    return hmac.compare_digest(received.encode("utf-8"), expected.encode("utf-8"))

@@ -41,6 +41,12 @@ def find_installation(client: GraphClient, user: str, teams_app_id: str) -> str 
     return found[0].id if found else None
 
 
+def count_installed_apps(client: GraphClient, user: str) -> int:
+    """How many Teams apps `user` has installed (one page; the doctor's permission probe)."""
+    raw = client.get_bytes(_installed_apps(user), mailbox=user, permission=INSTALL_PERMISSION)
+    return len(_Installations.model_validate_json(raw).value)
+
+
 def install_app_for_user(client: GraphClient, user: str, teams_app_id: str) -> str:
     """Install our Teams app (catalog id) in the rep's personal scope; the installation id.
     Already installed (409) is success. Forbidden when the permission is not granted."""

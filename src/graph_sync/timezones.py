@@ -1,13 +1,18 @@
-"""Time zones as Graph writes them: Windows names (CLDR windowsZones) or IANA names, to zoneinfo."""
+"""Time zones as Graph writes them: Windows names (CLDR windowsZones) or IANA names, to zoneinfo.
+
+The Windows map is the one tzlocal ships (`tzlocal.windows_tz`, generated from CLDR
+common/supplemental/windowsZones.xml, territory 001); the sandbox keeps its own copy because it
+stands for Microsoft's side and must not import ours.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 import zoneinfo
 from datetime import UTC, datetime
 from functools import cache
-from importlib import resources
+
+from tzlocal.windows_tz import tz_win, win_tz
 
 
 class UnknownTimeZone(ValueError):
@@ -24,9 +29,15 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 @cache
 def windows_zones() -> dict[str, str]:
     """Every Windows zone name (CLDR windowsZones, territory 001) to its IANA zone."""
-    text = resources.files("graph_sync").joinpath("windows_zones.json").read_text("utf-8")
-    mapping: dict[str, str] = json.loads(text)["windowsToIana"]
-    return mapping
+    return dict(win_tz)
+
+
+def windows_name(iana: str) -> str:
+    """The Windows zone name Outlook shows for an IANA zone (CLDR); raises UnknownTimeZone."""
+    found = tz_win.get(iana)
+    if found is None:
+        raise UnknownTimeZone(f"no Windows zone for {iana!r}")
+    return found
 
 
 @cache

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
+from sandbox.authority import InvalidTokenError
 from sandbox.device_code import ADMIN_ROLES
 from sandbox.errors import GraphError
 from sandbox.graph import to_flask
 from sandbox.graph.query import parse_filter
 from sandbox.graph.service import GraphService, Router, require
-from sandbox.graph.teamwork import READ_CATALOG, TeamsApp, TeamsAppInput
+from sandbox.graph.teams_apps import READ_CATALOG, TeamsApp, TeamsAppInput
 from sandbox.graph.wire import GraphRequest, GraphResponse, error_response, no_content, ok
-from sandbox.identity import InvalidTokenError
 from sandbox.timezones import format_timestamp
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from sandbox.errors import GraphError
 from sandbox.event_fields import parse_event_input
 from sandbox.faults import FaultRule
 from sandbox.graph.events import EventView, event_json
-from sandbox.graph.teamwork import TeamsAppInput
+from sandbox.graph.teams_apps import TeamsAppInput
 from sandbox.tenant import RuntimeSettings
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from sandbox.identity import GRAPH_AUDIENCE, GRAPH_RESOURCES, TokenRequestError, token_error_body
+from sandbox.authority import GRAPH_AUDIENCE, GRAPH_RESOURCES, TokenRequestError, token_error_body
 from sandbox.request_log import LoggedRequest
 
 if TYPE_CHECKING:

@@ -29,6 +29,22 @@ class _QuietHandler(_KeepAliveHandler):
         return
 
 
+# serve_forever sees shutdown() only between polls: werkzeug's 0.5 s default made each stop wait.
+POLL_SECONDS = 0.05
+
+
+def serve_in_background(server: BaseWSGIServer, name: str = "wsgi-server") -> threading.Thread:
+    """Serve `server` from a daemon thread that `server.shutdown()` stops within POLL_SECONDS."""
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": POLL_SECONDS},
+        name=name,
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
 class RunningSandbox:
     """A sandbox tenant served on 127.0.0.1 from a background thread."""
 
@@ -41,13 +57,7 @@ class RunningSandbox:
         self.domain = config.domain
         self.client_id = config.client_id
         self.client_secret = config.client_secret
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="sandbox-server",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_background(server, "sandbox-server")
 
     @property
     def port(self) -> int:

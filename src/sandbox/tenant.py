@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from sandbox.authority import Authority
 from sandbox.calendars import CalendarStore
 from sandbox.config import SandboxConfig
 from sandbox.directory import Directory
 from sandbox.faults import FaultBook
-from sandbox.graph.delta import DeltaStates
-from sandbox.graph.teamwork import TeamsWork
+from sandbox.graph.delta_states import DeltaStates
+from sandbox.graph.teams_apps import TeamsWork
 from sandbox.graph.throttling import MailboxThrottle
-from sandbox.identity import Authority
 from sandbox.request_log import RequestLog
 from sandbox.webhooks import Notifier, Subscriptions
 

@@ -27,6 +27,8 @@ class BadDateTimeError(ValueError):
     """A date-time string Graph would not accept."""
 
 
+# The sandbox keeps its own CLDR copy (with IANA to Windows for every territory): it stands for
+# Microsoft's side and must not import graph_sync's (tzlocal's) map, or a wrong map passes both.
 @cache
 def _windows_zones() -> dict[str, dict[str, str]]:
     text = resources.files("sandbox").joinpath("windows_zones.json").read_text("utf-8")

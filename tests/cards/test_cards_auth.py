@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from cards.actions import Activity
 from cards.auth import BotAuthError, BotAuthFailure, BotFrameworkAuthenticator
+from sandbox.server import serve_in_background
 
 APP_ID = "6c1e7f52-8f0b-4f8e-9d7e-2a4b9f0c1d11"
 ISSUER = "https://api.botframework.com"
@@ -79,8 +79,7 @@ def key_server() -> Iterator[KeyServer]:
     app = KeyServer()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     app.base = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_background(server)
     yield app
     server.shutdown()
     thread.join()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from werkzeug.serving import make_server
 from connector.api.keys import create_key
 from connector.app import create_app, prepare_database
 from connector.store.db import Store, get_store
+from sandbox.server import serve_in_background
 
 
 @pytest.fixture(scope="session")
@@ -178,8 +178,7 @@ def m365(tmp_path: Path, migrated_template: Path, sandbox_tenant: Any) -> Iterat
         sync_debounce_seconds=0.2,
     )
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_background(server)
     try:
         yield Tenant(sandbox=sandbox_tenant, app=app, base_url=f"http://127.0.0.1:{port}")
     finally:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from sandbox.server import serve_in_background
 
 
 @dataclass
@@ -40,8 +41,7 @@ def running_receiver() -> Iterator[Receiver]:
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     receiver.url = f"http://127.0.0.1:{server.port}/hooks"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_background(server)
     try:
         yield receiver
     finally:

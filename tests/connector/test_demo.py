@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,14 @@ from connector.store.models import Deal, Interaction, Reminder
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, Any]]:
-    from sandbox.server import start_sandbox
+    from sandbox.server import serve_in_background, start_sandbox
 
     folder = tmp_path_factory.mktemp("demo")
     port = _free_port()
     with start_sandbox(domain=DEMO_DOMAIN) as sandbox:
         run = prepare_demo(folder=folder / "instance", port=port, sandbox=sandbox)
         server = make_server("127.0.0.1", port, run.app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        thread = serve_in_background(server)
         try:
             yield run, sandbox
         finally:

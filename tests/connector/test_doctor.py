@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from connector.microsoft365 import close
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.store.models import Mailbox, utcnow
+from sandbox.server import serve_in_background
 
 from .conftest import Tenant, _free_port, make_app
 
@@ -161,8 +161,7 @@ def installation(
     tls.load_cert_chain(*certificate)
     proxy = ReverseProxy(app)
     server = make_server("127.0.0.1", port, proxy, threaded=True, ssl_context=tls)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_background(server)
     tenant = Tenant(sandbox=sandbox_tenant, app=app, base_url=f"https://127.0.0.1:{port}")
     rep = tenant.add_rep("ann", "Ann Rep", time_zone="Europe/Berlin")
     try:
@@ -296,7 +295,7 @@ def test_a_secret_expiring_in_ten_days_is_a_warning_not_a_failure(
     installation: Installation,
 ) -> None:
     soon = dt.date.today() + dt.timedelta(days=10)
-    installation.settings(client_secret_expires_on=soon.isoformat())
+    installation.settings(client_secret_expires_on=soon)
 
     results = installation.doctor()
 

@@ -50,7 +50,8 @@ def _in_catalog(tenant: Any) -> CatalogApp | None:
     user = sign_in_with_device_code(
         tenant.tenant_id, tenant.client_id, show=lambda p: None, login_base_url=tenant.base_url
     )
-    return AppCatalog(user.access_token, tenant.base_url).find(TEAMS_APP_ID)
+    with AppCatalog(user.access_token, tenant.base_url) as catalog:
+        return catalog.find(TEAMS_APP_ID)
 
 
 class Approver:

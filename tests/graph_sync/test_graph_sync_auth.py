@@ -55,6 +55,24 @@ def test_wrong_secret_is_entra_error_7000215_with_advice(credentials: GraphCrede
     assert raised.value.code == "invalid_client"
     assert "Certificates & secrets" in raised.value.advice
     assert "not-the-secret" not in str(raised.value)
+    assert not raised.value.needs_admin_consent
+
+
+def test_an_app_the_tenant_does_not_know_needs_admin_consent_by_its_code(
+    credentials: GraphCredentials,
+) -> None:
+    unknown = credentials.model_copy(update={"client_id": "00000000-0000-0000-0000-0000000000aa"})
+
+    with pytest.raises(EntraError) as raised:
+        TokenProvider(unknown).token()
+
+    assert raised.value.aadsts == 700016
+    assert raised.value.needs_admin_consent
+
+
+def test_consent_is_read_from_the_aadsts_code_not_from_the_text() -> None:
+    assert EntraError("invalid_grant", 65001, "whatever the words").needs_admin_consent
+    assert not EntraError("invalid_client", 7000215, "AADSTS65001 consent").needs_admin_consent
 
 
 def test_unknown_tenant_is_entra_error_90002(credentials: GraphCredentials) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from graph_sync.catalog import (
     AlreadyInCatalog,
     AppCatalog,
     NotAPackage,
+    PublishingState,
     VersionNotHigher,
     publish_package,
 )
@@ -64,8 +66,9 @@ def admin(sandbox: RunningSandbox, control: Control) -> SignedInUser:
 
 
 @pytest.fixture
-def catalog(sandbox: RunningSandbox, admin: SignedInUser) -> AppCatalog:
-    return AppCatalog(admin.access_token, sandbox.base_url)
+def catalog(sandbox: RunningSandbox, admin: SignedInUser) -> Iterator[AppCatalog]:
+    with AppCatalog(admin.access_token, sandbox.base_url) as catalog:
+        yield catalog
 
 
 # ---- device code ----------------------------------------------------------------------------
@@ -172,22 +175,22 @@ def test_an_app_already_in_the_catalog_is_updated_only_when_asked_and_with_a_hig
 
 def test_a_non_admin_submits_for_review(sandbox: RunningSandbox, control: Control) -> None:
     _sign_ins(control, autoApprove=True, admin=False)
-    catalog = AppCatalog(_sign_in(sandbox).access_token, sandbox.base_url)
+    with AppCatalog(_sign_in(sandbox).access_token, sandbox.base_url) as catalog:
+        with pytest.raises(Forbidden):
+            publish_package(catalog, _package(sandbox))
+        outcome = publish_package(catalog, _package(sandbox), requires_review=True)
 
-    with pytest.raises(Forbidden):
-        publish_package(catalog, _package(sandbox))
-    outcome = publish_package(catalog, _package(sandbox), requires_review=True)
-
-    assert outcome.publishing_state == "submitted"
+    assert outcome.publishing_state is PublishingState.SUBMITTED
 
 
 def test_an_app_only_token_is_forbidden_and_names_the_delegated_permission(
     sandbox: RunningSandbox, control: Control, credentials: Any
 ) -> None:
     app_token = TokenProvider(credentials).token()
-    catalog = AppCatalog(SecretStr(app_token), sandbox.base_url)
-
-    with pytest.raises(Forbidden) as caught:
+    with (
+        AppCatalog(SecretStr(app_token), sandbox.base_url) as catalog,
+        pytest.raises(Forbidden) as caught,
+    ):
         publish_package(catalog, _package(sandbox))
 
     assert caught.value.permission == "AppCatalog.Submit"
@@ -203,6 +206,27 @@ def test_a_throttled_upload_is_sent_again_after_retry_after(
     assert outcome.created
     assert control.calls("POST /v1.0/appCatalogs/teamsApps") == 2
     assert control.served()["byStatus"].get("201") == 1
+
+
+def test_an_upload_answered_503_is_not_sent_again_as_it_may_have_happened(
+    sandbox: RunningSandbox, control: Control, catalog: AppCatalog
+) -> None:
+    control.fault(route=r"^POST /v1\.0/appCatalogs/teamsApps", status=503, retryAfter=0.01, count=1)
+
+    with pytest.raises(GraphError) as caught:
+        publish_package(catalog, _package(sandbox))
+
+    assert caught.value.status == 503
+    assert control.calls("POST /v1.0/appCatalogs/teamsApps") == 1
+
+
+def test_a_catalog_lookup_answered_503_is_sent_again(
+    sandbox: RunningSandbox, control: Control, catalog: AppCatalog
+) -> None:
+    control.fault(route=r"^GET /v1\.0/appCatalogs/teamsApps", status=503, retryAfter=0.01, count=1)
+
+    assert catalog.find(TEAMS_APP_ID) is None
+    assert control.calls("GET /v1.0/appCatalogs/teamsApps") == 2
 
 
 def test_a_package_graph_refuses_raises_with_graphs_reason(

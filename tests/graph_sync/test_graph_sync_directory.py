@@ -102,3 +102,11 @@ def test_missing_organization_permission_is_forbidden_through_the_typed_sdk(
         get_verified_domains(client)
 
     assert raised.value.permission == "Organization.Read.All"
+    assert raised.value.code == "Authorization_RequestDenied"
+    assert raised.value.needs_admin_consent
+
+
+def test_a_403_without_a_permission_code_is_not_taken_for_missing_consent() -> None:
+    refused = Forbidden(403, "AccessDenied", "Authorization_RequestDenied in the words only")
+
+    assert not refused.needs_admin_consent

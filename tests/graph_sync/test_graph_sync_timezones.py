@@ -15,6 +15,7 @@ from graph_sync.timezones import (
     graph_date_time,
     iana_name,
     to_utc,
+    windows_name,
     windows_zones,
 )
 
@@ -23,8 +24,8 @@ def test_every_windows_zone_maps_to_a_zone_zoneinfo_knows() -> None:
     mapping = windows_zones()
 
     assert len(mapping) >= 139
-    for windows_name, iana in mapping.items():
-        assert zoneinfo.ZoneInfo(iana) is not None, windows_name
+    for name, iana in mapping.items():
+        assert zoneinfo.ZoneInfo(iana) is not None, name
 
 
 @pytest.mark.parametrize(
@@ -124,3 +125,10 @@ def test_dst_gap_local_time_still_maps_to_one_instant() -> None:
     assert moment - to_utc("2026-03-08T01:30:00.0000000", "Pacific Standard Time") == timedelta(
         hours=1
     )
+
+
+def test_an_iana_zone_has_the_windows_name_outlook_shows() -> None:
+    assert windows_name("Europe/Berlin") == "W. Europe Standard Time"
+    assert windows_name("America/Los_Angeles") == "Pacific Standard Time"
+    with pytest.raises(UnknownTimeZone):
+        windows_name("Mars/Olympus_Mons")

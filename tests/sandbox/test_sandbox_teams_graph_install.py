@@ -8,7 +8,7 @@ from typing import Any
 import msal
 import requests
 
-from sandbox.server import start_sandbox
+from sandbox.server import serve_in_background, start_sandbox
 
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 
@@ -26,8 +26,6 @@ class _Rewrite(requests.Session):
 
 
 def test_a_graph_install_sends_the_bot_its_install_activities() -> None:
-    import threading
-
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Request, Response
 
@@ -39,7 +37,7 @@ def test_a_graph_install_sends_the_bot_its_install_activities() -> None:
         return Response("{}", mimetype="application/json")
 
     server = make_server("127.0.0.1", 0, bot, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     try:
         with start_sandbox() as sb:
             http = requests.Session()

@@ -400,9 +400,11 @@ def manifest_publish(
     except DeviceCodeError as exc:
         raise click.ClickException(f"sign-in failed ({exc.code}): {exc.advice}") from exc
     click.echo(f"Signed in as {user.username or 'the admin'}.")
-    catalog = AppCatalog(user.access_token, settings.graph_base_url)
     try:
-        outcome = publish_package(catalog, package, update=update, requires_review=requires_review)
+        with AppCatalog(user.access_token, settings.graph_base_url) as catalog:
+            outcome = publish_package(
+                catalog, package, update=update, requires_review=requires_review
+            )
     except AlreadyInCatalog as exc:
         raise click.ClickException(
             f"{manifest.short_name} is already in the catalog (id {exc.app.id}, version "

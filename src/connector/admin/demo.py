@@ -28,6 +28,8 @@ from connector.microsoft365 import close, graph_client
 from connector.outbox import drain
 from connector.store.db import get_store
 from connector.store.models import Interaction, Reminder, Rep
+from graph_sync.calendar import delete_event
+from graph_sync.timezones import windows_name
 from sandbox.server import start_sandbox
 
 DEMO_DIR = Path("instance") / "demo"
@@ -331,19 +333,12 @@ def _address(name: str, domain: str) -> str:
     return f"{first}.{last}@{domain}" if last else f"{first}@{domain}"
 
 
-WINDOWS_ZONES = {
-    "Europe/Berlin": "W. Europe Standard Time",
-    "America/New_York": "Eastern Standard Time",
-    "America/Los_Angeles": "Pacific Standard Time",
-}
-
-
 def seed_tenant(control: str, now: dt.datetime) -> dict[str, str]:
     """The reps as users of the sandbox tenant, with Outlook working hours; their ids."""
     http = requests.Session()
     ids = {}
     for rep in REPS:
-        zone = WINDOWS_ZONES[rep.zone]
+        zone = windows_name(rep.zone)
         answer = http.post(
             f"{control}/users",
             json={
@@ -530,7 +525,7 @@ def prepare_demo(
     reports = {rep.email: sync_mailbox(app, rep.email) for rep in REPS}
     # The organizer cancels one meeting: it stays visible on its deal, as cancelled.
     mia = REPS[2].email
-    graph_client(app).delete(f"/users/{entra_ids[mia]}/events/{events['to cancel']}")
+    delete_event(graph_client(app), entra_ids[mia], events["to cancel"])
     after = sync_mailbox(app, mia)
     reports[mia].meetings += after.meetings
     reports[mia].error = reports[mia].error or after.error

@@ -34,23 +34,24 @@ from connector.settings import ENV_PREFIX, SETTINGS_EXTENSION, Settings
 from connector.store.db import Store, get_store
 from connector.store.models import Mailbox, Rep, utcnow
 from graph_sync.auth import BOT_SCOPE, GRAPH_SCOPE, TokenProvider
+from graph_sync.calendar import CALENDARS_WRITE, first_event_id
 from graph_sync.client import GraphClient
 from graph_sync.directory import (
     MAILBOX_SETTINGS_READ,
     ORGANIZATION_READ,
     USER_READ,
+    first_user_id,
     get_mailbox_settings,
     get_user,
     get_verified_domains,
 )
 from graph_sync.errors import EntraError, Forbidden, GraphSyncError, NotFound
-from graph_sync.teams import ACTIVITY_PERMISSION, INSTALL_PERMISSION
+from graph_sync.teams import ACTIVITY_PERMISSION, INSTALL_PERMISSION, count_installed_apps
 from manifest import check_config
 
 log = logging.getLogger(__name__)
 
 CheckStatus = Literal["ok", "warn", "fail"]
-CALENDARS_WRITE: Final = "Calendars.ReadWrite"
 #: How early the doctor warns about the client secret's expiry.
 SECRET_WARNING_DAYS: Final = 30
 _MARKS: Final = {"ok": "✓", "warn": "!", "fail": "✗"}
@@ -328,21 +329,13 @@ def _read_domains(client: GraphClient, user: str, who: str) -> str:
 
 
 def _read_installed_apps(client: GraphClient, user: str, who: str) -> str:
-    answer = client.get_json(
-        f"/users/{user}/teamwork/installedApps", mailbox=user, permission=INSTALL_PERMISSION
-    )
-    count = len(answer.get("value", []))
+    count = count_installed_apps(client, user)
     return f"listed {who}'s installed Teams apps ({count})"
 
 
 def _calendar_check(found: _Findings) -> Callable[[GraphClient, str, str], str]:
     def read_one_event(client: GraphClient, user: str, who: str) -> str:
-        client.get_json(
-            f"/users/{user}/events",
-            params={"$top": "1", "$select": "id"},
-            mailbox=user,
-            permission=CALENDARS_WRITE,
-        )
+        first_event_id(client, user)
         if found.roles is not None and CALENDARS_WRITE not in found.roles:
             # Reading worked through Calendars.Read; reminder events need write access.
             raise _NotGranted(
@@ -360,10 +353,7 @@ def _permissions(settings: Settings, store: Store, found: _Findings) -> list[Che
         found.rep, found.user = rep
     elif found.client is not None:
         try:
-            users = found.client.get_json(
-                "/users", params={"$top": "1", "$select": "id"}, permission=USER_READ
-            ).get("value", [])
-            found.user = str(users[0]["id"]) if users else None
+            found.user = first_user_id(found.client)
         except GraphSyncError:
             found.user = None  # the User.Read.All line below reports why
     results = [
@@ -558,21 +548,13 @@ def _secret_expiry(settings: Settings, now: dt.datetime) -> CheckResult:
         f"{ENV_PREFIX}CLIENT_SECRET to its Value and {ENV_PREFIX}CLIENT_SECRET_EXPIRES_ON to its "
         "expiry date, restart DealBridge, then delete the old secret."
     )
-    raw = settings.client_secret_expires_on
-    if not raw:
+    expires = settings.client_secret_expires_on
+    if expires is None:
         return _warn(
             name,
             f"unknown: {ENV_PREFIX}CLIENT_SECRET_EXPIRES_ON is not set",
             f"Copy the date from {where} into {ENV_PREFIX}CLIENT_SECRET_EXPIRES_ON (YYYY-MM-DD), "
             f"so doctor warns {SECRET_WARNING_DAYS} days ahead.",
-        )
-    try:
-        expires = dt.date.fromisoformat(raw.strip())
-    except ValueError:
-        return _fail(
-            name,
-            f"{ENV_PREFIX}CLIENT_SECRET_EXPIRES_ON is not a date: {raw!r}",
-            f"Set it as YYYY-MM-DD, the date shown in {where}.",
         )
     days = (expires - now.date()).days
     if days < 0:

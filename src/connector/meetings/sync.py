@@ -115,10 +115,8 @@ def privacy_policy(settings: Settings, tenant_domains: Iterable[str]) -> Privacy
 
 def window_for(settings: Settings, now: dt.datetime) -> CalendarWindow:
     """The rolling window, whole UTC days, so it slides once a day (a new delta round)."""
-    today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return CalendarWindow(
-        start=today - dt.timedelta(days=settings.sync_days_back),
-        end=today + dt.timedelta(days=settings.sync_days_ahead + 1),
+    return CalendarWindow.around(
+        now, days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import requests
 from flask import Flask
@@ -23,7 +22,7 @@ from connector.store.models import (
     Rep,
     TeamsConversation,
 )
-from graph_sync.catalog import CatalogApp
+from graph_sync.catalog import find_catalog_app
 from graph_sync.errors import Forbidden, GraphSyncError, Throttled
 from graph_sync.teams import (
     get_installation_chat,
@@ -154,18 +153,16 @@ def _catalog_id(app: Flask, settings: Settings) -> str:
     known: str | None = app.extensions.get("dealbridge.teams_catalog_id")
     if known:
         return known
-    expression = quote(f"externalId eq '{settings.teams_app_id}'", safe="")
     try:
-        page = graph_client(app).get_json(
-            f"/appCatalogs/teamsApps?$filter={expression}", permission=CATALOG_PERMISSION
+        found = find_catalog_app(
+            graph_client(app), settings.teams_app_id, permission=CATALOG_PERMISSION
         )
     except Forbidden as e:
         raise _NoCatalogApp(f"the org catalog cannot be read ({CATALOG_PERMISSION})") from e
-    apps = [CatalogApp.model_validate(v) for v in page.get("value", []) if isinstance(v, dict)]
-    if not apps:
+    if found is None:
         raise _NoCatalogApp(f"app {settings.teams_app_id} is not in the org catalog")
-    app.extensions["dealbridge.teams_catalog_id"] = apps[0].id
-    return apps[0].id
+    app.extensions["dealbridge.teams_catalog_id"] = found.id
+    return found.id
 
 
 def _fallback(app: Flask, rep_email: str, user: str, reason: str) -> Outcome:

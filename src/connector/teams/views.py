@@ -479,15 +479,10 @@ def health_view(session: Session, settings: Settings, now: dt.datetime) -> Healt
             if hint in error:
                 missing[permission] = ConsentMissing(permission=permission, consent_url=consent_url)
     expiring = []
-    if settings.client_secret_expires_on:
-        try:
-            expires = dt.datetime.fromisoformat(settings.client_secret_expires_on)
-        except ValueError:
-            expires = None
-        if expires is not None:
-            expires = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
-            if expires - now <= SECRET_WARNING:
-                expiring.append(SecretExpiring(name="DEALBRIDGE_CLIENT_SECRET", expires_at=expires))
+    if settings.client_secret_expires_on is not None:
+        expires = dt.datetime.combine(settings.client_secret_expires_on, dt.time(), dt.UTC)
+        if expires - now <= SECRET_WARNING:
+            expiring.append(SecretExpiring(name="DEALBRIDGE_CLIENT_SECRET", expires_at=expires))
     if not (failing or missing or expiring):
         return None
     return HealthView(

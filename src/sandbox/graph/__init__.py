@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, request
 
+from sandbox.authority import InvalidTokenError
 from sandbox.errors import GraphError
 from sandbox.graph import batch, delta, events, subscriptions, teamwork, users
 from sandbox.graph.service import GraphService, Router
 from sandbox.graph.wire import ODATA_JSON, GraphRequest, GraphResponse, error_response
-from sandbox.identity import InvalidTokenError
 
 if TYPE_CHECKING:
     from sandbox.tenant import Tenant

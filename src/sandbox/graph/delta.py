@@ -11,17 +11,16 @@ seriesMasterId, start, end), exceptions in full, and a series is never split acr
 
 from __future__ import annotations
 
-import secrets
-from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sandbox import timezones
 from sandbox.calendars import Instance, MailboxCalendar
 from sandbox.errors import GraphError
+from sandbox.graph.delta_states import DeltaItem, DeltaPages, DeltaRound
 from sandbox.graph.events import MAX_PAGE, EventView, event_json, paged, time_window
-from sandbox.graph.service import CALENDARS_READ, Router
+from sandbox.graph.permissions import CALENDARS_READ
+from sandbox.graph.service import Router
 from sandbox.graph.users import mailbox_user
 from sandbox.graph.wire import GraphRequest, GraphResponse, applied_preferences, ok
 
@@ -29,66 +28,6 @@ if TYPE_CHECKING:
     from sandbox.tenant import Tenant
 
 DEFAULT_DELTA_PAGE = 10
-
-
-@dataclass(frozen=True)
-class DeltaItem:
-    """One entry of a delta page: an item to send (in full or bare), or a removal."""
-
-    id: str
-    instance: Instance | None = None
-    bare: bool = False
-
-
-@dataclass(frozen=True)
-class DeltaRound:
-    """What a client holds after a round: the window, and each item it was sent, by change key."""
-
-    mailbox_id: str
-    user_key: str
-    start: datetime
-    end: datetime
-    seen: dict[str, str]
-    seq: int
-
-
-@dataclass
-class DeltaPages:
-    """A round in progress: grouped items still to send, and the round it completes."""
-
-    groups: list[list[DeltaItem]]
-    position: int
-    completes: DeltaRound
-
-
-class DeltaStates:
-    """Token → state, oldest forgotten first (an unknown token answers 410 SyncStateNotFound)."""
-
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self._states: OrderedDict[str, DeltaRound | DeltaPages] = OrderedDict()
-        self.generation = 0
-
-    def put(self, state: DeltaRound | DeltaPages) -> str:
-        """Store a state under a new opaque token."""
-        token = secrets.token_urlsafe(32)
-        self._states[token] = state
-        self.generation += 1
-        while len(self._states) > self.keep:
-            self._states.popitem(last=False)
-        return token
-
-    def get(self, token: str) -> DeltaRound | DeltaPages:
-        """The state of a token, or 410 SyncStateNotFound as Outlook answers for an expired one."""
-        state = self._states.get(token)
-        if state is None:
-            raise GraphError(
-                410,
-                "SyncStateNotFound",
-                "The sync state generation is not found; "
-                f"generation=0;[highest={self.generation}].",
-            )
-        return state
 
 
 def _groups(instances: list[Instance], calendar: MailboxCalendar) -> list[list[DeltaItem]]:

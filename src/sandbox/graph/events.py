@@ -12,8 +12,9 @@ from sandbox import exchange_ids, timezones
 from sandbox.calendars import Instance, MailboxCalendar, ResponseKind, series_instances, web_link
 from sandbox.errors import GraphError
 from sandbox.event_fields import body_as, body_preview, check_zone, parse_event_input
+from sandbox.graph.permissions import CALENDARS_READ, CALENDARS_WRITE
 from sandbox.graph.query import Predicate, int_option, parse_filter, select_names, sort_items
-from sandbox.graph.service import CALENDARS_READ, CALENDARS_WRITE, Handler, Router
+from sandbox.graph.service import Handler, Router
 from sandbox.graph.users import mailbox_user
 from sandbox.graph.wire import GraphRequest, GraphResponse, applied_preferences, no_content, ok
 

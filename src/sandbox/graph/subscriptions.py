@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import ValidationError
 
 from sandbox.errors import GraphError, without_annotations
-from sandbox.graph.service import CALENDARS_READ, Permission, Router, require
+from sandbox.graph.permissions import CALENDARS_READ, Permission
+from sandbox.graph.service import Router, require
 from sandbox.graph.wire import GraphRequest, GraphResponse, no_content, ok
 from sandbox.tenant import utc_now
 from sandbox.webhooks import (

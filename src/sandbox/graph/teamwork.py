@@ -9,9 +9,6 @@ activity type declared in its manifest).
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,123 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sandbox.errors import GraphError, without_annotations
 from sandbox.graph.query import parse_filter
-from sandbox.graph.service import Permission, Router
+from sandbox.graph.service import Router
+from sandbox.graph.teams_apps import (
+    INSTALL,
+    READ_CATALOG,
+    READ_INSTALLS,
+    SEND_ACTIVITY,
+    TeamsApp,
+)
 from sandbox.graph.users import directory_user
 from sandbox.graph.wire import GraphRequest, GraphResponse, no_content, ok
 from sandbox.timezones import format_timestamp
 
 if TYPE_CHECKING:
     from sandbox.tenant import Tenant
-
-
-def _teams_denied(needed: tuple[str, ...]) -> Permission:
-    return Permission(
-        needed,
-        "Forbidden",
-        f"Missing role permissions on the request. API requires one of '{', '.join(needed)}'.",
-    )
-
-
-INSTALL = _teams_denied(
-    ("TeamsAppInstallation.ReadWriteSelfForUser.All", "TeamsAppInstallation.ReadWriteForUser.All")
-)
-READ_INSTALLS = _teams_denied(
-    (
-        "TeamsAppInstallation.ReadForUser.All",
-        "TeamsAppInstallation.ReadWriteSelfForUser.All",
-        "TeamsAppInstallation.ReadWriteForUser.All",
-    )
-)
-SEND_ACTIVITY = _teams_denied(("TeamsActivity.Send",))
-READ_CATALOG = Permission(
-    ("AppCatalog.Read.All", "AppCatalog.ReadWrite.All", "Directory.Read.All"),
-    "Forbidden",
-    "Missing role permissions on the request. API requires one of "
-    "'AppCatalog.Read.All, AppCatalog.ReadWrite.All, Directory.Read.All'.",
-)
-
-
-class TeamsAppInput(BaseModel):
-    """`POST /_sandbox/teamsApps`: an app published to the org catalog (from its manifest)."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    external_id: str = Field(alias="externalId")
-    """The manifest's `id`."""
-    display_name: str = Field(alias="displayName")
-    azure_ad_app_id: str | None = Field(default=None, alias="azureADAppId")
-    """The manifest's `webApplicationInfo.id` (the app registration); default: the tenant's app."""
-    activity_types: list[str] = Field(default_factory=list, alias="activityTypes")
-    """`activities.activityTypes[].type` of the manifest; empty accepts any."""
-    version: str = "1.0.0"
-
-
-@dataclass
-class TeamsApp:
-    """An app in the organization's catalog."""
-
-    id: str
-    external_id: str
-    display_name: str
-    azure_ad_app_id: str
-    activity_types: tuple[str, ...]
-    version: str
-
-    def to_graph(self) -> dict[str, Any]:
-        """`teamsApp`."""
-        return {
-            "id": self.id,
-            "externalId": self.external_id,
-            "displayName": self.display_name,
-            "distributionMethod": "organization",
-        }
-
-    def definition(self) -> dict[str, Any]:
-        """`teamsAppDefinition` of its one published version."""
-        raw = f"{self.id}##{self.version}".encode()
-        return {
-            "id": base64.b64encode(raw).decode(),
-            "teamsAppId": self.id,
-            "displayName": self.display_name,
-            "version": self.version,
-            "publishingState": "published",
-            "shortDescription": None,
-            "description": None,
-            "lastModifiedDateTime": None,
-            "createdBy": None,
-        }
-
-
-@dataclass
-class TeamsWork:
-    """The catalog, who has which app installed, and the activity notices each user got."""
-
-    apps: dict[str, TeamsApp] = field(default_factory=dict)
-    installations: dict[str, tuple[str, str]] = field(default_factory=dict)
-    activities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    on_install: list[Callable[[str, TeamsApp, str], None]] = field(default_factory=list)
-    """Told (user id, app, the tenant's base URL) after an install through Graph."""
-
-    def publish(self, given: TeamsAppInput, default_app_id: str) -> TeamsApp:
-        """Add an app to the catalog (control API; Graph's own publish needs a delegated admin)."""
-        app = TeamsApp(
-            str(uuid.uuid4()),
-            given.external_id,
-            given.display_name,
-            given.azure_ad_app_id or default_app_id,
-            tuple(given.activity_types),
-            given.version,
-        )
-        self.apps[app.id] = app
-        return app
-
-    def installed(self, user_id: str) -> list[tuple[str, TeamsApp]]:
-        """(installation id, app) pairs for a user."""
-        return [
-            (inst, self.apps[app])
-            for inst, (user, app) in self.installations.items()
-            if user == user_id and app in self.apps
-        ]
 
 
 def installation_id(user_id: str, app_id: str) -> str:

@@ -7,13 +7,9 @@ from urllib.parse import urlencode
 
 from sandbox.directory import User, organization_graph
 from sandbox.errors import GraphError
+from sandbox.graph.permissions import MAILBOX_SETTINGS_READ, ORGANIZATION_READ, USERS_READ
 from sandbox.graph.query import int_option, parse_filter, select_names, sort_items
-from sandbox.graph.service import (
-    MAILBOX_SETTINGS_READ,
-    ORGANIZATION_READ,
-    USERS_READ,
-    Router,
-)
+from sandbox.graph.service import Router
 from sandbox.graph.wire import GraphRequest, GraphResponse, ok
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ from flask import Blueprint, Response, render_template, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from sandbox.authority import BOT_AUDIENCE
 from sandbox.directory import User
 from sandbox.faults import FaultRule
-from sandbox.graph.teamwork import TeamsApp
-from sandbox.identity import BOT_AUDIENCE
+from sandbox.graph.teams_apps import TeamsApp
 from sandbox.request_log import LoggedRequest
 from sandbox.teams.channel import (
     CHANNEL_ID,
