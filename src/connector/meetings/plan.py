@@ -243,6 +243,10 @@ class RoundPlan:
         return sum(i.kind in kinds for i in self.items)
 
     @property
+    def unchanged(self) -> int:
+        return sum(i.kind is ChangeKind.UNCHANGED and not i.writes for i in self.items)
+
+    @property
     def cancelled(self) -> int:
         return sum(
             i.after is not None
