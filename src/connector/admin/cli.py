@@ -265,12 +265,12 @@ def _print_plans(app: Flask, wanted: list[str], full: bool) -> None:
             failed += 1
             click.echo(f"  ✗ {email}: {exc}")
             continue
-        lines = plan.lines()
         click.echo(
-            f"  {email}: {plan.meetings} meetings read, {len(lines)} changes, "
-            f"{plan.unchanged} unchanged"
+            f"  {email}: {plan.meetings} meetings read; would log {plan.logged}, "
+            f"update {plan.updated - plan.unchanged}, cancel {plan.cancelled}, "
+            f"skip {sum(plan.skipped.values())}; {plan.unchanged} unchanged"
         )
-        for line in lines:
+        for line in plan.lines():
             click.echo(f"    - {line}")
         if plan.refused:
             click.echo(f"    ! {plan.refused}")

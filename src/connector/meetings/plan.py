@@ -222,8 +222,9 @@ class RoundPlan:
     """The CRM id of each deal the plan names (for printing)."""
 
     def lines(self) -> list[str]:
-        """Each change in one line, in words (what ``dealbridge sync --dry-run`` prints)."""
-        return [describe(item, self.deal_names) for item in self.changes]
+        """Each change and skip in one line, in words (``dealbridge sync --dry-run``)."""
+        shown = [i for i in self.items if i.writes or i.kind is ChangeKind.SKIP]
+        return [describe(item, self.deal_names) for item in shown]
 
     @property
     def changes(self) -> tuple[PlannedChange, ...]:
