@@ -21,6 +21,7 @@ from typing import Any
 from connector.meetings.interactions import meeting_status
 from connector.meetings.matching import (
     DealCandidate,
+    MatchResult,
     MatchStatus,
     candidate_keys,
     explain,
@@ -365,7 +366,68 @@ def _plan_meeting(work: _Work, meeting: Meeting) -> PlannedChange:
             note=explain(result),
             link=link,
         )
-    chosen = before is not None and before.match_rule == "chosen"
+    after = _logged_as(work, key, meeting, facts, result, before)
+    work.interactions[key] = after
+    if before is None:
+        kind = ChangeKind.LOG
+    elif work.rep not in before.mailboxes:
+        kind = ChangeKind.JOIN
+    else:
+        kind = ChangeKind.UNCHANGED if after == before else ChangeKind.UPDATE
+    return _about(
+        kind,
+        meeting,
+        key=key,
+        before=before,
+        after=after,
+        note=str(after.details.get("explanation") or ""),
+        link=link,
+        deals=_deals(before.deal_id if before else None, after.deal_id),
+    )
+
+
+def _logged_as(
+    work: _Work,
+    key: str,
+    meeting: Meeting,
+    facts: MeetingFacts,
+    result: MatchResult,
+    before: StoredInteraction | None,
+) -> StoredInteraction:
+    """The interaction as this copy of the meeting leaves it; a rep's choice of deal stands."""
+    chosen = before if before is not None and before.match_rule == "chosen" else None
+    if meeting.is_cancelled:
+        status = CANCELLED
+    elif not chosen and result.status == MatchStatus.NEEDS_CHOICE:
+        status = NEEDS_CHOICE
+    elif not chosen and result.status == MatchStatus.NO_MATCH:
+        status = "unmatched"
+    else:
+        status = meeting_status(meeting.start, meeting.end, work.policy.now)
+    return StoredInteraction(
+        key=key,
+        id=before.id if before is not None else None,
+        deal_id=chosen.deal_id if chosen else work.deal_ids.get(result.deal_id or ""),
+        status=status,
+        subject=meeting.subject[:500],
+        started_at=meeting.start,
+        ended_at=meeting.end,
+        match_rule=chosen.match_rule if chosen else (result.rule.value if result.rule else None),
+        matched_address=chosen.matched_address if chosen else result.address,
+        details=_details(work, meeting, facts, result, before, chosen=chosen is not None),
+    )
+
+
+def _details(
+    work: _Work,
+    meeting: Meeting,
+    facts: MeetingFacts,
+    result: MatchResult,
+    before: StoredInteraction | None,
+    *,
+    chosen: bool,
+) -> dict[str, Any]:
+    """What the interaction keeps of the meeting (never its body), merged over mailboxes."""
     details = dict(before.details) if before is not None else {}
     participants = set(details.get("internal_participants", []))
     participants |= {p.email for p in internal_participants(facts, work.policy.privacy)}
@@ -393,47 +455,7 @@ def _plan_meeting(work: _Work, meeting: Meeting) -> PlannedChange:
             ],
         }
     )
-    if meeting.is_cancelled:
-        status = CANCELLED
-    elif not chosen and result.status == MatchStatus.NEEDS_CHOICE:
-        status = NEEDS_CHOICE
-    elif not chosen and result.status == MatchStatus.NO_MATCH:
-        status = "unmatched"
-    else:
-        status = meeting_status(meeting.start, meeting.end, work.policy.now)
-    after = StoredInteraction(
-        key=key,
-        id=before.id if before is not None else None,
-        deal_id=before.deal_id  # a rep's choice stands
-        if before is not None and chosen
-        else work.deal_ids.get(result.deal_id or ""),
-        status=status,
-        subject=meeting.subject[:500],
-        started_at=meeting.start,
-        ended_at=meeting.end,
-        match_rule=before.match_rule
-        if before is not None and chosen
-        else (result.rule.value if result.rule else None),
-        matched_address=before.matched_address if before is not None and chosen else result.address,
-        details=details,
-    )
-    work.interactions[key] = after
-    if before is None:
-        kind = ChangeKind.LOG
-    elif work.rep not in before.mailboxes:
-        kind = ChangeKind.JOIN
-    else:
-        kind = ChangeKind.UNCHANGED if after == before else ChangeKind.UPDATE
-    return _about(
-        kind,
-        meeting,
-        key=key,
-        before=before,
-        after=after,
-        note=str(details.get("explanation") or ""),
-        link=link,
-        deals=_deals(before.deal_id if before else None, after.deal_id),
-    )
+    return details
 
 
 def _plan_skip(

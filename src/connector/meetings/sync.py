@@ -328,8 +328,22 @@ def load_round(
             emails |= found[0]
             domains |= found[1]
     deals = _open_deals(session, emails, domains)
+    named = {i.deal_id for i in interactions.values() if i.deal_id is not None}
+    return StoredRound(
+        rep_email=rep_email,
+        links=links,
+        interactions=interactions,
+        deals=deals,
+        reminders=_active_reminders(session, delta.removed),
+        logged=_logged(session, mailbox_id),
+        deal_names=_deal_names(session, deals, named),
+    )
+
+
+def _active_reminders(session: Session, event_ids: Sequence[str]) -> dict[str, int]:
+    """Removed event ids that are an active reminder's calendar event → the reminder."""
     reminders: dict[str, int] = {}
-    for chunk in _chunks(delta.removed):
+    for chunk in _chunks(event_ids):
         for event_id, reminder_id in session.execute(
             select(Reminder.calendar_event_id, Reminder.id)
             .where(Reminder.calendar_event_id.in_(chunk), Reminder.status.in_(ACTIVE))
@@ -337,20 +351,15 @@ def load_round(
         ):
             if event_id is not None:
                 reminders[event_id] = reminder_id  # the lowest id wins, as before
-    named = {i.deal_id for i in interactions.values() if i.deal_id is not None}
+    return reminders
+
+
+def _deal_names(session: Session, deals: list[StoredDeal], named: set[int]) -> dict[int, str]:
     deal_names = {d.id: d.candidate.deal_id for d in deals}
     for ids in _chunks(sorted(named - deal_names.keys())):
         names = session.execute(select(Deal.id, Deal.crm_id).where(Deal.id.in_(ids)))
         deal_names.update((deal_id, crm_id) for deal_id, crm_id in names)
-    return StoredRound(
-        rep_email=rep_email,
-        links=links,
-        interactions=interactions,
-        deals=deals,
-        reminders=reminders,
-        logged=_logged(session, mailbox_id),
-        deal_names=deal_names,
-    )
+    return deal_names
 
 
 def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
