@@ -161,15 +161,7 @@ def sync_mailbox(
     now = now or utcnow()
     report = SyncReport(mailbox=rep_email)
     window = window_for(settings, now)
-    with store.session() as session:
-        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
-        mailbox = mailbox_for(session, rep_email)
-        user = (rep.entra_id if rep else None) or mailbox.user_id or rep_email
-        same_window = mailbox.window_start == window.start and mailbox.window_end == window.end
-        link = None if full or not same_window else mailbox.delta_link
-        mailbox.last_round_at = now
-        mailbox.needs_sync = False
-        mailbox_id = mailbox.id
+    mailbox_id, user, link = _begin_round(app, rep_email, window, full=full, now=now)
     report.new_round = link is None
     try:
         if report.new_round:  # once a day (the window slides daily), and on a full sync
@@ -205,6 +197,21 @@ def sync_mailbox(
         return report
     report.count(plan)
     return report
+
+
+def _begin_round(
+    app: Flask, rep_email: str, window: CalendarWindow, *, full: bool, now: dt.datetime
+) -> tuple[int, str, str | None]:
+    """The mailbox is being read: its id, the user to read it as, the delta link to go on."""
+    with get_store(app).session() as session:
+        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
+        mailbox = mailbox_for(session, rep_email)
+        user = (rep.entra_id if rep else None) or mailbox.user_id or rep_email
+        same_window = mailbox.window_start == window.start and mailbox.window_end == window.end
+        link = None if full or not same_window else mailbox.delta_link
+        mailbox.last_round_at = now
+        mailbox.needs_sync = False
+        return mailbox.id, user, link
 
 
 def _round_done(
@@ -437,22 +444,7 @@ def apply_plan(
     if plan.refused is not None:
         raise ValueError(plan.refused)
     changes = plan.changes
-    ids = sorted({i.before.id for i in changes if i.before and i.before.id is not None})
-    rows = {
-        i.external_key: i
-        for chunk in _chunks(ids)
-        for i in session.scalars(select(Interaction).where(Interaction.id.in_(chunk)))
-    }
-    event_ids = sorted({i.event_id for i in changes if i.link or i.unlink})
-    links = {
-        row.event_id: row
-        for chunk in _chunks(event_ids)
-        for row in session.scalars(
-            select(MailboxEvent).where(
-                MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id.in_(chunk)
-            )
-        )
-    }
+    rows, links = _rows_for(session, changes, mailbox_id)
     told: list[tuple[Interaction, bool, str | None, int | None]] = []
     with session.no_autoflush:  # one flush for the round, not one per query
         for item in changes:
@@ -474,6 +466,29 @@ def apply_plan(
             if deal is not None:
                 refresh_last_interaction(session, deal, now)
                 events.changed(session, deal, now)
+
+
+def _rows_for(
+    session: Session, changes: Sequence[PlannedChange], mailbox_id: int
+) -> tuple[dict[str, Interaction], dict[str, MailboxEvent]]:
+    """The interactions (by key) and this mailbox's links (by event id) the changes write."""
+    ids = sorted({i.before.id for i in changes if i.before and i.before.id is not None})
+    rows = {
+        i.external_key: i
+        for chunk in _chunks(ids)
+        for i in session.scalars(select(Interaction).where(Interaction.id.in_(chunk)))
+    }
+    event_ids = sorted({i.event_id for i in changes if i.link or i.unlink})
+    links = {
+        row.event_id: row
+        for chunk in _chunks(event_ids)
+        for row in session.scalars(
+            select(MailboxEvent).where(
+                MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id.in_(chunk)
+            )
+        )
+    }
+    return rows, links
 
 
 def _apply_change(
