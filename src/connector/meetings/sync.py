@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from connector.crm import webhooks as crm_webhooks
 from connector.deals.changes import DealEvents
 from connector.meetings.interactions import refresh_last_interaction
-from connector.meetings.matching import DealCandidate, candidate_keys
+from connector.meetings.matching import DealCandidate, is_consumer_domain
 from connector.meetings.plan import (
     CANCELLED,
     MEETING_WRITES,
@@ -44,7 +44,7 @@ from connector.meetings.plan import (
     meeting_key,
     plan_round,
 )
-from connector.meetings.privacy import PrivacyPolicy
+from connector.meetings.privacy import PrivacyPolicy, is_internal, normalize_address
 from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
@@ -327,14 +327,7 @@ def load_round(
         for chunk in _chunks(sorted(keys))
         for i in session.scalars(select(Interaction).where(Interaction.external_key.in_(chunk)))
     }
-    emails: set[str] = set()
-    domains: set[str] = set()
-    for meeting in delta.meetings:
-        if meeting.attendees or REMINDER_CATEGORY not in meeting.categories:
-            found = candidate_keys(facts_of(meeting, rep_email), policy)
-            emails |= found[0]
-            domains |= found[1]
-    deals = _open_deals(session, emails, domains)
+    deals = _open_deals(session, *_lookup_keys(delta, policy))
     named = {i.deal_id for i in interactions.values() if i.deal_id is not None}
     return StoredRound(
         rep_email=rep_email,
@@ -345,6 +338,17 @@ def load_round(
         logged=_logged(session, mailbox_id),
         deal_names=_deal_names(session, deals, named),
     )
+
+
+def _lookup_keys(delta: DeltaRound, policy: PrivacyPolicy) -> tuple[set[str], set[str]]:
+    """Every external address of the round and its domain: a superset of what the matcher
+    looks up (the plan filters exactly), without building each meeting's facts twice."""
+    emails: set[str] = set()
+    for meeting in delta.meetings:
+        people = [meeting.organizer_email, *(a.email for a in meeting.attendees)]
+        emails |= {a for a in map(normalize_address, people) if a and not is_internal(a, policy)}
+    domains = {a.rpartition("@")[2] for a in emails}
+    return emails, {d for d in domains if not is_consumer_domain(d)}
 
 
 def _active_reminders(session: Session, event_ids: Sequence[str]) -> dict[str, int]:
