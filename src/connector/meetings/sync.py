@@ -402,7 +402,9 @@ def _open_deals(session: Session, emails: set[str], domains: set[str]) -> list[S
         ids |= set(session.scalars(select(DealDomain.deal_id).where(DealDomain.domain.in_(chunk))))
     if not ids:
         return []
-    deals = session.scalars(select(Deal).where(Deal.id.in_(ids), Deal.status == "open"))
+    deals = list(session.scalars(select(Deal).where(Deal.id.in_(ids), Deal.status == "open")))
+    # Held for the session: the identity map is weak, and applying the plan gets them again.
+    session.info.setdefault("dealbridge.round_deals", []).extend(deals)
     stored = []
     for d in deals:
         contacts = frozenset(c.email for c in d.contacts)
