@@ -79,12 +79,11 @@ def seed_tenant(sandbox: SandboxProcess, start: dt.datetime) -> list[tuple[str, 
 
 
 def seed_store(app: Any, reps: list[tuple[str, str]]) -> None:
-    from connector.api.schemas import DealIn
     from connector.deals.changes import upsert_deal
+    from connector.deals.models import DealIn
     from connector.store.db import get_store
     from connector.store.models import Rep, utcnow
 
-    events = app.extensions["dealbridge.deal_events"]
     now = utcnow() - dt.timedelta(days=40)
     with get_store(app).session() as session:
         for email, entra_id in reps:
@@ -113,7 +112,6 @@ def seed_store(app: Any, reps: list[tuple[str, str]]) -> None:
                 actor="bench",
                 now=now,
                 default_pipeline="classic5",
-                events=events,
                 pipelines=pipelines,
             )
 

@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     sync_debounce_seconds: float = Field(
         default=2.0, ge=0, le=60, description="A burst of notifications within this is one round."
     )
+    sync_max_removal_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A round removing or cancelling more of a mailbox's logged meetings is "
+        "refused (from 5 logged meetings; 1 turns the guard off).",
+    )
     internal_domains: list[str] = Field(
         default_factory=list,
         description="Extra internal domains besides the tenant's verified ones (JSON list).",

@@ -10,9 +10,12 @@ import datetime as dt
 import time
 from typing import Any
 
+import pytest
 import requests
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from connector.admin.cli import cli
 from connector.api.schemas import DealIn
 from connector.deals.changes import upsert_deal
 from connector.meetings.notifications import ensure_subscriptions
@@ -549,3 +552,94 @@ def test_a_held_meeting_resets_the_idle_reminder(m365: Tenant) -> None:
     old_key = next(iter(before))
     assert idle[old_key] == "cancelled"
     assert sorted(idle.values()) == ["cancelled", "open"]
+
+
+def _delete_event(t: Tenant, email: str, event_id: str) -> None:
+    requests.delete(
+        f"{t.sandbox.base_url}/v1.0/users/{email}/events/{event_id}",
+        headers={"Authorization": f"Bearer {_graph_token(t)}"},
+        timeout=10,
+    ).raise_for_status()
+
+
+def test_a_round_removing_most_of_a_mailboxs_meetings_is_refused_and_recorded(
+    m365: Tenant,
+) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    events = [
+        m365.add_event(
+            ann, meeting(f"Call {n}", PAST + dt.timedelta(hours=n), ["dana@fabrikam.com"])
+        )
+        for n in range(6)
+    ]
+    sync(m365, ann)
+    assert [i.status for i in interactions(m365)] == ["held"] * 6
+    for event in events[:4]:
+        _delete_event(m365, ann, event["id"])
+
+    refused = sync_mailbox(m365.app, ann)
+
+    assert refused.error is not None
+    assert "4 of the 6 meetings" in refused.error
+    assert [i.status for i in interactions(m365)] == ["held"] * 6
+    assert _mailbox(m365, ann).last_error == refused.error
+    m365.app.extensions["dealbridge.settings"].sync_max_removal_share = 1.0
+    [applied] = sync(m365, ann)  # the removals were kept for the next round
+    assert applied.cancelled == 4
+    assert [i.status for i in interactions(m365)] == ["cancelled"] * 4 + ["held"] * 2
+    assert _mailbox(m365, ann).last_error is None
+
+
+def test_sync_dry_run_prints_the_plan_and_writes_nothing(
+    m365: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("Pricing review", PAST, ["dana@fabrikam.com"]))
+    m365.add_event(
+        ann, meeting("Job interview", PAST, ["dana@fabrikam.com"], sensitivity="private")
+    )
+    settings = m365.app.extensions["dealbridge.settings"]
+    sandbox = m365.sandbox
+    for name, value in {
+        "DEALBRIDGE_DATABASE_URL": settings.effective_database_url,
+        "DEALBRIDGE_TENANT_ID": sandbox.tenant_id,
+        "DEALBRIDGE_CLIENT_ID": sandbox.client_id,
+        "DEALBRIDGE_CLIENT_SECRET": sandbox.client_secret,
+        "DEALBRIDGE_LOGIN_BASE_URL": sandbox.base_url,
+        "DEALBRIDGE_GRAPH_BASE_URL": sandbox.base_url,
+        "DEALBRIDGE_SCHEDULER_ENABLED": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    before = _store_rows(m365)
+
+    result = CliRunner().invoke(cli, ["sync", "--dry-run", "--rep", ann])
+
+    assert result.exit_code == 0, result.output
+    assert f"{ann}: 2 meetings read; would log 1, update 0, cancel 0, skip 1" in result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    [logged] = [line for line in lines if line.startswith('- log "Pricing review"')]
+    assert "on deal OPP-1 (held): matched deal OPP-1 by contact dana@fabrikam.com" in logged
+    [skipped] = [line for line in lines if line.startswith('- skip "Job interview"')]
+    assert "marked private" in skipped
+    assert "Dry run: nothing was written." in result.output
+    assert _store_rows(m365) == before
+    [report] = sync(m365, ann)  # the real round does what the plan said
+    assert (report.logged, report.skipped) == (1, {"private": 1})
+
+
+def _store_rows(t: Tenant) -> dict[str, Any]:
+    from connector.store.models import MailboxEvent, OutboxItem, Rep
+
+    with get_store(t.app).session() as session:
+        return {
+            "interactions": session.scalars(select(Interaction.id)).all(),
+            "links": session.scalars(select(MailboxEvent.id)).all(),
+            "mailboxes": [
+                (m.rep_email, m.delta_link, m.last_round_at, m.needs_sync)
+                for m in session.scalars(select(Mailbox))
+            ],
+            "reps": [(r.email, r.entra_id, r.time_zone) for r in session.scalars(select(Rep))],
+            "outbox": session.scalars(select(OutboxItem.id)).all(),
+        }

@@ -222,7 +222,8 @@ def pipelines_list() -> None:
 @cli.command()
 @click.option("--rep", "reps", multiple=True, help="Only this rep's mailbox (repeatable).")
 @click.option("--full", is_flag=True, help="Start a new delta round instead of continuing.")
-def sync(reps: tuple[str, ...], full: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="Print what the round would change; write nothing.")
+def sync(reps: tuple[str, ...], full: bool, dry_run: bool) -> None:
     """Read reps' Outlook calendars now and log their meetings on deals."""
     from sqlalchemy import select
 
@@ -238,6 +239,9 @@ def sync(reps: tuple[str, ...], full: bool) -> None:
     unknown = sorted(set(wanted) - set(known))
     if unknown:
         raise click.ClickException(f"not a rep: {', '.join(unknown)} (add with PUT /api/v1/reps)")
+    if dry_run:
+        _print_plans(app, wanted, full)
+        return
     failed = 0
     try:
         with click.progressbar(wanted, label="Reading calendars", file=None) as bar:
@@ -256,6 +260,36 @@ def sync(reps: tuple[str, ...], full: bool) -> None:
             f"{report.updated} updated, {report.needs_choice} need a choice, "
             f"{report.cancelled} cancelled; skipped: {skipped}"
         )
+    if failed:
+        sys.exit(1)
+
+
+def _print_plans(app: Flask, wanted: list[str], full: bool) -> None:
+    """``sync --dry-run``: each mailbox's plan, one change a line; nothing is written."""
+    from connector.meetings.sync import plan_mailbox
+    from connector.microsoft365 import NotConfigured
+    from graph_sync.errors import GraphSyncError
+
+    failed = 0
+    for email in wanted:
+        try:
+            plan = plan_mailbox(app, email, full=full)
+        except NotConfigured as exc:
+            raise click.ClickException(exc.detail) from exc
+        except GraphSyncError as exc:
+            failed += 1
+            click.echo(f"  ✗ {email}: {exc}")
+            continue
+        click.echo(
+            f"  {email}: {plan.meetings} meetings read; would log {plan.logged}, "
+            f"update {plan.updated - plan.unchanged}, cancel {plan.cancelled}, "
+            f"skip {sum(plan.skipped.values())}; {plan.unchanged} unchanged"
+        )
+        for line in plan.lines():
+            click.echo(f"    - {line}")
+        if plan.refused:
+            click.echo(f"    ! {plan.refused}")
+    click.echo("Dry run: nothing was written.")
     if failed:
         sys.exit(1)
 

@@ -1,10 +1,10 @@
 """Meetings log themselves: a delta round of a rep's calendar becomes interactions on deals.
 
-For each mailbox: read the calendarView delta (graph_sync) over the rolling window, then, in
-one transaction, apply the round: every meeting is checked against the privacy rules
-(``meetings.privacy``), matched to a deal (``meetings.matching``) and upserted as ONE
-interaction per meeting across every mailbox (key: iCalUId + original start for recurring
-ones). A mailbox's errors are recorded on it and never stop the others.
+For each mailbox: read the calendarView delta (graph_sync) over the rolling window, load what
+the store holds for it, plan the round (``meetings.plan``: privacy, matching, one interaction
+per meeting across every mailbox), then apply the plan in one transaction. A change that
+fails is recorded and the others go on; a mailbox's errors are recorded on it and never stop
+the others; a round that would take away too many logged meetings is refused.
 """
 
 from __future__ import annotations
@@ -14,36 +14,41 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from connector.crm import webhooks as crm_webhooks
 from connector.deals.changes import announce
-from connector.meetings.interactions import meeting_status, refresh_last_interaction
-from connector.meetings.matching import (
-    DealCandidate,
-    MatchStatus,
-    candidate_keys,
-    explain,
-    match_meeting,
+from connector.meetings.interactions import refresh_last_interaction
+from connector.meetings.matching import DealCandidate, is_consumer_domain
+from connector.meetings.plan import (
+    CANCELLED,
+    MEETING_WRITES,
+    NEEDS_CHOICE,
+    REMINDER_CATEGORY,
+    SOURCE,
+    ChangeKind,
+    PlannedChange,
+    RoundPlan,
+    RoundPolicy,
+    StoredDeal,
+    StoredInteraction,
+    StoredRound,
+    describe,
+    facts_of,
+    meeting_key,
+    plan_round,
 )
-from connector.meetings.privacy import (
-    Attendee,
-    MeetingFacts,
-    PrivacyPolicy,
-    SkipReason,
-    internal_participants,
-    skip_reason,
-)
+from connector.meetings.privacy import PrivacyPolicy, is_internal, normalize_address
 from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_logged, meeting_needs_choice
-from connector.stage_reminders.replan import deferred_deliveries
+from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
 from connector.store.db import get_store
 from connector.store.models import (
     Deal,
@@ -58,13 +63,12 @@ from connector.store.models import (
 )
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
-from graph_sync.models import Meeting
+
+__all__ = ["REMINDER_CATEGORY", "SOURCE", "SyncReport", "facts_of", "sync_due", "sync_mailbox"]
 
 log = logging.getLogger(__name__)
-SOURCE = "outlook"
-REMINDER_CATEGORY = "DealBridge"  # graph_sync.calendar tags our reminder events with it
 _DOMAINS_TTL = 3600.0
-NEEDS_CHOICE = "needs_choice"
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,9 +85,13 @@ class SyncReport:
     restarted: bool = False
     new_round: bool = False
     error: str | None = None
+    failed: list[str] = field(default_factory=list)
+    """Changes of the round that could not be applied (the others were)."""
 
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    def count(self, plan: RoundPlan) -> None:
+        self.meetings, self.logged, self.updated = plan.meetings, plan.logged, plan.updated
+        self.cancelled, self.needs_choice = plan.cancelled, plan.needs_choice
+        self.removed, self.skipped = plan.removed, plan.skipped
 
 
 # ---- policy --------------------------------------------------------------------------
@@ -113,32 +121,22 @@ def privacy_policy(settings: Settings, tenant_domains: Iterable[str]) -> Privacy
     )
 
 
-def window_for(settings: Settings, now: dt.datetime) -> CalendarWindow:
-    """The rolling window, whole UTC days, so it slides once a day (a new delta round)."""
-    return CalendarWindow.around(
-        now, days_back=settings.sync_days_back, days_ahead=settings.sync_days_ahead
+def round_policy(
+    settings: Settings, tenant_domains: Iterable[str], now: dt.datetime
+) -> RoundPolicy:
+    return RoundPolicy(
+        privacy=privacy_policy(settings, tenant_domains),
+        now=now,
+        max_removal_share=settings.sync_max_removal_share,
     )
 
 
-def facts_of(meeting: Meeting, rep_email: str) -> MeetingFacts:
-    """The matcher's view of a meeting; the mailbox owner's own answer is folded in (their
-    copy's attendee list can be out of date)."""
-    own = (meeting.response or "").strip()
-    attendees = []
-    for a in meeting.attendees:
-        response = own if own and a.email == rep_email and own != "none" else a.response
-        attendees.append(Attendee(email=a.email, name=a.name or "", response=response, type=a.type))
-    return MeetingFacts(
-        subject=meeting.subject,
-        start=meeting.start,
-        end=meeting.end,
-        organizer=meeting.organizer_email,
-        attendees=tuple(attendees),
-        sensitivity=meeting.sensitivity or "normal",
-        is_all_day=meeting.is_all_day,
-        is_cancelled=meeting.is_cancelled,
-        categories=tuple(meeting.categories),
-        show_as=meeting.show_as or "busy",
+def window_for(settings: Settings, now: dt.datetime) -> CalendarWindow:
+    """The rolling window, whole UTC days, so it slides once a day (a new delta round)."""
+    today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return CalendarWindow(
+        start=today - dt.timedelta(days=settings.sync_days_back),
+        end=today + dt.timedelta(days=settings.sync_days_ahead + 1),
     )
 
 
@@ -163,15 +161,7 @@ def sync_mailbox(
     now = now or utcnow()
     report = SyncReport(mailbox=rep_email)
     window = window_for(settings, now)
-    with store.session() as session:
-        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
-        mailbox = mailbox_for(session, rep_email)
-        user = (rep.entra_id if rep else None) or mailbox.user_id or rep_email
-        same_window = mailbox.window_start == window.start and mailbox.window_end == window.end
-        link = None if full or not same_window else mailbox.delta_link
-        mailbox.last_round_at = now
-        mailbox.needs_sync = False
-        mailbox_id = mailbox.id
+    mailbox_id, user, link = _begin_round(app, rep_email, window, full=full, now=now)
     report.new_round = link is None
     try:
         if report.new_round:  # once a day (the window slides daily), and on a full sync
@@ -183,20 +173,87 @@ def sync_mailbox(
         _record_failure(app, mailbox_id, str(exc))
         log.warning("sync of %s failed: %s", rep_email, exc)
         return report
-    policy = privacy_policy(settings, tenant_domains)
+    policy = round_policy(settings, tenant_domains, now)
     with store.session() as session:
-        apply_round(session, mailbox_id, rep_email, delta, policy, settings, now, report)
-        done = session.get(Mailbox, mailbox_id)
-        assert done is not None
-        mailbox = done
-        mailbox.delta_link = delta.delta_link
-        mailbox.window_start, mailbox.window_end = window.start, window.end
-        mailbox.last_success_at = now
-        mailbox.last_error = None
-        mailbox.failures = 0
-        mailbox.events_seen += len(delta.meetings)
+        stored = load_round(session, mailbox_id, rep_email, delta, policy.privacy)
+        plan = plan_round(delta, stored, policy)
+        if plan.refused is None:
+            apply_plan(
+                session,
+                plan,
+                mailbox_id=mailbox_id,
+                settings=settings,
+                now=now,
+                report=report,
+            )
+            _round_done(session, mailbox_id, delta, window, now, report)
     report.pages, report.restarted = delta.pages, delta.restarted
+    if plan.refused is not None:  # nothing applied; the delta link stays for the next round
+        report.error = plan.refused
+        _record_failure(app, mailbox_id, plan.refused, retry=False)
+        log.warning("sync of %s: %s", rep_email, plan.refused)
+        return report
+    report.count(plan)
     return report
+
+
+def _begin_round(
+    app: Flask, rep_email: str, window: CalendarWindow, *, full: bool, now: dt.datetime
+) -> tuple[int, str, str | None]:
+    """The mailbox is being read: its id, the user to read it as, the delta link to go on."""
+    with get_store(app).session() as session:
+        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
+        mailbox = mailbox_for(session, rep_email)
+        user = (rep.entra_id if rep else None) or mailbox.user_id or rep_email
+        same_window = mailbox.window_start == window.start and mailbox.window_end == window.end
+        link = None if full or not same_window else mailbox.delta_link
+        mailbox.last_round_at = now
+        mailbox.needs_sync = False
+        return mailbox.id, user, link
+
+
+def _round_done(
+    session: Session,
+    mailbox_id: int,
+    delta: DeltaRound,
+    window: CalendarWindow,
+    now: dt.datetime,
+    report: SyncReport,
+) -> None:
+    mailbox = session.get(Mailbox, mailbox_id)
+    assert mailbox is not None
+    mailbox.delta_link = delta.delta_link
+    mailbox.window_start, mailbox.window_end = window.start, window.end
+    mailbox.last_success_at = now
+    mailbox.last_error = "; ".join(report.failed)[:2000] or None
+    mailbox.failures = 0
+    mailbox.events_seen += len(delta.meetings)
+
+
+def plan_mailbox(
+    app: Flask, rep_email: str, *, full: bool = False, now: dt.datetime | None = None
+) -> RoundPlan:
+    """The plan the next round of a rep's mailbox would apply; writes nothing (``--dry-run``).
+
+    Raises GraphSyncError when the mailbox cannot be read."""
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    now = now or utcnow()
+    window = window_for(settings, now)
+    with get_store(app).sessions() as session:  # never committed
+        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == rep_email))
+        user = (rep.entra_id if rep else None) or (mailbox.user_id if mailbox else None)
+        same_window = mailbox is not None and (mailbox.window_start, mailbox.window_end) == (
+            window.start,
+            window.end,
+        )
+        link = mailbox.delta_link if mailbox is not None and same_window and not full else None
+        policy = round_policy(settings, verified_domains(app), now)
+        delta = read_delta(graph_client(app), user or rep_email, window, link)
+        stored = load_round(
+            session, mailbox.id if mailbox else None, rep_email, delta, policy.privacy
+        )
+        return plan_round(delta, stored, policy)
 
 
 def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
@@ -235,292 +292,278 @@ def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
     return found.id
 
 
-def _record_failure(app: Flask, mailbox_id: int, error: str) -> None:
+def _record_failure(app: Flask, mailbox_id: int, error: str, *, retry: bool = True) -> None:
     with get_store(app).session() as session:
         mailbox = session.get(Mailbox, mailbox_id)
         if mailbox is not None:
             mailbox.last_error = error[:2000]
             mailbox.failures += 1
-            mailbox.needs_sync = True
+            mailbox.needs_sync = retry
 
 
-@dataclass
-class Round:
-    """What one mailbox's round needs from the store, loaded once (not per meeting)."""
-
-    session: Session
-    mailbox_id: int
-    rep_email: str
-    policy: PrivacyPolicy
-    settings: Settings
-    now: dt.datetime
-    report: SyncReport
-    interactions: dict[str, Interaction] = field(default_factory=dict)
-    links: dict[str, MailboxEvent] = field(default_factory=dict)
-    candidates: dict[tuple[frozenset[str], frozenset[str]], list[DealCandidate]] = field(
-        default_factory=dict
-    )
-    deal_ids: dict[str, int] = field(default_factory=dict)
-    deals: list[Deal] = field(default_factory=list)  # held: the identity map is weak
-    affected: set[int] = field(default_factory=set)
-    changes: list[tuple[Interaction, bool, str | None, int | None]] = field(default_factory=list)
-
-    def load(self, delta: DeltaRound) -> None:
-        keys = [f"{SOURCE}:{m.occurrence_key}" for m in delta.meetings]
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            query = select(Interaction).where(Interaction.external_key.in_(chunk))
-            self.interactions.update((i.external_key, i) for i in self.session.scalars(query))
-        links = select(MailboxEvent).where(MailboxEvent.mailbox_id == self.mailbox_id)
-        self.links = {row.event_id: row for row in self.session.scalars(links)}
-
-
-def apply_round(
+def load_round(
     session: Session,
-    mailbox_id: int,
+    mailbox_id: int | None,
     rep_email: str,
     delta: DeltaRound,
     policy: PrivacyPolicy,
+) -> StoredRound:
+    """What the plan needs from the store, loaded once for the round (not per meeting)."""
+    links: dict[str, str] = {}
+    if mailbox_id is not None:
+        rows = session.execute(
+            select(MailboxEvent.event_id, MailboxEvent.meeting_key).where(
+                MailboxEvent.mailbox_id == mailbox_id
+            )
+        )
+        links = {row.event_id: row.meeting_key for row in rows}
+    keys = {meeting_key(m) for m in delta.meetings}
+    keys |= {links[e] for e in delta.removed if e in links}
+    interactions = {
+        i.external_key: _stored(i)
+        for chunk in _chunks(sorted(keys))
+        for i in session.scalars(select(Interaction).where(Interaction.external_key.in_(chunk)))
+    }
+    deals = _open_deals(session, *_lookup_keys(delta, policy))
+    named = {i.deal_id for i in interactions.values() if i.deal_id is not None}
+    return StoredRound(
+        rep_email=rep_email,
+        links=links,
+        interactions=interactions,
+        deals=deals,
+        reminders=_active_reminders(session, delta.removed),
+        logged=_logged(session, mailbox_id),
+        deal_names=_deal_names(session, deals, named),
+    )
+
+
+def _lookup_keys(delta: DeltaRound, policy: PrivacyPolicy) -> tuple[set[str], set[str]]:
+    """Every external address of the round and its domain: a superset of what the matcher
+    looks up (the plan filters exactly), without building each meeting's facts twice."""
+    emails: set[str] = set()
+    for meeting in delta.meetings:
+        people = [meeting.organizer_email, *(a.email for a in meeting.attendees)]
+        emails |= {a for a in map(normalize_address, people) if a and not is_internal(a, policy)}
+    domains = {a.rpartition("@")[2] for a in emails}
+    return emails, {d for d in domains if not is_consumer_domain(d)}
+
+
+def _active_reminders(session: Session, event_ids: Sequence[str]) -> dict[str, int]:
+    """Removed event ids that are an active reminder's calendar event → the reminder."""
+    reminders: dict[str, int] = {}
+    for chunk in _chunks(event_ids):
+        for event_id, reminder_id in session.execute(
+            select(Reminder.calendar_event_id, Reminder.id)
+            .where(Reminder.calendar_event_id.in_(chunk), Reminder.status.in_(ACTIVE))
+            .order_by(Reminder.id.desc())
+        ):
+            if event_id is not None:
+                reminders[event_id] = reminder_id  # the lowest id wins, as before
+    return reminders
+
+
+def _deal_names(session: Session, deals: list[StoredDeal], named: set[int]) -> dict[int, str]:
+    deal_names = {d.id: d.candidate.deal_id for d in deals}
+    for ids in _chunks(sorted(named - deal_names.keys())):
+        names = session.execute(select(Deal.id, Deal.crm_id).where(Deal.id.in_(ids)))
+        deal_names.update((deal_id, crm_id) for deal_id, crm_id in names)
+    return deal_names
+
+
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), 500):  # SQLite's bound-parameter limit is far above
+        yield values[start : start + 500]
+
+
+def _stored(interaction: Interaction) -> StoredInteraction:
+    return StoredInteraction(
+        key=interaction.external_key,
+        id=interaction.id,
+        deal_id=interaction.deal_id,
+        status=interaction.status,
+        subject=interaction.subject,
+        started_at=interaction.started_at,
+        ended_at=interaction.ended_at,
+        match_rule=interaction.match_rule,
+        matched_address=interaction.matched_address,
+        details=dict(interaction.details or {}),
+    )
+
+
+def _open_deals(session: Session, emails: set[str], domains: set[str]) -> list[StoredDeal]:
+    """The open deals whose contacts or account domains the round's external people are."""
+    ids: set[int] = set()
+    for chunk in _chunks(sorted(emails)):
+        ids |= set(session.scalars(select(DealContact.deal_id).where(DealContact.email.in_(chunk))))
+    for chunk in _chunks(sorted(domains)):
+        ids |= set(session.scalars(select(DealDomain.deal_id).where(DealDomain.domain.in_(chunk))))
+    if not ids:
+        return []
+    deals = list(session.scalars(select(Deal).where(Deal.id.in_(ids), Deal.status == "open")))
+    # Held for the session: the identity map is weak, and applying the plan gets them again.
+    session.info.setdefault("dealbridge.round_deals", []).extend(deals)
+    stored = []
+    for d in deals:
+        contacts = frozenset(c.email for c in d.contacts)
+        account = frozenset(x.domain for x in d.domains)
+        candidate = DealCandidate(
+            deal_id=d.crm_id,
+            owner_email=d.owner_email,
+            last_activity_at=d.last_interaction_at,
+            updated_at=d.updated_at,
+            contact_emails=contacts,
+            domains=account,
+            status=d.status,
+        )
+        stored.append(StoredDeal(d.id, candidate, contacts, account))
+    return stored
+
+
+def _logged(session: Session, mailbox_id: int | None) -> int:
+    """The mailbox's logged meetings: the interactions its events became, not cancelled."""
+    if mailbox_id is None:
+        return 0
+    linked = select(MailboxEvent.meeting_key).where(MailboxEvent.mailbox_id == mailbox_id)
+    count = session.scalar(
+        select(func.count(Interaction.id)).where(
+            Interaction.external_key.in_(linked), Interaction.status != CANCELLED
+        )
+    )
+    return int(count or 0)
+
+
+def apply_plan(
+    session: Session,
+    plan: RoundPlan,
+    *,
+    mailbox_id: int,
     settings: Settings,
     now: dt.datetime,
     report: SyncReport,
 ) -> None:
-    """Plan and apply a round in one transaction: meetings, then removals, then the deals."""
-    state = Round(session, mailbox_id, rep_email, policy, settings, now, report)
-    state.load(delta)
+    """Write a plan in the session's transaction: its changes, then the others are told, then
+    the deals it touched are refreshed. A change that fails is recorded and the rest go on."""
+    if plan.refused is not None:
+        raise ValueError(plan.refused)
+    changes = plan.changes
+    rows, links = _rows_for(session, changes, mailbox_id)
+    told: list[tuple[Interaction, bool, str | None, int | None]] = []
     with session.no_autoflush:  # one flush for the round, not one per query
-        for meeting in delta.meetings:
-            report.meetings += 1
-            _apply_meeting(state, meeting)
-        for event_id in delta.removed:
-            _apply_removal(state, event_id)
+        for item in changes:
+            try:
+                _apply_change(session, item, plan.rep_email, mailbox_id, rows, links, told)
+                if item.kind is ChangeKind.REMINDER_DONE and item.reminder_id is not None:
+                    _reminder_dismissed(session, item.reminder_id, plan.rep_email, settings, now)
+            except Exception as exc:  # per item, as vdirsyncer: the rest of the round goes on
+                log.exception("sync of %s: %s failed", plan.rep_email, item.kind)
+                report.failed.append(f"{describe(item, plan.deal_names)}: {exc}")
     session.flush()
-    for interaction, created, was, previous_deal in state.changes:
+    for interaction, created, was, previous_deal in told:
         if inspect(interaction).deleted or inspect(interaction).detached:
             continue
         _tell_others(session, settings, interaction, created, was, previous_deal, now)
     with deferred_deliveries(session, settings, now):
-        for deal_id in sorted(state.affected):
+        for deal_id in plan.affected:
             deal = session.get(Deal, deal_id)
             if deal is not None:
                 refresh_last_interaction(session, deal, now)
                 announce(session, deal, now)
 
 
-def _link(state: Round, event_id: str, key: str) -> None:
-    row = state.links.get(event_id)
-    if row is None:
-        row = MailboxEvent(mailbox_id=state.mailbox_id, event_id=event_id, meeting_key=key)
-        state.session.add(row)
-        state.links[event_id] = row
-    elif row.meeting_key != key:
-        row.meeting_key = key
-
-
-def _apply_meeting(state: Round, meeting: Meeting) -> None:
-    session, rep_email, policy, report = state.session, state.rep_email, state.policy, state.report
-    if REMINDER_CATEGORY in meeting.categories and not meeting.attendees:
-        report.skip("our_reminder_event")  # DealBridge's own reminder events are not meetings
-        return
-    key = f"{SOURCE}:{meeting.occurrence_key}"
-    _link(state, meeting.event_id, key)
-    interaction = state.interactions.get(key)
-    facts = facts_of(meeting, rep_email)
-    reason = skip_reason(facts, policy)
-    if reason is not None:
-        report.skip(reason.value)
-        if interaction is not None:
-            _drop_mailbox(session, interaction, rep_email, reason, state.affected)
-            if interaction in session.deleted:
-                state.interactions.pop(key, None)
-        return
-    result = match_meeting(facts, _candidates(state, facts), policy)
-    if result.status == MatchStatus.NO_MATCH and interaction is None:
-        report.skip("no_matching_deal")
-        return
-    created = interaction is None
-    if interaction is None:
-        interaction = Interaction(
-            kind="meeting", source=SOURCE, external_key=key, created_by=rep_email, details={}
+def _rows_for(
+    session: Session, changes: Sequence[PlannedChange], mailbox_id: int
+) -> tuple[dict[str, Interaction], dict[str, MailboxEvent]]:
+    """The interactions (by key) and this mailbox's links (by event id) the changes write."""
+    ids = sorted({i.before.id for i in changes if i.before and i.before.id is not None})
+    rows = {
+        i.external_key: i
+        for chunk in _chunks(ids)
+        for i in session.scalars(select(Interaction).where(Interaction.id.in_(chunk)))
+    }
+    event_ids = sorted({i.event_id for i in changes if i.link or i.unlink})
+    links = {
+        row.event_id: row
+        for chunk in _chunks(event_ids)
+        for row in session.scalars(
+            select(MailboxEvent).where(
+                MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id.in_(chunk)
+            )
         )
-        session.add(interaction)
-        state.interactions[key] = interaction
-    previous_deal = interaction.deal_id
-    chosen = interaction.match_rule == "chosen"
-    deal_id = previous_deal if chosen else state.deal_ids.get(result.deal_id or "")
-    details = dict(interaction.details or {})
-    mailboxes = set(details.get("mailboxes", [])) | {rep_email}
-    participants = set(details.get("internal_participants", []))
-    participants |= {p.email for p in internal_participants(facts, policy)}
-    details.update(
-        {
-            "ical_uid": meeting.ical_uid,
-            "series_id": meeting.series_master_id,
-            "event_type": meeting.event_type,
-            "original_start": meeting.original_start.isoformat()
-            if meeting.original_start
-            else None,
-            "organizer": meeting.organizer_email,
-            "attendees": [
-                {"email": a.email, "name": a.name, "response": a.response, "type": a.type}
-                for a in facts.attendees
-            ],
-            "online": meeting.is_online,
-            "location": meeting.location_name,
-            "mailboxes": sorted(mailboxes),
-            "internal_participants": sorted(participants),
-            "explanation": explain(result) if not chosen else details.get("explanation"),
-            "candidates": [
-                {"deal": c.deal_id, "rule": c.rule.value, "address": c.address}
-                for c in (result.choices if result.status == MatchStatus.NEEDS_CHOICE else ())
-            ],
-        }
-    )
-    interaction.details = details
-    interaction.subject = meeting.subject[:500]
-    interaction.started_at = meeting.start
-    interaction.ended_at = meeting.end
-    if not chosen:
-        interaction.deal_id = deal_id
-        interaction.match_rule = result.rule.value if result.rule else None
-        interaction.matched_address = result.address
-    if meeting.is_cancelled:
-        status = "cancelled"
-    elif not chosen and result.status == MatchStatus.NEEDS_CHOICE:
-        status = NEEDS_CHOICE
-    elif not chosen and result.status == MatchStatus.NO_MATCH:
-        status = "unmatched"
-    else:
-        status = meeting_status(meeting.start, meeting.end, state.now)
-    was = interaction.status if not created else None
-    interaction.status = status
-    state.affected.update(d for d in (previous_deal, interaction.deal_id) if d is not None)
-    if created:
-        report.logged += 1
-    else:
-        report.updated += 1
-    if status == "cancelled" and was != "cancelled":
-        report.cancelled += 1
-    if status == NEEDS_CHOICE:
-        report.needs_choice += 1
-    state.changes.append((interaction, created, was, previous_deal))
+    }
+    return rows, links
 
 
-def _candidates(state: Round, facts: MeetingFacts) -> list[DealCandidate]:
-    """The open deals the meeting's external people point at (cached for the round)."""
-    emails, domains = candidate_keys(facts, state.policy)
-    lookup = (frozenset(emails), frozenset(domains))
-    if lookup not in state.candidates:
-        state.candidates[lookup] = _load_candidates(state, emails, domains)
-    return state.candidates[lookup]
-
-
-def _load_candidates(state: Round, emails: set[str], domains: set[str]) -> list[DealCandidate]:
-    session = state.session
-    ids: set[int] = set()
-    if emails:
-        ids |= set(
-            session.scalars(select(DealContact.deal_id).where(DealContact.email.in_(emails)))
-        )
-    if domains:
-        ids |= set(
-            session.scalars(select(DealDomain.deal_id).where(DealDomain.domain.in_(domains)))
-        )
-    if not ids:
-        return []
-    deals = list(session.scalars(select(Deal).where(Deal.id.in_(ids), Deal.status == "open")))
-    state.deal_ids.update((d.crm_id, d.id) for d in deals)
-    state.deals.extend(deals)
-    return [
-        DealCandidate(
-            deal_id=d.crm_id,
-            owner_email=d.owner_email,
-            last_activity_at=d.last_interaction_at,
-            updated_at=d.updated_at,
-            contact_emails=frozenset(c.email for c in d.contacts),
-            domains=frozenset(x.domain for x in d.domains),
-            status=d.status,
-        )
-        for d in deals
-    ]
-
-
-def _drop_mailbox(
+def _apply_change(
     session: Session,
-    interaction: Interaction,
+    item: PlannedChange,
     rep_email: str,
-    reason: SkipReason,
-    affected: set[int],
+    mailbox_id: int,
+    rows: dict[str, Interaction],
+    links: dict[str, MailboxEvent],
+    told: list[tuple[Interaction, bool, str | None, int | None]],
 ) -> None:
-    """This mailbox's copy no longer qualifies; the interaction goes when no copy does."""
-    details = dict(interaction.details or {})
-    mailboxes = set(details.get("mailboxes", [])) - {rep_email}
-    if interaction.deal_id is not None:
-        affected.add(interaction.deal_id)
-    if not mailboxes or reason in {
-        SkipReason.PRIVATE,
-        SkipReason.EXCLUDED_ADDRESS,
-        SkipReason.EXCLUDED_DOMAIN,
-        SkipReason.EXCLUDED_CATEGORY,
-        SkipReason.INTERNAL_ONLY,
-    }:
-        # Privacy wins over history: a meeting that must not be logged leaves no trace.
-        session.delete(interaction)
+    if item.link and item.key is not None:
+        link = links.get(item.event_id)
+        if link is None:
+            link = MailboxEvent(mailbox_id=mailbox_id, event_id=item.event_id, meeting_key=item.key)
+            session.add(link)
+            links[item.event_id] = link
+        elif link.meeting_key != item.key:
+            link.meeting_key = item.key
+    if item.unlink and (link := links.pop(item.event_id, None)) is not None:
+        _remove(session, link)
+    if item.key is None:
         return
-    details["mailboxes"] = sorted(mailboxes)
-    interaction.details = details
-
-
-def _apply_removal(state: Round, event_id: str) -> None:
-    session, rep_email, report = state.session, state.rep_email, state.report
-    _reminder_dismissed(state, event_id)
-    link = state.links.pop(event_id, None)
-    if link is None:
+    if item.kind is ChangeKind.FORGET:
+        if (row := rows.pop(item.key, None)) is not None:
+            _remove(session, row)  # privacy wins over history: no trace
         return
-    report.removed += 1
-    interaction = state.interactions.get(link.meeting_key) or session.scalar(
-        select(Interaction).where(Interaction.external_key == link.meeting_key)
-    )
-    session.delete(link)
-    if interaction is None:
+    after = item.after
+    if after is None or item.kind is ChangeKind.SKIP:
         return
-    details = dict(interaction.details or {})
-    mailboxes = set(details.get("mailboxes", [])) - {rep_email}
-    organizer_removed = details.get("organizer") == rep_email
-    details["mailboxes"] = sorted(mailboxes)
-    interaction.details = details
-    if organizer_removed or not mailboxes:
-        # Deleted by the organizer (or gone from every calendar we read): cancelled, visible.
-        was = interaction.status
-        if was != "cancelled":
-            interaction.status = "cancelled"
-            report.cancelled += 1
-            state.changes.append((interaction, False, was, interaction.deal_id))
-    if interaction.deal_id is not None:
-        state.affected.add(interaction.deal_id)
+    row = rows.get(item.key)
+    if row is None:
+        row = Interaction(
+            kind="meeting", source=SOURCE, external_key=item.key, created_by=rep_email, details={}
+        )
+        session.add(row)
+        rows[item.key] = row
+    if row.details != after.details:
+        row.details = dict(after.details)
+    row.subject, row.started_at, row.ended_at = after.subject, after.started_at, after.ended_at
+    row.deal_id, row.status = after.deal_id, after.status
+    row.match_rule, row.matched_address = after.match_rule, after.matched_address
+    if item.kind in MEETING_WRITES or item.kind is ChangeKind.CANCEL:
+        before = item.before
+        was, previous = (before.status, before.deal_id) if before else (None, None)
+        told.append((row, item.kind is ChangeKind.LOG, was, previous))
 
 
-def _reminder_dismissed(state: Round, event_id: str) -> None:
+def _remove(session: Session, row: Interaction | MailboxEvent) -> None:
+    if row in session.new:  # added earlier in this round
+        session.expunge(row)
+    else:
+        session.delete(row)
+
+
+def _reminder_dismissed(
+    session: Session, reminder_id: int, rep_email: str, settings: Settings, now: dt.datetime
+) -> None:
     """The rep deleted a reminder's event in Outlook: the reminder is done, as from a card."""
-    from connector.stage_reminders.replan import ACTIVE, complete
-
-    reminder = state.session.scalar(
-        select(Reminder).where(Reminder.calendar_event_id == event_id, Reminder.status.in_(ACTIVE))
-    )
+    reminder = session.get(Reminder, reminder_id)
     if reminder is None:
         return
     reminder.calendar_event_id = None  # already off the calendar
-    complete(state.session, reminder, f"outlook:{state.rep_email}", state.settings, state.now)
-    deal = state.session.get(Deal, reminder.deal_id)
+    complete(session, reminder, f"outlook:{rep_email}", settings, now)
+    deal = session.get(Deal, reminder.deal_id)
     crm_webhooks.notify(
-        state.session,
-        state.settings,
+        session,
+        settings,
         "reminder.completed",
         {"reminder": reminder.id, "deal": deal.crm_id if deal else None, "by": reminder.done_by},
         key=f"reminder.completed:{reminder.id}",
-        now=state.now,
+        now=now,
     )
-    state.report.skip("reminder_done_in_outlook")
 
 
 def _tell_others(
