@@ -13,6 +13,10 @@ from typing import Any
 
 from flask import Flask
 
+from connector.meetings.sync import mark_held, sync_mailbox
+from connector.settings import SETTINGS_EXTENSION
+from connector.store.db import get_store
+
 log = logging.getLogger(__name__)
 SCHEDULER_EXTENSION = "dealbridge.scheduler"
 _APPS: dict[str, Flask] = {}
@@ -43,9 +47,6 @@ def start_scheduler(app: Flask, *, force: bool = False) -> Any | None:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from connector.settings import SETTINGS_EXTENSION
-    from connector.store.db import get_store
-
     settings = app.extensions[SETTINGS_EXTENSION]
     if not (settings.scheduler_enabled or force):
         return None
@@ -75,7 +76,6 @@ def run_for_mailbox(app_name: str, email: str) -> None:
     app = _APPS.get(app_name)
     if app is None:
         return
-    from connector.meetings.sync import mark_held, sync_mailbox
 
     with app.app_context():
         try:

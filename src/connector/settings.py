@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flask import current_app
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -215,7 +217,6 @@ class Settings(BaseSettings):
     @field_validator("default_time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
             ZoneInfo(value)
@@ -299,7 +300,6 @@ SETTINGS_EXTENSION = "dealbridge.settings"
 
 def current_settings() -> Settings:
     """The running app's settings."""
-    from flask import current_app
 
     settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
     return settings

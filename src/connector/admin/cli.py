@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from connector import __version__
-from graph_sync.errors import Forbidden, GraphError
+from graph_sync.errors import Forbidden, GraphError, GraphSyncError
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -268,7 +268,6 @@ def _print_plans(app: Flask, wanted: list[str], full: bool) -> None:
     """``sync --dry-run``: each mailbox's plan, one change a line; nothing is written."""
     from connector.meetings.sync import plan_mailbox
     from connector.microsoft365 import NotConfigured
-    from graph_sync.errors import GraphSyncError
 
     failed = 0
     for email in wanted:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
+import jwt
 import requests
 from flask import Flask
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -200,7 +201,6 @@ def _entra_detail(error: EntraError, what: str) -> str:
 def _roles_of(token: str) -> frozenset[str] | None:
     """The application permissions in an app token's `roles` claim (our own token: no need to
     verify its signature); None when the token is not a readable JWT."""
-    import jwt
 
     try:
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector.deals.changes import announce, get_deal
@@ -69,7 +70,6 @@ def choose_deal(
 
 def refresh_last_interaction(session: Session, deal: Deal, now: dt.datetime) -> None:
     """The deal's last interaction: the latest held one (cancelled ones do not count)."""
-    from sqlalchemy import func, select
 
     latest = session.scalar(
         select(func.max(Interaction.started_at)).where(

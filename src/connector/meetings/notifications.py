@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.errors import BadRequest, Forbidden
+from connector.jobs import run_for_mailbox
 from connector.meetings.sync import mailbox_for, new_client_state
 from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
@@ -151,7 +152,6 @@ def schedule_sync(app: Flask, email: str) -> None:
     scheduler = app.extensions.get("dealbridge.scheduler")
     if scheduler is None:
         return
-    from connector.jobs import run_for_mailbox
 
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.sync_debounce_seconds)

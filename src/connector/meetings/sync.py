@@ -61,6 +61,7 @@ from connector.store.models import (
     Rep,
     utcnow,
 )
+from graph_sync.directory import get_mailbox_settings, get_user, get_verified_domains
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
 
@@ -99,7 +100,6 @@ class SyncReport:
 
 def verified_domains(app: Flask) -> list[str]:
     """The tenant's verified domains from Graph ``organization`` (cached for an hour)."""
-    from graph_sync.directory import get_verified_domains
 
     cached: tuple[float, list[str]] | None = app.extensions.get("dealbridge.verified_domains")
     if cached and time.monotonic() - cached[0] < _DOMAINS_TTL:
@@ -259,7 +259,6 @@ def plan_mailbox(
 def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
     """The rep's Entra id, time zone and working hours from Graph; re-plans their deals when
     the working hours changed. Returns the user id to read the mailbox with."""
-    from graph_sync.directory import get_mailbox_settings, get_user
 
     client = graph_client(app)
     found = get_user(client, user)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template_string
+from flask import Blueprint, Response, render_template_string, request
 
 pages = Blueprint("pages", __name__)
 
@@ -55,7 +55,6 @@ def terms() -> str:
 @pages.get("/admin/consented")
 def consented() -> Response:
     """Where Entra sends the admin after the consent link (with ?admin_consent=True or an error)."""
-    from flask import request
 
     if request.args.get("admin_consent", "").lower() == "true":
         body = "<p>Consent granted. Run <code>dealbridge doctor</code> to check everything.</p>"
