@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.crm import webhooks as crm_webhooks
@@ -152,6 +153,9 @@ def mailbox_for(session: Session, rep_email: str) -> Mailbox:
     return mailbox
 
 
+ROUND_ATTEMPTS = 3  # a round that met another mailbox's round on a meeting plans again
+
+
 def sync_mailbox(
     app: Flask, rep_email: str, *, full: bool = False, now: dt.datetime | None = None
 ) -> SyncReport:
@@ -174,19 +178,29 @@ def sync_mailbox(
         log.warning("sync of %s failed: %s", rep_email, exc)
         return report
     policy = round_policy(settings, tenant_domains, now)
-    with store.session() as session:
-        stored = load_round(session, mailbox_id, rep_email, delta, policy.privacy)
-        plan = plan_round(delta, stored, policy)
-        if plan.refused is None:
-            apply_plan(
-                session,
-                plan,
-                mailbox_id=mailbox_id,
-                settings=settings,
-                now=now,
-                report=report,
-            )
-            _round_done(session, mailbox_id, delta, window, now, report)
+    for attempt in range(1, ROUND_ATTEMPTS + 1):
+        report.failed.clear()
+        try:
+            with store.session() as session:
+                stored = load_round(session, mailbox_id, rep_email, delta, policy.privacy)
+                plan = plan_round(delta, stored, policy)
+                if plan.refused is None:
+                    apply_plan(
+                        session,
+                        plan,
+                        mailbox_id=mailbox_id,
+                        settings=settings,
+                        now=now,
+                        report=report,
+                    )
+                    _round_done(session, mailbox_id, delta, window, now, report)
+            break
+        except IntegrityError:
+            # Another rep's round logged one of these meetings first (external_key is unique):
+            # plan again against what it wrote, so this mailbox merges into that interaction.
+            if attempt == ROUND_ATTEMPTS:
+                raise
+            log.info("sync of %s met a concurrent round; planning again", rep_email)
     report.pages, report.restarted = delta.pages, delta.restarted
     if plan.refused is not None:  # nothing applied; the delta link stays for the next round
         report.error = plan.refused
