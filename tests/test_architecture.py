@@ -164,6 +164,7 @@ def cycles() -> list[str]:
     for arrow in arrows():
         if arrow.imported in graph:
             graph[arrow.importer].add(arrow.imported)
+            graph[arrow.importer].update(_packages_run_first(arrow.importer, arrow.imported))
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -198,6 +199,14 @@ def cycles() -> list[str]:
         f"{' -> '.join(_shortest_cycle(graph, group))}  (all of: {', '.join(sorted(group))})"
         for group in groups
     ]
+
+
+def _packages_run_first(importer: str, imported: str) -> list[str]:
+    """Importing `a.b.c` runs `a.b`'s `__init__` first, unless the importer is inside `a.b`
+    (then that package is already being initialised)."""
+    parts = imported.split(".")
+    parents = [".".join(parts[:end]) for end in range(1, len(parts))]
+    return [p for p in parents if p in modules() and not _within(importer, p)]
 
 
 def _shortest_cycle(graph: dict[str, set[str]], group: set[str]) -> list[str]:

@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import Flask
 
-from connector.meetings.sync import mark_held, sync_mailbox
 from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
 
@@ -71,15 +70,20 @@ def start_scheduler(app: Flask, *, force: bool = False) -> Any | None:
     return scheduler
 
 
-def run_for_mailbox(app_name: str, email: str) -> None:
-    """The one-off, debounced delta round after a change notification."""
+def register_task(app: Flask, name: str, task: Callable[[Flask, str], Any]) -> None:
+    """Declare a one-off task of one id (e.g. a mailbox's round), run later by ``run_task``."""
+    app.extensions.setdefault("dealbridge.tasks", {})[name] = task
+
+
+def run_task(app_name: str, name: str, key: str) -> None:
+    """A stored one-off job's entry point: the task registered under ``name``, for ``key``."""
     app = _APPS.get(app_name)
     if app is None:
+        log.warning("task %s(%s) skipped: app %s is not running here", name, key, app_name)
         return
-
+    task: Callable[[Flask, str], Any] = app.extensions["dealbridge.tasks"][name]
     with app.app_context():
         try:
-            sync_mailbox(app, email)
-            mark_held(app)
-        except Exception:  # recorded per mailbox; the scheduler must live on
-            log.exception("sync of %s failed", email)
+            task(app, key)
+        except Exception:  # recorded by the task where it can be; the scheduler must live on
+            log.exception("task %s(%s) failed", name, key)

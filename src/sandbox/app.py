@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from sandbox import catalog_upload, control, device_code, graph, identity, teams, ui
+from sandbox import catalog_upload, control, device_code, identity, teams, ui
 from sandbox.config import SandboxConfig
+from sandbox.graph import routes as graph
 from sandbox.tenant import Tenant
 
 

@@ -33,8 +33,8 @@ from flask import Blueprint, Response, request
 from sandbox.authority import InvalidTokenError
 from sandbox.device_code import ADMIN_ROLES
 from sandbox.errors import GraphError
-from sandbox.graph import to_flask
 from sandbox.graph.query import parse_filter
+from sandbox.graph.routes import to_flask
 from sandbox.graph.service import GraphService, Router, require
 from sandbox.graph.teams_apps import READ_CATALOG, TeamsApp, TeamsAppInput
 from sandbox.graph.wire import GraphRequest, GraphResponse, error_response, no_content, ok

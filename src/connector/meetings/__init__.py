@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from connector.jobs import register_job
+from connector.jobs import register_job, register_task
 from connector.meetings import notifications, sync
 from connector.settings import SETTINGS_EXTENSION, Settings
 
@@ -10,12 +10,19 @@ from connector.settings import SETTINGS_EXTENSION, Settings
 def init_app(app: Flask) -> None:
     """Serve Graph's notifications; with Microsoft 365 configured, sync and renew on a timer."""
     app.register_blueprint(notifications.graph_hooks)
+    register_task(app, notifications.MAILBOX_ROUND, _mailbox_round)
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     if settings.microsoft365_configured:
         register_job(app, "meetings", lambda app: sync.sync_due(app), seconds=30)
         register_job(
             app, "subscriptions", lambda app: notifications.ensure_subscriptions(app), seconds=600
         )
+
+
+def _mailbox_round(app: Flask, email: str) -> None:
+    """The debounced round after a change notification, then meetings that ended are held."""
+    sync.sync_mailbox(app, email)
+    sync.mark_held(app)
 
 
 __all__ = ["init_app"]

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.errors import BadRequest, Forbidden
-from connector.jobs import run_for_mailbox
+from connector.jobs import run_task
 from connector.meetings.sync import mailbox_for, new_client_state
 from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
@@ -147,6 +147,9 @@ def lifecycle() -> Response:
     return Response(status=202)
 
 
+MAILBOX_ROUND = "mailbox_round"  # the one-off task meetings.init_app registers
+
+
 def schedule_sync(app: Flask, email: str) -> None:
     """A one-off round after the debounce; a later notification replaces the pending one."""
     scheduler = app.extensions.get("dealbridge.scheduler")
@@ -156,10 +159,10 @@ def schedule_sync(app: Flask, email: str) -> None:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.sync_debounce_seconds)
     scheduler.add_job(
-        run_for_mailbox,
+        run_task,
         "date",
         run_date=when,
-        args=[app.name, email],
+        args=[app.name, MAILBOX_ROUND, email],
         id=f"sync:{email}",
         replace_existing=True,
         misfire_grace_time=600,
