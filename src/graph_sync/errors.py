@@ -128,6 +128,15 @@ class Forbidden(GraphError):
         return self.code in CONSENT_CODES
 
 
+class UnreadablePage(GraphSyncError):
+    """Graph answered 200 with a page our models cannot read (a truncated or malformed body)."""
+
+    def __init__(self, mailbox: str | None, problem: str) -> None:
+        super().__init__(f"an unreadable page from Graph for {mailbox or 'the tenant'}: {problem}")
+        self.mailbox = mailbox
+        self.problem = problem
+
+
 class SyncStateExpired(GraphError):
     """The delta token is no longer valid: start the round again from the initial query."""
 

@@ -11,10 +11,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graph_sync.client import GraphClient
-from graph_sync.errors import GraphError, NotFound, SyncStateExpired
+from graph_sync.errors import GraphError, NotFound, SyncStateExpired, UnreadablePage
 from graph_sync.models import DeltaPage, GraphEvent, GraphModel, Meeting
 from graph_sync.timezones import graph_date_time
 
@@ -150,7 +150,10 @@ async def _round(
             permission=CALENDARS_READ,
         )
         pages += 1
-        page = DeltaPage.model_validate_json(answer.content)
+        try:
+            page = DeltaPage.model_validate_json(answer.content)
+        except ValidationError as e:
+            raise UnreadablePage(mailbox, _first_problem(e)) from e
         for event in page.value:
             if event.removed is not None:
                 meetings.pop(event.id, None)
@@ -377,3 +380,11 @@ class LifecycleNotificationCollection(GraphModel):
 
     value: list[LifecycleNotification]
     """The notifications."""
+
+
+def _first_problem(error: ValidationError) -> str:
+    """The first field that failed, as `value.0.start: Input should be an object`."""
+    first = error.errors()[0]
+    return (
+        f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']} ({error.error_count()} in all)"
+    )

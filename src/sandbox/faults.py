@@ -1,4 +1,5 @@
-"""Fault injection: answer chosen requests with 429, 5xx, 410 or a hang, as Microsoft 365 may."""
+"""Fault injection: answer chosen requests with 429, 5xx, 410, a hang, or (Graph) a 200 whose
+page no client can read, as Microsoft 365 or a proxy in between may."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-FaultStatus = Literal[410, 429, 500, 502, 503, 504, "timeout"]
+FaultStatus = Literal[410, 429, 500, 502, 503, 504, "timeout", "unreadable"]
 
 
 class FaultRule(BaseModel):

@@ -11,9 +11,9 @@ import threading
 
 from sqlalchemy import select
 
-from connector.meetings.sync import SyncReport, sync_mailbox
+from connector.meetings.sync import SyncReport, sync_due, sync_mailbox
 from connector.store.db import get_store
-from connector.store.models import Interaction, Mailbox
+from connector.store.models import Interaction, Mailbox, Rep
 from tests.connector.conftest import Tenant, meeting
 from tests.connector.test_meeting_sync import PAST, add_deal
 
@@ -63,3 +63,28 @@ def test_two_reps_rounds_at_once_log_one_meeting_with_both_reps(m365: Tenant) ->
             assert logged[0].details["mailboxes"] == sorted([ann, raj]), f"try {n}"
             for mailbox in session.scalars(select(Mailbox)):
                 assert (mailbox.last_error, mailbox.failures) == (None, 0), f"try {n}"
+
+
+def test_a_round_that_cannot_read_its_page_is_recorded_and_the_next_mailbox_still_syncs(
+    m365: Tenant,
+) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "OPP-1", raj, contacts=["dana@fabrikam.com"])
+    m365.add_event(raj, meeting("Pricing call", PAST, ["dana@fabrikam.com"]))
+    with get_store(m365.app).session() as session:
+        ann_id = session.scalars(select(Rep.entra_id).where(Rep.email == ann)).one()
+    m365.control(
+        "POST", "/faults", {"route": f"users/{ann_id}/calendarView", "status": "unreadable"}
+    )
+
+    reports = {r.mailbox: r for r in sync_due(m365.app)}
+
+    assert reports[ann].error is not None
+    assert reports[raj].error is None
+    with get_store(m365.app).session() as session:
+        failed = session.scalars(select(Mailbox).where(Mailbox.rep_email == ann)).one()
+        assert failed.last_error
+        assert failed.failures == 1
+        assert failed.needs_sync  # retried, not forgotten
+        assert session.scalars(select(Interaction.subject)).all() == ["Pricing call"]

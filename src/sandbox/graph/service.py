@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from sandbox.errors import GraphError
 from sandbox.faults import FaultRule
 from sandbox.graph.permissions import Permission
-from sandbox.graph.wire import GraphRequest, GraphResponse, error_response
+from sandbox.graph.wire import GraphRequest, GraphResponse, error_response, ok
 from sandbox.request_log import LoggedRequest
 
 if TYPE_CHECKING:
@@ -128,6 +128,8 @@ class GraphService:
         with tenant.lock:
             fault = tenant.faults.draw(request.line())
             settings = tenant.settings
+        if fault is not None and fault.status == "unreadable":
+            return ok(UNREADABLE_PAGE)
         if fault is not None:
             raise fault_error(fault, settings.fault_timeout_seconds)
         if route.permission is not None:
@@ -151,6 +153,10 @@ class GraphService:
         with self.tenant.lock:
             user = self.tenant.directory.find(user_key)
         return user.user_principal_name.lower() if user else user_key.lower()
+
+
+# A 200 whose page breaks every field a reader relies on (a truncating proxy, a service bug).
+UNREADABLE_PAGE = {"value": [{"id": 7, "start": "soon", "end": None, "attendees": "all"}]}
 
 
 def require(request: GraphRequest, permission: Permission) -> None:
