@@ -16,7 +16,7 @@ from connector.api import (
 
 def init_app(app: Flask) -> None:
     """Serve `/api/v1/...` and its OpenAPI document."""
-    # In this order the OpenAPI document lists its paths as it did when v1.py held the first five.
+    # The OpenAPI document lists paths in this order: deals first, as a CRM developer reads them.
     apis = [
         deals.api,
         interactions.api,
