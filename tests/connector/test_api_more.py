@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
+
 from flask import Flask
 from flask.testing import FlaskClient
 
+import connector.api
+from connector.api.routing import Api
 from connector.store.db import get_store
 from connector.store.models import Deal, StageChange, utcnow
 from tests.connector.samples import deal_body
+
+_RULE_PARAM = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([a-z_]+)>")
 
 
 def test_log_a_call_by_hand_moves_last_interaction(
@@ -224,6 +232,21 @@ def test_healthz_needs_no_key(client: FlaskClient) -> None:
     assert health.json["database"] is True
     assert health.json["migrations_current"] is True
     assert health.json["version"]
+
+
+def test_every_resource_module_is_served_and_documented(app: Flask, client: FlaskClient) -> None:
+    paths = client.get("/api/openapi.json").json["paths"]
+    resources = []
+    for info in pkgutil.iter_modules(connector.api.__path__):
+        api = getattr(importlib.import_module(f"connector.api.{info.name}"), "api", None)
+        if not isinstance(api, Api):
+            continue
+        resources.append(info.name)
+        assert api.blueprint.name in app.blueprints, f"api/{info.name}.py is not registered"
+        for op in api.operations:
+            path = _RULE_PARAM.sub(r"{\1}", api.url_prefix + op.rule)
+            assert op.method.lower() in paths.get(path, {}), f"{op.method} {path} undocumented"
+    assert len(resources) == 7, resources
 
 
 def test_openapi_describes_every_operation(client: FlaskClient) -> None:

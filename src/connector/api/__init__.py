@@ -2,12 +2,30 @@
 
 from flask import Flask
 
-from connector.api import meetings, openapi, reminders, v1
+from connector.api import (
+    analytics,
+    deals,
+    interactions,
+    meetings,
+    openapi,
+    pipelines,
+    reminders,
+    reps,
+)
 
 
 def init_app(app: Flask) -> None:
     """Serve `/api/v1/...` and its OpenAPI document."""
-    apis = [v1.api, reminders.api, meetings.api]
+    # The OpenAPI document lists paths in this order: deals first, as a CRM developer reads them.
+    apis = [
+        deals.api,
+        interactions.api,
+        pipelines.api,
+        reps.api,
+        analytics.api,
+        reminders.api,
+        meetings.api,
+    ]
     for api in apis:
         app.register_blueprint(api.blueprint)
     app.register_blueprint(openapi.blueprint(apis))

@@ -9,9 +9,9 @@ from flask import g
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from connector.api.interactions import interaction_out
 from connector.api.routing import Api
 from connector.api.schemas import Email, InteractionList, InteractionOut, Strict
-from connector.api.v1 import interaction_out
 from connector.meetings.interactions import choose_deal
 from connector.store.db import db_session
 from connector.store.models import Deal, Interaction, Mailbox, utcnow

@@ -9,7 +9,7 @@ from flask import g
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
-from connector.api.routing import Api
+from connector.api.routing import DEAL_ID, ID_RULE, Api
 from connector.api.schemas import AwareDatetime, Email, PlausibleDatetime, Strict
 from connector.deals.changes import get_deal
 from connector.errors import NotFound, invalid
@@ -117,12 +117,12 @@ def list_reminders(query: ReminderQuery) -> ReminderList:
 
 @api.operation(
     "GET",
-    "/deals/<string(maxlength=128):deal_id>/reminders",
+    f"/deals/{ID_RULE}/reminders",
     summary="A deal's reminders",
     tag="reminders",
     response=ReminderList,
     errors=(401, 404),
-    path_params={"deal_id": "The CRM's id of the deal."},
+    path_params=DEAL_ID,
 )
 def deal_reminders(deal_id: str) -> ReminderList:
     session = db_session()

@@ -21,6 +21,9 @@ from connector.settings import current_settings
 from connector.store.db import db_session
 
 Handler = Callable[..., Any]
+# Shared by every resource under /deals/<deal_id>/... (deals, interactions, reminders' list).
+ID_RULE = "<string(maxlength=128):deal_id>"
+DEAL_ID = {"deal_id": "The CRM's id of the deal."}
 
 
 @dataclass
@@ -101,6 +104,11 @@ class Api:
             return handler
 
         return register
+
+
+def actor() -> str:
+    """Who made this call, as stage changes and interactions record it: the API key's name."""
+    return str(g.caller.name)
 
 
 def authorise(scope: Scope) -> Caller:

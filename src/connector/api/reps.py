@@ -1,0 +1,134 @@
+"""REST API v1: reps (working hours, Teams id, daily digest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connector.api.routing import Api
+from connector.api.schemas import Email, RepIn, RepList, RepOut
+from connector.deals.reps import set_digest, wants_digest
+from connector.errors import NotFound, invalid
+from connector.store.db import db_session
+from connector.store.models import Deal, Rep, RepPreference
+
+api = Api("api_v1_reps", "/api/v1")
+
+
+def rep_out(rep: Rep, open_deals: int, daily_digest: bool | None = None) -> RepOut:
+    if daily_digest is None:
+        daily_digest = wants_digest(db_session(), rep.email)
+    return RepOut(
+        daily_digest=daily_digest,
+        email=rep.email,
+        display_name=rep.display_name,
+        entra_id=rep.entra_id,
+        time_zone=rep.time_zone,
+        working_days=list(rep.working_days),
+        work_start=rep.work_start,
+        work_end=rep.work_end,
+        holiday_country=rep.holiday_country,
+        manager=rep.manager_email,
+        active=rep.active,
+        open_deals=open_deals,
+    )
+
+
+def _open_deals_by_owner(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Deal.owner_email, func.count())
+        .where(Deal.status == "open")
+        .group_by(Deal.owner_email)
+    )
+    return {owner: count for owner, count in rows if owner}
+
+
+@api.operation("GET", "/reps", summary="List reps", tag="reps", response=RepList)
+def list_reps() -> RepList:
+    session = db_session()
+    counts = _open_deals_by_owner(session)
+    reps = session.scalars(select(Rep).order_by(Rep.email))
+    digests = set(
+        session.scalars(select(RepPreference.rep_email).where(RepPreference.daily_digest.is_(True)))
+    )
+    return RepList(items=[rep_out(r, counts.get(r.email, 0), r.email in digests) for r in reps])
+
+
+REP_RULE = "<string(maxlength=320):email>"
+
+
+_EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+
+
+def _rep_email(email: str) -> str:
+    try:
+        return str(_EMAIL.validate_python(email))
+    except ValidationError as exc:
+        raise invalid("email", f"{email!r} is not an email address", "path") from exc
+
+
+@api.operation(
+    "GET",
+    f"/reps/{REP_RULE}",
+    summary="Get a rep",
+    tag="reps",
+    response=RepOut,
+    errors=(401, 404),
+    path_params={"email": "The rep's email / UPN."},
+)
+def get_rep(email: str) -> RepOut:
+
+    session = db_session()
+    rep = session.scalar(select(Rep).where(Rep.email == _rep_email(email)))
+    if rep is None:
+        raise NotFound(f"no rep {email!r}", rep=email)
+    return rep_out(rep, _open_deals_by_owner(session).get(rep.email, 0))
+
+
+@api.operation(
+    "PUT",
+    f"/reps/{REP_RULE}",
+    summary="Create or update a rep",
+    status=201,
+    tag="reps",
+    scope="write",
+    body=RepIn,
+    response=RepOut,
+    errors=(400, 401, 403, 422),
+    path_params={"email": "The rep's email / UPN."},
+)
+def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
+    """Fields left out keep their value (working hours are read from Outlook otherwise)."""
+    session = db_session()
+    address = _rep_email(email)
+    rep = session.scalar(select(Rep).where(Rep.email == address))
+    created = rep is None
+    if rep is None:
+        rep = Rep(email=address, display_name=address.split("@")[0])
+        session.add(rep)
+    fields: dict[str, Any] = body.model_dump(exclude_unset=True)
+    digest = fields.pop("daily_digest", None)
+    if digest is not None:
+        set_digest(session, address, digest)
+    if "manager" in fields:
+        fields["manager_email"] = fields.pop("manager")
+    for required in ("work_start", "work_end", "time_zone", "working_days", "active"):
+        if fields.get(required, "") is None:
+            del fields[required]  # null means "leave as it is" for fields that always have one
+    start = fields.get("work_start") or rep.work_start or "09:00"
+    end = fields.get("work_end") or rep.work_end or "17:00"
+    if end <= start:
+        raise invalid("work_end", "must be after work_start")
+    for name, value in fields.items():
+        if value is not None or name in {"entra_id", "holiday_country", "manager_email"}:
+            setattr(rep, name, value)
+    session.flush()
+    out = rep_out(rep, _open_deals_by_owner(session).get(rep.email, 0))
+    session.commit()
+    return out, 201 if created else 200
+
+
+# ---- analytics -----------------------------------------------------------------------
