@@ -26,7 +26,7 @@ from connector.deals.changes import log_interaction, move_stage, upsert_deal
 from connector.deals.models import DealIn, InteractionIn
 from connector.jobs import start_scheduler
 from connector.meetings.notifications import ensure_subscriptions
-from connector.meetings.sync import mark_held, sync_mailbox
+from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
 from connector.microsoft365 import close, graph_client
 from connector.outbox import drain
 from connector.store.db import get_store
@@ -349,6 +349,12 @@ def prepare_demo(
     reports[mia].error = reports[mia].error or after.error
     mark_held(app)
     drain(app, limit=1000, kinds={"calendar"})  # cards go once the reps installed the app
+    summary = _summary(app, reports)
+    return DemoRun(app=app, api_key=key, sandbox_url=sandbox.base_url, summary=summary)
+
+
+def _summary(app: Flask, reports: dict[str, SyncReport]) -> list[str]:
+    """What each mailbox's round read, and what the store holds now."""
     summary = [
         f"{email}: "
         + (f"error {r.error}" if r.error else f"{r.meetings} meetings read")
@@ -375,7 +381,7 @@ def prepare_demo(
     summary.append(
         f"reminders open: {open_reminders}; on Outlook calendars this week: {on_calendars}"
     )
-    return DemoRun(app=app, api_key=key, sandbox_url=sandbox.base_url, summary=summary)
+    return summary
 
 
 def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
