@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import requests
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from connector.admin.demo import DEMO_DOMAIN, DemoRun, prepare_demo
+from connector.admin.demo import DEMO_DOMAIN, DemoRun, demo_data, load_demo_data, prepare_demo
 from connector.microsoft365 import close
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Reminder
@@ -229,3 +230,41 @@ def test_digest_on_in_teams_then_the_digest_card_arrives(demo: tuple[DemoRun, An
     drain(run.app, limit=1000)
     shown = requests.get(chat, timeout=10).json()["value"]
     assert any((a.get("summary") or "").startswith("Your day:") for a in shown)
+
+
+def test_the_demo_data_file_holds_the_reps_deals_and_meetings() -> None:
+    data = demo_data()
+    assert [r.email for r in data.reps] == [
+        f"{name}@{DEMO_DOMAIN}" for name in ("ann.lee", "raj.patel", "mia.chen")
+    ]
+    assert len(data.deals) == 20
+    assert len({d.crm_id for d in data.deals}) == 20
+    assert [m.name for m in data.meetings] == [
+        "two reps, one customer",
+        "private",
+        "internal",
+        "weekly",
+        "to cancel",
+        "upcoming",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("amount", "lots", "deals.2.amount"),
+        ("stage", "closed", "deals.2.stage"),
+        ("owner", "nobody@contoso.com", "not reps: ['nobody@contoso.com']"),
+    ],
+)
+def test_a_bad_demo_data_file_fails_naming_the_field(
+    tmp_path: Path, field: str, value: str, named: str
+) -> None:
+    data = demo_data().model_dump(mode="json")
+    data["deals"][2][field] = value
+    bad = tmp_path / "demo_data.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError) as failure:
+        load_demo_data(bad)
+    assert str(bad) in str(failure.value)
+    assert named in str(failure.value)

@@ -9,13 +9,16 @@ import signal
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import click
 import requests
 from flask import Flask
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from connector.api.keys import create_key
 from connector.app import create_app
@@ -23,7 +26,7 @@ from connector.deals.changes import log_interaction, move_stage, upsert_deal
 from connector.deals.models import DealIn, InteractionIn
 from connector.jobs import start_scheduler
 from connector.meetings.notifications import ensure_subscriptions
-from connector.meetings.sync import mark_held, sync_mailbox
+from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
 from connector.microsoft365 import close, graph_client
 from connector.outbox import drain
 from connector.store.db import get_store
@@ -36,296 +39,146 @@ DEMO_DIR = Path("instance") / "demo"
 DEMO_DOMAIN = "contoso.com"
 
 
-@dataclass(frozen=True)
-class DemoRep:
-    email: str
-    name: str
-    zone: str
-
-
-REPS = [
-    DemoRep(f"ann.lee@{DEMO_DOMAIN}", "Ann Lee", "Europe/Berlin"),
-    DemoRep(f"raj.patel@{DEMO_DOMAIN}", "Raj Patel", "America/New_York"),
-    DemoRep(f"mia.chen@{DEMO_DOMAIN}", "Mia Chen", "America/Los_Angeles"),
-]
-
-# (id, title, account, domain, contact, stage, amount, days in stage, owner index)
-DEALS: list[tuple[str, str, str, str, str, str, int, int, int]] = [
-    (
-        "OPP-1001",
-        "Fabrikam ERP rollout",
-        "Fabrikam",
-        "fabrikam.com",
-        "Dana Ruiz",
-        "negotiation",
-        84000,
-        6,
-        0,
-    ),
-    (
-        "OPP-1002",
-        "Northwind fleet telematics",
-        "Northwind Traders",
-        "northwindtraders.com",
-        "Omar Haddad",
-        "solution_presentation",
-        42000,
-        3,
-        1,
-    ),
-    (
-        "OPP-1003",
-        "Tailspin pilot training seats",
-        "Tailspin Toys",
-        "tailspintoys.com",
-        "Grace Kim",
-        "first_interaction",
-        18500,
-        1,
-        2,
-    ),
-    (
-        "OPP-1004",
-        "Adventure Works data platform",
-        "Adventure Works",
-        "adventure-works.com",
-        "Liam O'Neill",
-        "deal_closing",
-        156000,
-        2,
-        0,
-    ),
-    (
-        "OPP-1005",
-        "Woodgrove Bank branch kiosks",
-        "Woodgrove Bank",
-        "woodgrovebank.com",
-        "Priya Nair",
-        "negotiation",
-        97000,
-        12,
-        1,
-    ),
-    (
-        "OPP-1006",
-        "Litware security audit",
-        "Litware",
-        "litware.com",
-        "Tom Becker",
-        "lead_generation",
-        12000,
-        4,
-        2,
-    ),
-    (
-        "OPP-1007",
-        "Proseware support renewal",
-        "Proseware",
-        "proseware.com",
-        "Sara Lind",
-        "deal_closing",
-        23000,
-        9,
-        0,
-    ),
-    (
-        "OPP-1008",
-        "Wide World Importers EDI",
-        "Wide World Importers",
-        "wideworldimporters.com",
-        "Ken Mori",
-        "solution_presentation",
-        38000,
-        8,
-        1,
-    ),
-    (
-        "OPP-1009",
-        "Contoso Pharma LIMS",
-        "Contoso Pharmaceuticals",
-        "contosopharma.com",
-        "Eva Novak",
-        "first_interaction",
-        64000,
-        2,
-        2,
-    ),
-    (
-        "OPP-1010",
-        "Alpine Ski House booking",
-        "Alpine Ski House",
-        "alpineskihouse.com",
-        "Jonas Berg",
-        "negotiation",
-        27500,
-        15,
-        0,
-    ),
-    (
-        "OPP-1011",
-        "Blue Yonder Airlines crew app",
-        "Blue Yonder Airlines",
-        "blueyonderairlines.com",
-        "Mei Tan",
-        "lead_generation",
-        51000,
-        1,
-        1,
-    ),
-    (
-        "OPP-1012",
-        "Coho Winery e-commerce",
-        "Coho Winery",
-        "cohowinery.com",
-        "Luca Rossi",
-        "solution_presentation",
-        14800,
-        5,
-        2,
-    ),
-    (
-        "OPP-1013",
-        "Fourth Coffee POS upgrade",
-        "Fourth Coffee",
-        "fourthcoffee.com",
-        "Ana Souza",
-        "won",
-        21000,
-        20,
-        0,
-    ),
-    (
-        "OPP-1014",
-        "Graphic Design Institute licences",
-        "Graphic Design Institute",
-        "graphicdesigninstitute.com",
-        "Noah Fischer",
-        "lost",
-        9000,
-        30,
-        1,
-    ),
-    (
-        "OPP-1015",
-        "Humongous Insurance claims AI",
-        "Humongous Insurance",
-        "humongousinsurance.com",
-        "Ivy Clarke",
-        "negotiation",
-        132000,
-        4,
-        2,
-    ),
-    (
-        "OPP-1016",
-        "Lucerne Publishing archive",
-        "Lucerne Publishing",
-        "lucernepublishing.com",
-        "Paul Weber",
-        "first_interaction",
-        16000,
-        7,
-        0,
-    ),
-    (
-        "OPP-1017",
-        "Margie's Travel CRM sync",
-        "Margie's Travel",
-        "margiestravel.com",
-        "Rosa Diaz",
-        "lead_generation",
-        8800,
-        2,
-        1,
-    ),
-    (
-        "OPP-1018",
-        "Nod Publishers print hub",
-        "Nod Publishers",
-        "nodpublishers.com",
-        "Sven Olsen",
-        "deal_closing",
-        45500,
-        1,
-        2,
-    ),
-    (
-        "OPP-1019",
-        "School of Fine Art portal",
-        "School of Fine Art",
-        "fineartschool.net",
-        "Chloe Martin",
-        "solution_presentation",
-        19900,
-        11,
-        0,
-    ),
-    (
-        "OPP-1020",
-        "Trey Research lab sensors",
-        "Trey Research",
-        "treyresearch.net",
-        "Yusuf Ali",
-        "won",
-        73000,
-        14,
-        1,
-    ),
-]
-_PATH = [
+DATA_FILE = Path(__file__).with_name("demo_data.json")
+Stage = Literal[
     "lead_generation",
     "first_interaction",
     "solution_presentation",
     "negotiation",
     "deal_closing",
+    "won",
+    "lost",
 ]
+_PATH: list[str] = list(get_args(Stage))[:5]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoRep(_Strict):
+    email: str
+    name: str
+    time_zone: str
+    """IANA name; the sandbox user gets its Windows name, as Outlook stores it."""
+    currency: str
+
+
+class DemoDeal(_Strict):
+    crm_id: str
+    title: str
+    account: str
+    domain: str
+    contact: str
+    stage: Stage
+    amount: int
+    days_in_stage: int = Field(ge=0)
+    owner: str
+    """A rep's email."""
+    lead_source: str
+
+
+class DemoMeeting(_Strict):
+    name: str
+    """How the demo refers to it (``"to cancel"`` is the one the organizer deletes)."""
+    organizer: str
+    subject: str
+    days_from_today: int
+    """At 14:00 UTC that many days from today."""
+    minutes: int = Field(default=45, gt=0)
+    attendees: list[str]
+    online: bool = False
+    sensitivity: Literal["normal", "private"] = "normal"
+    weekly_occurrences: int | None = Field(default=None, gt=0)
+
+
+class DemoData(_Strict):
+    reps: list[DemoRep] = Field(min_length=3)
+    deals: list[DemoDeal]
+    meetings: list[DemoMeeting]
+
+    @model_validator(mode="after")
+    def _people_are_reps(self) -> DemoData:
+        reps = {r.email for r in self.reps}
+        unknown = sorted(
+            {d.owner for d in self.deals} - reps | {m.organizer for m in self.meetings} - reps
+        )
+        if unknown:
+            raise ValueError(f"owners and organizers must be reps; not reps: {unknown}")
+        return self
+
+    def rep(self, email: str) -> DemoRep:
+        return next(r for r in self.reps if r.email == email)
+
+
+def load_demo_data(path: Path) -> DemoData:
+    """The demo's reps, deals and meetings from a JSON file; a bad file names its field."""
+    try:
+        return DemoData.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        raise ValueError(f"{path}: {e}") from e
+
+
+@cache
+def demo_data() -> DemoData:
+    return load_demo_data(DATA_FILE)
 
 
 def seed(app: Flask, now: dt.datetime, api_key: str | None) -> str:
     """Reps, deals with history and a few logged calls; returns the API key to use."""
+    data = demo_data()
     with app.app_context(), get_store(app).session() as session:
-        for rep in REPS:
+        for rep in data.reps:
             session.add(
                 Rep(
-                    email=rep.email, display_name=rep.name, time_zone=rep.zone, holiday_country=None
+                    email=rep.email,
+                    display_name=rep.name,
+                    time_zone=rep.time_zone,
+                    holiday_country=None,
                 )
             )
         session.flush()
-        for crm_id, title, account, domain, contact, stage, amount, days, owner in DEALS:
-            first = dt.timedelta(days=days + 10)
-            body = DealIn(
-                title=title,
-                pipeline="classic5",
-                stage="lead_generation",
-                owner=REPS[owner].email,
-                account={"name": account, "domains": [domain]},
-                contacts=[{"name": contact, "email": _address(contact, domain)}],
-                amount=Decimal(amount),
-                currency="EUR" if owner == 0 else "USD",
-                expected_close_date=(now + dt.timedelta(days=30 - days)).date(),
-                crm_url=f"https://crm.example.com/opportunities/{crm_id}",
-                lead_source=["website", "referral", "event"][int(crm_id[-1]) % 3],
-            )
-            deal, _ = upsert_deal(
-                session, crm_id, body, actor="demo", now=now - first, default_pipeline="classic5"
-            )
-            target = stage if stage in _PATH else "deal_closing"
-            steps = _PATH[1 : _PATH.index(target) + 1] + ([stage] if stage not in _PATH else [])
-            for i, step in enumerate(steps, start=1):
-                when = now - first + (first - dt.timedelta(days=days)) * i / len(steps)
-                move_stage(session, deal, step, actor="demo", now=when)
-            if days > 5 and stage in _PATH:
-                call = InteractionIn(
-                    kind="call",
-                    subject=f"Call with {contact}",
-                    text="Walked through pricing and next steps.",
-                    occurred_at=now - dt.timedelta(days=days - 1),
-                    by=REPS[owner].email,
-                )
-                log_interaction(session, deal, call, actor="demo", source="demo", now=now)
+        for spec in data.deals:
+            _seed_deal(session, spec, data.rep(spec.owner), now)
         if api_key:
             return api_key
         return create_key(session, "demo", "write")
+
+
+def _seed_deal(session: Session, spec: DemoDeal, owner: DemoRep, now: dt.datetime) -> None:
+    """One deal walked up the pipeline to its stage, with a call if it has sat there a while."""
+    days, stage = spec.days_in_stage, spec.stage
+    first = dt.timedelta(days=days + 10)
+    body = DealIn(
+        title=spec.title,
+        pipeline="classic5",
+        stage="lead_generation",
+        owner=owner.email,
+        account={"name": spec.account, "domains": [spec.domain]},
+        contacts=[{"name": spec.contact, "email": _address(spec.contact, spec.domain)}],
+        amount=Decimal(spec.amount),
+        currency=owner.currency,
+        expected_close_date=(now + dt.timedelta(days=30 - days)).date(),
+        crm_url=f"https://crm.example.com/opportunities/{spec.crm_id}",
+        lead_source=spec.lead_source,
+    )
+    deal, _ = upsert_deal(
+        session, spec.crm_id, body, actor="demo", now=now - first, default_pipeline="classic5"
+    )
+    target = stage if stage in _PATH else "deal_closing"
+    steps = _PATH[1 : _PATH.index(target) + 1] + ([stage] if stage not in _PATH else [])
+    for i, step in enumerate(steps, start=1):
+        when = now - first + (first - dt.timedelta(days=days)) * i / len(steps)
+        move_stage(session, deal, step, actor="demo", now=when)
+    if days > 5 and stage in _PATH:
+        call = InteractionIn(
+            kind="call",
+            subject=f"Call with {spec.contact}",
+            text="Walked through pricing and next steps.",
+            occurred_at=now - dt.timedelta(days=days - 1),
+            by=owner.email,
+        )
+        log_interaction(session, deal, call, actor="demo", source="demo", now=now)
 
 
 def _address(name: str, domain: str) -> str:
@@ -337,8 +190,8 @@ def seed_tenant(control: str, now: dt.datetime) -> dict[str, str]:
     """The reps as users of the sandbox tenant, with Outlook working hours; their ids."""
     http = requests.Session()
     ids = {}
-    for rep in REPS:
-        zone = windows_name(rep.zone)
+    for rep in demo_data().reps:
+        zone = windows_name(rep.time_zone)
         answer = http.post(
             f"{control}/users",
             json={
@@ -379,82 +232,46 @@ def _people(*addresses: str) -> list[dict[str, Any]]:
     ]
 
 
+def _event(spec: DemoMeeting, day: dt.datetime) -> dict[str, Any]:
+    """A Graph event body for one of the demo's meetings."""
+    start = day + dt.timedelta(days=spec.days_from_today)
+    body: dict[str, Any] = {
+        "subject": spec.subject,
+        **_when(start, spec.minutes),
+        "attendees": _people(*spec.attendees),
+    }
+    if spec.online:
+        body["isOnlineMeeting"] = True
+        body["location"] = {"displayName": "Microsoft Teams Meeting"}
+    if spec.sensitivity != "normal":
+        body["sensitivity"] = spec.sensitivity
+    if spec.weekly_occurrences:
+        body["recurrence"] = {
+            "pattern": {
+                "type": "weekly",
+                "interval": 1,
+                "daysOfWeek": [start.strftime("%A").lower()],
+            },
+            "range": {
+                "type": "numbered",
+                "startDate": start.date().isoformat(),
+                "numberOfOccurrences": spec.weekly_occurrences,
+            },
+        }
+    return body
+
+
 def seed_meetings(control: str, now: dt.datetime) -> dict[str, str]:
     """The demo's calendar: what must be logged, and what must not. Returns event ids."""
-    ann, raj, mia = (rep.email for rep in REPS)
     day = now.replace(hour=14, minute=0, second=0, microsecond=0)
-    weekly_start = day - dt.timedelta(days=14)
-    meetings = {
-        "two reps, one customer": (
-            ann,
-            {
-                "subject": "Fabrikam ERP: pricing review",
-                **_when(day - dt.timedelta(days=1)),
-                "attendees": _people(raj, "dana.ruiz@fabrikam.com"),
-                "isOnlineMeeting": True,
-                "location": {"displayName": "Microsoft Teams Meeting"},
-            },
-        ),
-        "private": (
-            ann,
-            {
-                "subject": "Doctor's appointment",
-                **_when(day - dt.timedelta(days=2)),
-                "attendees": _people("dana.ruiz@fabrikam.com"),
-                "sensitivity": "private",
-            },
-        ),
-        "internal": (
-            ann,
-            {
-                "subject": "Pipeline review",
-                **_when(day - dt.timedelta(days=3)),
-                "attendees": _people(raj, mia),
-            },
-        ),
-        "weekly": (
-            raj,
-            {
-                "subject": "Northwind telematics: weekly status",
-                **_when(weekly_start, 30),
-                "attendees": _people("omar.haddad@northwindtraders.com"),
-                "recurrence": {
-                    "pattern": {
-                        "type": "weekly",
-                        "interval": 1,
-                        "daysOfWeek": [weekly_start.strftime("%A").lower()],
-                    },
-                    "range": {
-                        "type": "numbered",
-                        "startDate": weekly_start.date().isoformat(),
-                        "numberOfOccurrences": 6,
-                    },
-                },
-            },
-        ),
-        "to cancel": (
-            mia,
-            {
-                "subject": "Humongous Insurance: claims AI demo",
-                **_when(day + dt.timedelta(days=2)),
-                "attendees": _people("ivy.clarke@humongousinsurance.com"),
-            },
-        ),
-        "upcoming": (
-            mia,
-            {
-                "subject": "Tailspin: pilot kickoff",
-                **_when(day + dt.timedelta(days=1)),
-                "attendees": _people("grace.kim@tailspintoys.com", "ops@tailspintoys.com"),
-            },
-        ),
-    }
     http = requests.Session()
     ids = {}
-    for name, (organizer, body) in meetings.items():
-        answer = http.post(f"{control}/users/{organizer}/events", json=body, timeout=30)
+    for spec in demo_data().meetings:
+        answer = http.post(
+            f"{control}/users/{spec.organizer}/events", json=_event(spec, day), timeout=30
+        )
         answer.raise_for_status()
-        ids[name] = answer.json()["id"]
+        ids[spec.name] = answer.json()["id"]
     return ids
 
 
@@ -478,7 +295,7 @@ def install_teams_app(sandbox: Any, app: Flask, bot_endpoint: str) -> list[str]:
         timeout=30,
     ).raise_for_status()
     installed = []
-    for rep in REPS:
+    for rep in demo_data().reps:
         answer = http.post(f"{sandbox.base_url}/_sandbox/teams/{rep.email}/install", timeout=30)
         if answer.ok:
             installed.append(rep.email)
@@ -522,15 +339,22 @@ def prepare_demo(
         for rep in session.query(Rep):
             rep.entra_id = entra_ids.get(rep.email)
     events = seed_meetings(control, now)
-    reports = {rep.email: sync_mailbox(app, rep.email) for rep in REPS}
+    data = demo_data()
+    reports = {rep.email: sync_mailbox(app, rep.email) for rep in data.reps}
     # The organizer cancels one meeting: it stays visible on its deal, as cancelled.
-    mia = REPS[2].email
+    mia = next(m.organizer for m in data.meetings if m.name == "to cancel")
     delete_event(graph_client(app), entra_ids[mia], events["to cancel"])
     after = sync_mailbox(app, mia)
     reports[mia].meetings += after.meetings
     reports[mia].error = reports[mia].error or after.error
     mark_held(app)
     drain(app, limit=1000, kinds={"calendar"})  # cards go once the reps installed the app
+    summary = _summary(app, reports)
+    return DemoRun(app=app, api_key=key, sandbox_url=sandbox.base_url, summary=summary)
+
+
+def _summary(app: Flask, reports: dict[str, SyncReport]) -> list[str]:
+    """What each mailbox's round read, and what the store holds now."""
     summary = [
         f"{email}: "
         + (f"error {r.error}" if r.error else f"{r.meetings} meetings read")
@@ -557,13 +381,14 @@ def prepare_demo(
     summary.append(
         f"reminders open: {open_reminders}; on Outlook calendars this week: {on_calendars}"
     )
-    return DemoRun(app=app, api_key=key, sandbox_url=sandbox.base_url, summary=summary)
+    return summary
 
 
 def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
     env_key = os.environ.get("DEALBRIDGE_API_KEY") or None
     with start_sandbox(port=sandbox_port, domain=DEMO_DOMAIN) as sandbox:
         run = prepare_demo(folder=DEMO_DIR, port=port, sandbox=sandbox, api_key=env_key)
+        data = demo_data()
         base = f"http://127.0.0.1:{port}"
         click.echo("")
         click.echo("DealBridge demo — on the sandbox Microsoft 365 tenant")
@@ -574,7 +399,7 @@ def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
         click.echo(f"  Reminders        {base}/api/v1/reminders?rep=ann.lee@{DEMO_DOMAIN}")
         click.echo(f"  Outlook calendars (sandbox)  {sandbox.base_url}/")
         click.echo(f"  Teams chats (sandbox)        {sandbox.base_url}/teams")
-        click.echo(f"  Seeded           {len(REPS)} reps, {len(DEALS)} deals on classic5")
+        click.echo(f"  Seeded           {len(data.reps)} reps, {len(data.deals)} deals on classic5")
         for line in run.summary:
             click.echo(f"  {line}")
         click.echo(f"  Database         {DEMO_DIR / 'dealbridge.db'}")
