@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -102,15 +102,77 @@ class _ErrorBody(_Wire):
     sub_code: str | None = None
 
 
+class _Outbound(BaseModel):
+    """A body we send to the Bot Connector: camelCase, absent fields left out."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Attachment(_Outbound):
+    """An attachment of an activity: here, always an Adaptive Card."""
+
+    content_type: str = CARD_CONTENT_TYPE
+    """The card's MIME type."""
+    content: dict[str, Any]
+    """The card itself."""
+
+
+class MessageActivity(_Outbound):
+    """A message activity (Bot Framework `Activity` of type `message`)."""
+
+    type: Literal["message"] = "message"
+    """Always a message."""
+    summary: str
+    """What Teams shows in notifications and the chat list."""
+    attachments: list[Attachment]
+    """The card (no `text`: Teams would show both)."""
+
+
+class TenantInfo(_Outbound):
+    """`{"id": tenant}`."""
+
+    id: str
+    """The Entra tenant id."""
+
+
+class TeamsChannelData(_Outbound):
+    """Teams' channel data on a new conversation."""
+
+    tenant: TenantInfo
+    """The tenant the chat belongs to."""
+
+
+class Account(_Outbound):
+    """A bot or a user, by id."""
+
+    id: str
+    """`28:{bot id}` for the bot, `29:...` or an Entra id for a user."""
+
+
+class ConversationParameters(_Outbound):
+    """`POST v3/conversations`: open (or find) the bot's 1:1 chat with a user."""
+
+    is_group: bool = False
+    """Always 1:1."""
+    bot: Account
+    """The bot."""
+    members: list[Account]
+    """The one user."""
+    tenant_id: str | None = None
+    """The tenant (Teams requires it for a proactive chat)."""
+    channel_data: TeamsChannelData | None = None
+    """The tenant again, where Teams reads it."""
+
+
 def card_activity(view: CardView, *, card: dict[str, Any] | None = None) -> dict[str, Any]:
     """A message activity carrying the card for `view` (no `text`: Teams would show both)."""
-    return {
-        "type": "message",
-        "summary": card_summary(view),
-        "attachments": [
-            {"contentType": CARD_CONTENT_TYPE, "content": card if card else build_card(view)}
-        ],
-    }
+    return MessageActivity(
+        summary=card_summary(view),
+        attachments=[Attachment(content=card if card else build_card(view))],
+    ).wire()
 
 
 class BotConnector:
@@ -132,15 +194,13 @@ class BotConnector:
         self, service_url: str, bot_id: str, user_id: str, tenant_id: str | None
     ) -> str:
         """Open (or find) the 1:1 chat of the bot with a Teams user (`29:...` or Entra id)."""
-        body: dict[str, Any] = {
-            "isGroup": False,
-            "bot": {"id": f"28:{bot_id}" if not bot_id.startswith("28:") else bot_id},
-            "members": [{"id": user_id}],
-        }
-        if tenant_id:
-            body["tenantId"] = tenant_id
-            body["channelData"] = {"tenant": {"id": tenant_id}}
-        answer = self._call("POST", service_url, "v3/conversations", body)
+        body = ConversationParameters(
+            bot=Account(id=bot_id if bot_id.startswith("28:") else f"28:{bot_id}"),
+            members=[Account(id=user_id)],
+            tenant_id=tenant_id or None,
+            channel_data=TeamsChannelData(tenant=TenantInfo(id=tenant_id)) if tenant_id else None,
+        )
+        answer = self._call("POST", service_url, "v3/conversations", body.wire())
         try:
             return ConversationResourceResponse.model_validate(answer).id
         except ValidationError as e:

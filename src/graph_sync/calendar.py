@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from graph_sync.client import BatchItem, BatchResult, GraphClient
 from graph_sync.errors import GraphError
+from graph_sync.models import GraphBody
 from graph_sync.timezones import zone
 
 log = logging.getLogger(__name__)
@@ -62,28 +63,77 @@ class ReminderEvent(BaseModel):
         """Deterministic per key and generation: a repeated POST makes no second event."""
         return str(uuid.uuid5(_TRANSACTION_NAMESPACE, f"{self.key}#{self.generation}"))
 
-    def _when(self, moment: datetime) -> dict[str, str]:
+    def _when(self, moment: datetime) -> When:
         local = moment.astimezone(zone(self.time_zone))
-        return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": self.time_zone}
+        return When(date_time=local.strftime("%Y-%m-%dT%H:%M:%S"), time_zone=self.time_zone)
 
     def graph_body(self, *, create: bool) -> dict[str, Any]:
         """The event as Graph takes it (POST when `create`, else PATCH)."""
-        body: dict[str, Any] = {
-            "subject": self.subject,
-            "body": {"contentType": "html", "content": self.body_html},
-            "start": self._when(self.start),
-            "end": self._when(self.start + timedelta(minutes=self.duration_minutes)),
-            "isReminderOn": True,
-            "reminderMinutesBeforeStart": self.reminder_minutes_before_start,
-            "showAs": "free",
-            "categories": [CATEGORY],
-            # Never attendees: each would get a mail for every change (M365_NOTES.md).
-            "attendees": [],
-        }
-        if create:
-            body["transactionId"] = self.transaction_id
-            body["singleValueExtendedProperties"] = [{"id": REMINDER_PROPERTY, "value": self.key}]
-        return body
+        return EventBody(
+            subject=self.subject,
+            body=ItemBody(content_type="html", content=self.body_html),
+            start=self._when(self.start),
+            end=self._when(self.start + timedelta(minutes=self.duration_minutes)),
+            reminder_minutes_before_start=self.reminder_minutes_before_start,
+            transaction_id=self.transaction_id if create else None,
+            single_value_extended_properties=(
+                [ExtendedProperty(id=REMINDER_PROPERTY, value=self.key)] if create else None
+            ),
+        ).wire()
+
+
+class When(GraphBody):
+    """Graph's `dateTimeTimeZone`, as we write it."""
+
+    date_time: str
+    """Local time without offset."""
+    time_zone: str
+    """The zone it is in (Windows or IANA name)."""
+
+
+class ItemBody(GraphBody):
+    """Graph's `itemBody`."""
+
+    content_type: Literal["html", "text"]
+    """How `content` is written."""
+    content: str
+    """The text."""
+
+
+class ExtendedProperty(GraphBody):
+    """A single-value extended property: how we find our reminder events again."""
+
+    id: str
+    """The property's id (`String {guid} Name ...`)."""
+    value: str
+    """Its value: the reminder's key."""
+
+
+class EventBody(GraphBody):
+    """A reminder event as Graph takes it (event-post-events.md; PATCH takes the same)."""
+
+    subject: str
+    """Event subject."""
+    body: ItemBody
+    """Event body."""
+    start: When
+    """Start, in the rep's zone."""
+    end: When
+    """End, in the rep's zone."""
+    is_reminder_on: bool = True
+    """Outlook's pop-up reminder."""
+    reminder_minutes_before_start: int
+    """Minutes before start."""
+    show_as: Literal["free"] = "free"
+    """Reminders never block time."""
+    categories: list[str] = Field(default_factory=lambda: [CATEGORY])
+    """Tags our events: the meeting sync never reads them as meetings."""
+    attendees: list[Any] = Field(default_factory=list)
+    """Never attendees: each would get a mail for every change (M365_NOTES.md)."""
+    transaction_id: str | None = None
+    """On create: a repeated POST makes no second event."""
+    single_value_extended_properties: list[ExtendedProperty] | None = None
+    """On create: the reminder's key."""
 
 
 class CreateReminder(BaseModel):

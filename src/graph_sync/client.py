@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graph_sync.auth import GRAPH_SCOPE, AccessTokens, GraphCredentials, TokenProvider
 from graph_sync.errors import GraphError, Throttled, error_for
+from graph_sync.models import GraphBody
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -507,26 +508,26 @@ class GraphClient:
     def post_json(
         self,
         path_or_url: str,
-        body: dict[str, Any],
+        body: GraphBody | dict[str, Any],
         *,
         headers: dict[str, str] | None = None,
         mailbox: str | None = None,
         permission: str | None = None,
     ) -> dict[str, Any]:
         """POST a JSON body; the answer's JSON ({} for 202/204)."""
-        return self._call("POST", path_or_url, body, headers, None, mailbox, permission)
+        return self._call("POST", path_or_url, _wire(body), headers, None, mailbox, permission)
 
     def patch_json(
         self,
         path_or_url: str,
-        body: dict[str, Any],
+        body: GraphBody | dict[str, Any],
         *,
         headers: dict[str, str] | None = None,
         mailbox: str | None = None,
         permission: str | None = None,
     ) -> dict[str, Any]:
         """PATCH a JSON body; the answer's JSON ({} for 204)."""
-        return self._call("PATCH", path_or_url, body, headers, None, mailbox, permission)
+        return self._call("PATCH", path_or_url, _wire(body), headers, None, mailbox, permission)
 
     def delete(
         self,
@@ -773,3 +774,8 @@ def _build_adapter(tokens: AccessTokens, api_base: str, host: str) -> Any:
     )
     adapter.base_url = api_base
     return adapter
+
+
+def _wire(body: GraphBody | dict[str, Any]) -> dict[str, Any]:
+    """Our bodies are models; a plain dict is accepted for tests that arrange the tenant."""
+    return body.wire() if isinstance(body, GraphBody) else body

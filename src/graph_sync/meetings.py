@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graph_sync.client import GraphClient
 from graph_sync.errors import GraphError, NotFound, SyncStateExpired, UnreadablePage
-from graph_sync.models import DeltaPage, GraphEvent, GraphModel, Meeting
+from graph_sync.models import DeltaPage, GraphBody, GraphEvent, GraphModel, Meeting
 from graph_sync.timezones import graph_date_time
 
 log = logging.getLogger(__name__)
@@ -270,6 +269,30 @@ def _expiry(minutes: int) -> str:
     return graph_date_time(datetime.now(UTC) + timedelta(minutes=minutes)) + "Z"
 
 
+class SubscriptionRequest(GraphBody):
+    """`POST /subscriptions` (subscription-post-subscriptions.md)."""
+
+    change_type: str
+    """Comma-separated: `created,updated,deleted`."""
+    notification_url: str
+    """Where Graph posts changes (validated first with a handshake)."""
+    lifecycle_notification_url: str
+    """Where Graph posts `reauthorizationRequired`, `missed` and `subscriptionRemoved`."""
+    resource: str
+    """`/users/{id}/events`."""
+    expiration_date_time: str
+    """At most 4,230 minutes ahead for Outlook events."""
+    client_state: str
+    """Echoed in every notification; we keep only its hash."""
+
+
+class SubscriptionRenewal(GraphBody):
+    """`PATCH /subscriptions/{id}`: a new expiry."""
+
+    expiration_date_time: str
+    """At most 4,230 minutes ahead for Outlook events."""
+
+
 def create_subscription(
     client: GraphClient,
     mailbox: str,
@@ -280,14 +303,14 @@ def create_subscription(
 ) -> Subscription:
     """Subscribe to a mailbox's events (created, updated, deleted); Graph first validates
     `notification_url` with a handshake the connector answers."""
-    body: dict[str, Any] = {
-        "changeType": "created,updated,deleted",
-        "notificationUrl": notification_url,
-        "lifecycleNotificationUrl": lifecycle_url,
-        "resource": f"/users/{mailbox}/events",
-        "expirationDateTime": _expiry(minutes),
-        "clientState": client_state,
-    }
+    body = SubscriptionRequest(
+        change_type="created,updated,deleted",
+        notification_url=notification_url,
+        lifecycle_notification_url=lifecycle_url,
+        resource=f"/users/{mailbox}/events",
+        expiration_date_time=_expiry(minutes),
+        client_state=client_state,
+    )
     raw = client.post_json("/subscriptions", body, permission=CALENDARS_READ)
     return Subscription.model_validate(raw)
 
@@ -298,7 +321,7 @@ def renew_subscription(
     """Push the expiry `minutes` ahead (at most 4,230 for Outlook events)."""
     raw = client.patch_json(
         f"/subscriptions/{subscription_id}",
-        {"expirationDateTime": _expiry(minutes)},
+        SubscriptionRenewal(expiration_date_time=_expiry(minutes)),
         permission=CALENDARS_READ,
     )
     return Subscription.model_validate(raw)

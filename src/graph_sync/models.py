@@ -23,6 +23,16 @@ class GraphModel(BaseModel):
     )
 
 
+class GraphBody(BaseModel):
+    """A body we send to Graph: camelCase on the wire, absent fields left out."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    def wire(self) -> dict[str, Any]:
+        """As Graph takes it (teams.py's `model_dump(by_alias=True, exclude_none=True)`)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 class DateTimeTimeZone(GraphModel):
     """Graph's `dateTimeTimeZone`: a local time without offset and the zone it is in."""
 

@@ -6,12 +6,14 @@ open the way for it, or notify through the activity feed when it cannot.
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
 from graph_sync.client import GraphClient
 from graph_sync.errors import GraphError, NotFound
+from graph_sync.models import GraphBody
 
 INSTALL_PERMISSION = "TeamsAppInstallation.ReadWriteSelfForUser.All"
 ACTIVITY_PERMISSION = "TeamsActivity.Send"
@@ -47,10 +49,57 @@ def count_installed_apps(client: GraphClient, user: str) -> int:
     return len(_Installations.model_validate_json(raw).value)
 
 
+class AppInstallation(GraphBody):
+    """`POST /users/{id}/teamwork/installedApps` (userteamwork-post-installedapps.md)."""
+
+    teams_app: str = Field(serialization_alias="teamsApp@odata.bind")
+    """The catalog app's URL: `{graph}/appCatalogs/teamsApps/{id}`."""
+
+
+class ActivityTopic(GraphBody):
+    """What the notice is about: a text topic with a link."""
+
+    source: Literal["text", "entityUrl"]
+    """`text` for a topic of our own."""
+    value: str
+    """The topic's text."""
+    web_url: str
+    """Where a click on the notice goes."""
+
+
+class ItemText(GraphBody):
+    """Graph's `itemBody` without a content type: the preview line."""
+
+    content: str
+    """The text."""
+
+
+class KeyValue(GraphBody):
+    """One template parameter."""
+
+    name: str
+    """The parameter, as the manifest's activity template names it."""
+    value: str
+    """Its value."""
+
+
+class ActivityNotification(GraphBody):
+    """`POST /users/{id}/teamwork/sendActivityNotification`."""
+
+    topic: ActivityTopic
+    """What it is about."""
+    activity_type: str
+    """An activity type the manifest declares."""
+    preview_text: ItemText
+    """The line the feed shows."""
+    template_parameters: list[KeyValue]
+    """Values for the activity type's template."""
+
+
 def install_app_for_user(client: GraphClient, user: str, teams_app_id: str) -> str:
     """Install our Teams app (catalog id) in the rep's personal scope; the installation id.
     Already installed (409) is success. Forbidden when the permission is not granted."""
-    body = {"teamsApp@odata.bind": f"{client.api_base}/appCatalogs/teamsApps/{teams_app_id}"}
+    body = AppInstallation(teams_app=f"{client.api_base}/appCatalogs/teamsApps/{teams_app_id}")
     try:
         answer = client.post_json(
             _installed_apps(user), body, mailbox=user, permission=INSTALL_PERMISSION
@@ -89,14 +138,14 @@ def send_activity_notification(
     topic: str = "DealBridge",
 ) -> None:
     """A Teams activity-feed notice for the rep (the manifest declares `activity_type`)."""
-    body = {
-        "topic": {"source": "text", "value": topic, "webUrl": web_url},
-        "activityType": activity_type,
-        "previewText": {"content": preview_text},
-        "templateParameters": [
-            {"name": name, "value": value} for name, value in (template_parameters or {}).items()
+    body = ActivityNotification(
+        topic=ActivityTopic(source="text", value=topic, web_url=web_url),
+        activity_type=activity_type,
+        preview_text=ItemText(content=preview_text),
+        template_parameters=[
+            KeyValue(name=name, value=value) for name, value in (template_parameters or {}).items()
         ],
-    }
+    )
     client.post_json(
         f"/users/{user}/teamwork/sendActivityNotification",
         body,

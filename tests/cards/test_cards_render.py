@@ -32,7 +32,9 @@ def test_the_page_embeds_the_card_the_host_config_and_the_renderer() -> None:
 
 @pytest.mark.slow
 @pytest.mark.node
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed: apt-get install chromium")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Chromium is not installed: apt-get install chromium"
+)
 @pytest.mark.skipif(not NODE_MODULES.exists(), reason="tests/node_modules is missing")
 def test_the_reminder_renders_to_a_cropped_png(tmp_path: Path) -> None:
     pytest.importorskip("PIL")
