@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from flask import Flask, Response, json, request
 from pydantic import BaseModel, ValidationError
@@ -23,8 +23,28 @@ class FieldProblem(BaseModel):
     """One invalid input: where it was and what is wrong with it."""
 
     field: str
+    """The field, dotted for nested ones (``stages.0.name``); ``(body)`` for the whole body."""
     message: str
-    location: str = "body"
+    """What is wrong with its value."""
+    location: Literal["body", "query", "path"] = "body"
+    """Where the field was sent."""
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error response, and its OpenAPI schema."""
+
+    type: str
+    """``/api/problems/<slug>``, or ``about:blank`` for a plain HTTP error."""
+    title: str
+    """The kind of problem, the same for every occurrence."""
+    status: int
+    """The HTTP status."""
+    detail: str
+    """What went wrong this time, naming the field or id."""
+    instance: str | None = None
+    """The path of the request."""
+    errors: list[FieldProblem] | None = None
+    """Each invalid input; absent when the problem is not about input."""
 
 
 class DealBridgeError(Exception):
@@ -95,16 +115,16 @@ def problem_response(
     errors: Sequence[FieldProblem] = (),
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": f"/api/problems/{slug}" if slug != "about:blank" else slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.path,
-    }
-    if errors:
-        body["errors"] = [e.model_dump() for e in errors]
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    problem = Problem(
+        type=f"/api/problems/{slug}" if slug != "about:blank" else slug,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.path,
+        errors=list(errors) or None,
+    )
+    body = json.dumps(problem.model_dump(exclude_none=True))
+    response = Response(body, status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

@@ -173,3 +173,21 @@ def test_no_list_query_produces_a_500(
 ) -> None:
     answer = client.get("/api/v1/deals", query_string=query, headers=auth)
     assert answer.status_code in {200, 422}, answer.get_data(as_text=True)
+
+
+def test_openapi_problem_schema_is_the_model_that_builds_the_responses(
+    client: FlaskClient, write_key: str
+) -> None:
+    from connector.errors import Problem
+
+    document = client.get("/api/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    generated = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, schema in generated.pop("$defs", {}).items():
+        assert schemas[name] == schema
+    assert schemas["Problem"] == generated
+    answer = client.put(
+        "/api/v1/deals/d-1", json={"title": 5}, headers={"Authorization": f"Bearer {write_key}"}
+    )
+    assert answer.status_code == 422
+    Problem.model_validate(answer.get_json())

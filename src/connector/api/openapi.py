@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from connector import __version__
 from connector.api.routing import Api, Operation
+from connector.errors import Problem
 
 _PARAM = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([a-z_]+)>")
 _REASONS = {
@@ -32,44 +33,18 @@ _REASONS = {
 }
 
 
-def _problem_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": "RFC 9457 problem details",
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "instance": {"type": "string"},
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "field": {"type": "string"},
-                        "message": {"type": "string"},
-                        "location": {"enum": ["body", "query", "path"]},
-                    },
-                },
-            },
-        },
-        "required": ["type", "title", "status", "detail"],
-    }
-
-
 def build_document(apis: list[Api]) -> dict[str, Any]:
     models: set[type[BaseModel]] = set()
     for api in apis:
         for op in api.operations:
             body = op.documented_body or op.body
             models.update(m for m in (body, op.response) if m is not None)
-    ordered = sorted(models, key=lambda m: m.__name__)
+    ordered: list[type[BaseModel]] = [*sorted(models, key=lambda m: m.__name__), Problem]
     _, defs = models_json_schema(
-        [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
+        [(m, "validation") for m in ordered],
+        ref_template="#/components/schemas/{model}",
     )
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
-    schemas["Problem"] = _problem_schema()
     paths: dict[str, dict[str, Any]] = {}
     for api in apis:
         for op in api.operations:
