@@ -57,3 +57,9 @@ def test_details_stored_through_the_column_type_come_back_typed_and_unchanged() 
 
 def test_an_empty_details_dict_stays_empty() -> None:
     assert MeetingDetails.model_validate({}).model_dump(exclude_unset=True) == {}
+
+
+def test_details_dump_only_the_keys_given_so_the_wire_is_unchanged() -> None:
+    given = {"mailboxes": ["ana@contoso.test"], "legacy_key": 1}
+
+    assert MeetingDetails.model_validate(given).model_dump(mode="json") == given

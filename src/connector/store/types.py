@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 from sqlalchemy import JSON
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -16,6 +16,13 @@ from sqlalchemy.types import TypeDecorator
 class _Shape(BaseModel):
     # extra="allow": rows written before this model must still load, whatever they carry.
     model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Only the keys given (and extras): the wire and the column keep today's JSON exactly.
+        dumped = handler(self)
+        given = self.model_fields_set | set(self.model_extra or {})
+        return {k: v for k, v in dumped.items() if k in given}
 
 
 class Attendee(_Shape):
