@@ -293,3 +293,15 @@ def test_an_interaction_from_the_year_1_is_refused(
     answer = client.post("/api/v1/deals/OPP-1/interactions", json=call, headers=auth)
     assert answer.status_code == 422
     assert answer.json["errors"][0]["field"] == "occurred_at"
+
+
+def test_openapi_shows_the_fields_of_an_interactions_details(client: FlaskClient) -> None:
+    schemas = client.get("/api/openapi.json").json["components"]["schemas"]
+
+    details = schemas["InteractionOut"]["properties"]["details"]
+    assert details["$ref"].endswith("/MeetingDetails")
+    fields = schemas["MeetingDetails"]["properties"]
+    assert {"attendees", "mailboxes", "internal_participants", "candidates", "organizer"} <= set(
+        fields
+    )
+    assert schemas["Attendee"]["properties"]["email"]

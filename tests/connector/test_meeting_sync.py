@@ -643,3 +643,23 @@ def _store_rows(t: Tenant) -> dict[str, Any]:
             "reps": [(r.email, r.entra_id, r.time_zone) for r in session.scalars(select(Rep))],
             "outbox": session.scalars(select(OutboxItem.id)).all(),
         }
+
+
+def test_the_interactions_api_filters_by_a_rep_among_the_internal_participants(
+    m365: Tenant,
+) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    add_deal(m365, "OPP-1", ann, domains=["fabrikam.com"])
+    m365.add_event(ann, meeting("Roadmap", PAST, ["cto@fabrikam.com"]))
+    sync(m365, ann)
+    [logged] = interactions(m365)
+    client = m365.app.test_client()
+    headers = {"Authorization": f"Bearer {_key(m365)}"}
+
+    def listed(rep: str) -> list[int]:
+        got = client.get(f"/api/v1/interactions?rep={rep}", headers=headers)
+        return [i["id"] for i in got.json["items"]]
+
+    assert listed(ann) == [logged.id]
+    assert listed(raj) == []

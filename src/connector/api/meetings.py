@@ -68,10 +68,11 @@ def list_all_interactions(query: InteractionQuery) -> InteractionList:
     stmt = stmt.order_by(Interaction.started_at.desc(), Interaction.id.desc())
     items = []
     for interaction, crm_id in session.execute(stmt):
-        participants = (interaction.details or {}).get("internal_participants", [])
+        out = interaction_out(interaction, crm_id)
+        participants = out.details.internal_participants
         if query.rep and query.rep not in participants and interaction.created_by != query.rep:
             continue
-        items.append(interaction_out(interaction, crm_id))
+        items.append(out)
         if len(items) >= query.limit:
             break
     return InteractionList(items=items)

@@ -15,7 +15,6 @@ from pydantic import (
     model_validator,
 )
 
-# The domain's models are served as they are (api -> deals); re-exported for the API.
 from connector.deals.models import (
     Account,
     AwareDatetime,
@@ -34,6 +33,9 @@ from connector.deals.models import (
     Strict,
     Text300,
 )
+
+# The domain's models are served as they are (api -> deals); re-exported for the API.
+from connector.store.types import MeetingDetails
 
 __all__ = [
     "Account",
@@ -153,7 +155,7 @@ class InteractionOut(BaseModel):
     created_by: str | None
     match_rule: str | None
     matched_address: str | None
-    details: dict[str, Any]
+    details: MeetingDetails
 
 
 class InteractionList(BaseModel):
