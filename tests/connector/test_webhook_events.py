@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from connector.crm.events import (
     EVENTS,
@@ -15,6 +17,10 @@ from connector.crm.events import (
     ReminderCompleted,
     WebhookEvent,
 )
+from connector.store.db import get_store
+from connector.store.models import Interaction, OutboxItem
+from tests.connector.conftest import Tenant, meeting
+from tests.connector.test_meeting_sync import PAST, _graph_token, add_deal, sync
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
@@ -72,3 +78,38 @@ def test_the_wire_names_the_fields_the_sender_set_and_nothing_more() -> None:
 
     assert moved.data() == {"deal": "OPP-1", "from": "new", "to": "won"}
     assert chosen.data() == {"interaction": 7, "deal": None, "by": "a@b.c", "change": "deal_chosen"}
+
+
+def test_a_logged_and_a_cancelled_meeting_tell_the_crm_every_field(m365: Tenant) -> None:
+    m365.app.extensions["dealbridge.settings"].webhook_url = "http://crm.invalid/hooks"
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    event = m365.add_event(ann, meeting("Pricing review", PAST, ["dana@fabrikam.com"]))
+    sync(m365, ann)
+    requests.delete(
+        f"{m365.sandbox.base_url}/v1.0/users/{ann}/events/{event['id']}",
+        headers={"Authorization": f"Bearer {_graph_token(m365)}"},
+        timeout=10,
+    ).raise_for_status()
+    sync(m365, ann)
+
+    with get_store(m365.app).session() as session:
+        [interaction] = session.scalars(select(Interaction).where(Interaction.kind == "meeting"))
+        hooks = session.scalars(
+            select(OutboxItem).where(OutboxItem.kind == "webhook").order_by(OutboxItem.id)
+        )
+        sent = [(hook.payload["type"], hook.payload["data"]) for hook in hooks]
+    meeting_fields = {
+        "interaction": interaction.id,
+        "deal": "OPP-1",
+        "kind": "meeting",
+        "subject": "Pricing review",
+        "start": interaction.started_at.isoformat(),
+        "end": interaction.ended_at.isoformat() if interaction.ended_at else None,
+        "rule": "contact",
+        "address": "dana@fabrikam.com",
+    }
+    assert sent == [
+        ("interaction.logged", meeting_fields | {"status": "held"}),
+        ("interaction.updated", meeting_fields | {"status": "cancelled"}),
+    ]
