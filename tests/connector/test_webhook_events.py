@@ -18,8 +18,9 @@ from connector.crm.events import (
     WebhookEvent,
 )
 from connector.store.db import get_store
-from connector.store.models import Interaction, OutboxItem
+from connector.store.models import Interaction, OutboxItem, Reminder
 from tests.connector.conftest import Tenant, meeting
+from tests.connector.test_calendar_delivery import deliver_all
 from tests.connector.test_meeting_sync import PAST, _graph_token, add_deal, sync
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -112,4 +113,29 @@ def test_a_logged_and_a_cancelled_meeting_tell_the_crm_every_field(m365: Tenant)
     assert sent == [
         ("interaction.logged", meeting_fields | {"status": "held"}),
         ("interaction.updated", meeting_fields | {"status": "cancelled"}),
+    ]
+
+
+def test_a_reminder_deleted_in_outlook_tells_the_crm_what_it_knows(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    deliver_all(m365)
+    sync(m365, ann)
+    with get_store(m365.app).session() as session:
+        reminder = session.scalars(select(Reminder).where(Reminder.status == "open")).first()
+        assert reminder is not None
+        event_id, reminder_id = reminder.calendar_event_id, reminder.id
+    requests.delete(
+        f"{m365.sandbox.base_url}/v1.0/users/{ann}/events/{event_id}",
+        headers={"Authorization": f"Bearer {_graph_token(m365)}"},
+        timeout=10,
+    ).raise_for_status()
+    m365.app.extensions["dealbridge.settings"].webhook_url = "http://crm.invalid/hooks"
+    sync(m365, ann)
+
+    with get_store(m365.app).session() as session:
+        hooks = session.scalars(select(OutboxItem).where(OutboxItem.kind == "webhook"))
+        sent = [(hook.payload["type"], hook.payload["data"]) for hook in hooks]
+    assert sent == [
+        ("reminder.completed", {"reminder": reminder_id, "deal": "OPP-1", "by": f"outlook:{ann}"})
     ]
