@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from connector.crm import webhooks as crm_webhooks
+from connector.crm.events import DealStageChanged
 from connector.outbox import (
     LEASE,
     MAX_ATTEMPTS,
@@ -58,8 +59,7 @@ def _notify(app: Flask, key: str = "deal:OPP-1:stage:2") -> None:
         crm_webhooks.notify(
             session,
             settings,
-            "deal.stage_changed",
-            {"deal": "OPP-1", "from": "negotiation", "to": "won"},
+            DealStageChanged(deal="OPP-1", from_="negotiation", to="won"),
             key=key,
             now=utcnow(),
         )

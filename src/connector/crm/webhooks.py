@@ -15,12 +15,12 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import requests
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from connector.crm.events import EVENTS, InteractionUpdated, WebhookEvent
 from connector.outbox import Delivered, Failed, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_deal_chosen, settings_of
@@ -28,14 +28,7 @@ from connector.store.models import Interaction, OutboxItem
 
 log = logging.getLogger(__name__)
 KIND = "webhook"
-EVENT_TYPES = (
-    "deal.stage_changed",
-    "interaction.logged",
-    "interaction.updated",
-    "reminder.completed",
-    "reminder.snoozed",
-    "note.logged",
-)
+EVENT_TYPES = tuple(event.TYPE for event in EVENTS)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -50,23 +43,20 @@ def verify(secret: str, body: bytes, signature: str) -> bool:
 def notify(
     session: Session,
     settings: Settings,
-    event_type: str,
-    data: dict[str, Any],
+    event: WebhookEvent,
     *,
     key: str,
     now: dt.datetime,
 ) -> OutboxItem | None:
-    """Queue one webhook (once per key). Nothing is queued when no webhook URL is set."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown webhook type {event_type!r}")
+    """Queue one webhook (once per key); its type is the event's. Nothing without a URL."""
     if not settings.webhook_url:
         return None
     delivery_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"dealbridge:{key}"))
     payload = {
         "id": delivery_id,
-        "type": event_type,
+        "type": event.TYPE,
         "occurred_at": now.isoformat().replace("+00:00", "Z"),
-        "data": data,
+        "data": event.data(),
     }
     return enqueue(session, KIND, f"webhook:{key}", payload)
 
@@ -117,15 +107,15 @@ def on_meeting_deal_chosen(
     session: Session, *, interaction: Interaction, deal: str, by: str, now: dt.datetime
 ) -> None:
     """``interaction.updated`` for a deal chosen in the API or on a Teams card (one shape)."""
-    data = {
-        "interaction": interaction.id,
-        "deal": deal,
-        "status": interaction.status,
-        "by": by,
-        "change": "deal_chosen",
-    }
+    event = InteractionUpdated(
+        interaction=interaction.id,
+        deal=deal,
+        status=interaction.status,
+        by=by,
+        change="deal_chosen",
+    )
     key = f"interaction.chosen:{interaction.id}:{deal}:{now.isoformat()}"
-    notify(session, settings_of(session), "interaction.updated", data, key=key, now=now)
+    notify(session, settings_of(session), event, key=key, now=now)
 
 
 def init_app(app: Flask) -> None:

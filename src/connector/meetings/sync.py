@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.crm import webhooks as crm_webhooks
+from connector.crm.events import InteractionLogged, InteractionUpdated, ReminderCompleted
 from connector.deals.changes import announce
 from connector.meetings.interactions import refresh_last_interaction
 from connector.meetings.matching import DealCandidate, is_consumer_domain
@@ -572,8 +573,9 @@ def _reminder_dismissed(
     crm_webhooks.notify(
         session,
         settings,
-        "reminder.completed",
-        {"reminder": reminder.id, "deal": deal.crm_id if deal else None, "by": reminder.done_by},
+        ReminderCompleted(
+            reminder=reminder.id, deal=deal.crm_id if deal else None, by=reminder.done_by
+        ),
         key=f"reminder.completed:{reminder.id}",
         now=now,
     )
@@ -600,14 +602,13 @@ def _tell_others(
         "end": interaction.ended_at.isoformat() if interaction.ended_at else None,
         "rule": interaction.match_rule,
         "address": interaction.matched_address,
-    }
+    }  # the fields InteractionLogged and InteractionUpdated share
     newly_on_deal = deal is not None and (created or previous_deal != interaction.deal_id)
     if newly_on_deal and interaction.status != "cancelled":
         crm_webhooks.notify(
             session,
             settings,
-            "interaction.logged",
-            data,
+            InteractionLogged(**data),
             key=f"interaction.logged:{interaction.id}:{deal.crm_id if deal else ''}",
             now=now,
         )
@@ -615,8 +616,7 @@ def _tell_others(
         crm_webhooks.notify(
             session,
             settings,
-            "interaction.updated",
-            data,
+            InteractionUpdated(**data),
             key=f"interaction.updated:{interaction.id}:{interaction.status}",
             now=now,
         )

@@ -30,6 +30,14 @@ from cards.actions import (
 )
 from cards.models import AfterMeetingView, CardView, HelpView, MeetingLoggedView
 from connector.crm import webhooks as crm_webhooks
+from connector.crm.events import (
+    DealStageChanged,
+    InteractionUpdated,
+    NoteLogged,
+    ReminderCompleted,
+    ReminderSnoozed,
+    WebhookEvent,
+)
 from connector.deals.changes import get_deal, log_interaction, move_stage
 from connector.deals.models import InteractionIn
 from connector.deals.pipelines import get_pipeline
@@ -118,8 +126,7 @@ def _apply(
                 _notify(
                     session,
                     settings,
-                    "reminder.completed",
-                    _reminder_data(reminder, actor),
+                    ReminderCompleted(**_reminder_data(reminder, actor)),
                     f"reminder.completed:{reminder.id}",
                     now,
                 )
@@ -130,11 +137,10 @@ def _apply(
                 owner = session.scalar(select(Rep).where(Rep.email == reminder.rep_email))
                 until = snooze_until(working_calendar(owner, settings), now, action.option)
                 snooze(session, reminder, until, settings, now)
-                data = _reminder_data(reminder, actor) | {"until": _iso(until)}
+                data = ReminderSnoozed(**_reminder_data(reminder, actor), until=_iso(until))
                 _notify(
                     session,
                     settings,
-                    "reminder.snoozed",
                     data,
                     f"reminder.snoozed:{reminder.id}:{reminder.version}",
                     now,
@@ -185,6 +191,7 @@ def _reminder(session: Session, reminder_id: str) -> Reminder:
 
 
 def _reminder_data(reminder: Reminder, actor: str) -> dict[str, Any]:
+    """The fields a card's reminder event carries (``ReminderCompleted``, ``ReminderSnoozed``)."""
     return {
         "reminder": reminder.id,
         "deal": reminder.deal.crm_id,
@@ -202,12 +209,11 @@ def _iso(moment: dt.datetime) -> str:
 def _notify(
     session: Session,
     settings: Settings,
-    event_type: str,
-    data: dict[str, Any],
+    event: WebhookEvent,
     key: str,
     now: dt.datetime,
 ) -> None:
-    crm_webhooks.notify(session, settings, event_type, data, key=f"teams:{key}", now=now)
+    crm_webhooks.notify(session, settings, event, key=f"teams:{key}", now=now)
 
 
 def _advance(
@@ -231,19 +237,13 @@ def _advance(
     change_id = session.scalar(
         select(func.max(StageChange.id)).where(StageChange.deal_id == deal.id)
     )
-    data = {
-        "deal": deal.crm_id,
-        "from": before,
-        "to": target.key,
-        "by": actor,
-        "at": _iso(now),
-        "source": SOURCE,
-    }
+    event = DealStageChanged(
+        deal=deal.crm_id, from_=before, to=target.key, by=actor, at=_iso(now), source=SOURCE
+    )
     _notify(
         session,
         settings,
-        "deal.stage_changed",
-        data,
+        event,
         f"deal.stage_changed:{deal.crm_id}:{change_id}",
         now,
     )
@@ -269,14 +269,10 @@ def _note(
     )
     interaction, created = log_interaction(session, deal, note, actor=actor, source=SOURCE, now=now)
     if created:
-        data = {
-            "deal": deal.crm_id,
-            "interaction": interaction.id,
-            "text": text,
-            "by": actor,
-            "source": SOURCE,
-        }
-        _notify(session, settings, "note.logged", data, f"note.logged:{interaction.id}", now)
+        note_logged = NoteLogged(
+            deal=deal.crm_id, interaction=interaction.id, text=text, by=actor, source=SOURCE
+        )
+        _notify(session, settings, note_logged, f"note.logged:{interaction.id}", now)
     return interaction
 
 
@@ -312,19 +308,18 @@ def _outcome(
     }
     interaction.details = details
     session.flush()
-    data = {
-        "interaction": interaction.id,
-        "deal": deal.crm_id,
-        "by": actor,
-        "change": "outcome",
-        "outcome": action.outcome,
-        "source": SOURCE,
-    }
+    event = InteractionUpdated(
+        interaction=interaction.id,
+        deal=deal.crm_id,
+        by=actor,
+        change="outcome",
+        outcome=action.outcome,
+        source=SOURCE,
+    )
     _notify(
         session,
         settings,
-        "interaction.updated",
-        data,
+        event,
         f"interaction.updated:{interaction.id}:outcome",
         now,
     )
