@@ -30,11 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
-from sandbox.authority import InvalidTokenError
 from sandbox.device_code import ADMIN_ROLES
 from sandbox.errors import GraphError
 from sandbox.graph.query import parse_filter
-from sandbox.graph.routes import to_flask
+from sandbox.graph.routes import authenticated_call, to_flask
 from sandbox.graph.service import GraphService, Router, require
 from sandbox.graph.teams_apps import READ_CATALOG, TeamsApp, TeamsAppInput
 from sandbox.graph.wire import GraphRequest, GraphResponse, error_response, no_content, ok
@@ -56,11 +55,6 @@ _SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 _PNG = b"\x89PNG\r\n\x1a\n"
 # Teams app package icons (apps-package.md): color 192x192, outline 32x32.
 _ICON_SIZES = {"color": (192, 192), "outline": (32, 32)}
-_CHALLENGE = (
-    'Bearer realm="", '
-    'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
-    'client_id="00000003-0000-0000-c000-000000000000"'
-)
 
 
 @dataclass(frozen=True)
@@ -503,22 +497,9 @@ def create_blueprint(tenant: Tenant) -> Blueprint:
     @blueprint.route("/v1.0/appCatalogs/teamsApps", methods=["GET", "POST"])
     @blueprint.route("/v1.0/appCatalogs/teamsApps/<app_id>/appDefinitions", methods=["POST"])
     def catalog(app_id: str | None = None) -> Response:
-        call = GraphRequest(
-            method=request.method,
-            path=request.path.removeprefix("/v1.0"),
-            query={k.lower(): v for k, v in request.args.items()},
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=None,
-            base_url=request.host_url.rstrip("/"),
-            claims={},
-            query_string=request.query_string.decode("latin-1"),
-        )
-        try:
-            call.claims = tenant.authority.verify_graph_token(request.headers.get("Authorization"))
-        except InvalidTokenError as e:
-            answer = error_response(GraphError(401, "InvalidAuthenticationToken", str(e)), call)
-            answer.headers["WWW-Authenticate"] = _CHALLENGE
-            return to_flask(answer)
+        call = authenticated_call(tenant, request.path.removeprefix("/v1.0"))
+        if isinstance(call, Response):
+            return call
         if request.method == "POST":
             call.body = request.get_data(cache=False)
         return to_flask(service.serve(call))

@@ -48,6 +48,28 @@ def to_flask(answer: GraphResponse) -> Response:
     return response
 
 
+def authenticated_call(tenant: Tenant, path: str) -> GraphRequest | Response:
+    """The Flask request as a Graph call with its token's claims (body not read yet), or the
+    401 Graph answers for a missing or bad bearer token."""
+    call = GraphRequest(
+        method=request.method,
+        path=path,
+        query={k.lower(): v for k, v in request.args.items()},
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=None,
+        base_url=request.host_url.rstrip("/"),
+        claims={},
+        query_string=request.query_string.decode("latin-1"),
+    )
+    try:
+        call.claims = tenant.authority.verify_graph_token(request.headers.get("Authorization"))
+    except InvalidTokenError as e:
+        answer = error_response(GraphError(401, "InvalidAuthenticationToken", str(e)), call)
+        answer.headers["WWW-Authenticate"] = _CHALLENGE
+        return to_flask(answer)
+    return call
+
+
 def create_blueprint(tenant: Tenant) -> Blueprint:
     """`/v1.0/<path>`: authenticate the bearer token once, then serve through the Graph service."""
     service = build_service(tenant)
@@ -59,22 +81,9 @@ def create_blueprint(tenant: Tenant) -> Blueprint:
         strict_slashes=False,
     )
     def graph(subpath: str) -> Response:
-        call = GraphRequest(
-            method=request.method,
-            path="/" + subpath,
-            query={k.lower(): v for k, v in request.args.items()},
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=None,
-            base_url=request.host_url.rstrip("/"),
-            claims={},
-            query_string=request.query_string.decode("latin-1"),
-        )
-        try:
-            call.claims = tenant.authority.verify_graph_token(request.headers.get("Authorization"))
-        except InvalidTokenError as e:
-            answer = error_response(GraphError(401, "InvalidAuthenticationToken", str(e)), call)
-            answer.headers["WWW-Authenticate"] = _CHALLENGE
-            return to_flask(answer)
+        call = authenticated_call(tenant, "/" + subpath)
+        if isinstance(call, Response):
+            return call
         raw = request.get_data(cache=False)
         if raw:
             try:
