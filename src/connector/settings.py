@@ -142,7 +142,11 @@ class Settings(BaseSettings):
         default=15, ge=1, le=1440, description="Safety-net delta poll of every mailbox."
     )
     sync_debounce_seconds: float = Field(
-        default=2.0, ge=0, le=60, description="A burst of notifications within this is one round."
+        default=2.0,
+        ge=0,
+        le=60,
+        description="A notification after a quiet spell this long is read at once; sooner ones "
+        "wait until the notifications pause this long, and are read in one round.",
     )
     sync_max_removal_share: float = Field(
         default=0.5,
@@ -175,6 +179,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request.")
     scheduler_enabled: bool = Field(default=True, description="Run background jobs in-process.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    sync_max_wait_seconds: float = Field(
+        default=10.0,
+        ge=0.1,
+        le=3600,
+        description="A mailbox that keeps changing is still read at least this often.",
+    )
 
     @field_validator("public_url", "webhook_url")
     @classmethod

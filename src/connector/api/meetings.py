@@ -13,6 +13,8 @@ from connector.api.interactions import interaction_out
 from connector.api.routing import Api
 from connector.api.schemas import Email, InteractionList, InteractionOut, Strict
 from connector.meetings.interactions import choose_deal
+from connector.meetings.sync import next_round_at
+from connector.settings import current_settings
 from connector.store.db import db_session
 from connector.store.models import Deal, Interaction, Mailbox, utcnow
 
@@ -41,6 +43,11 @@ class MailboxStatus(BaseModel):
     window_end: dt.datetime | None
     subscription_expires_at: dt.datetime | None
     waiting_for_a_round: bool
+    next_round_at: dt.datetime = Field(
+        description="When its next round is due: at once after a notification that follows a "
+        "quiet spell, after the backoff when rounds fail (30 s, doubling, at most 1 h), else at "
+        "the poll."
+    )
 
 
 class SyncStatus(BaseModel):
@@ -111,6 +118,7 @@ def post_interaction_deal(interaction_id: int, body: ChooseDeal) -> InteractionO
 def sync_status() -> SyncStatus:
     """Last round, last success, last error and subscription expiry of each rep's mailbox."""
     session = db_session()
+    settings, now = current_settings(), utcnow()
     return SyncStatus(
         mailboxes=[
             MailboxStatus(
@@ -124,6 +132,7 @@ def sync_status() -> SyncStatus:
                 window_end=m.window_end,
                 subscription_expires_at=m.subscription_expires_at,
                 waiting_for_a_round=m.needs_sync,
+                next_round_at=next_round_at(m, settings, now),
             )
             for m in session.scalars(select(Mailbox).order_by(Mailbox.rep_email))
         ]

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class SyncReport:
     restarted: bool = False
     new_round: bool = False
     error: str | None = None
+    busy: bool = False
+    """A round of this mailbox was running here already; this one did not start."""
     failed: list[str] = field(default_factory=list)
     """Changes of the round that could not be applied (the others were)."""
 
@@ -155,29 +158,101 @@ def mailbox_for(session: Session, rep_email: str) -> Mailbox:
 
 
 ROUND_ATTEMPTS = 3  # a round that met another mailbox's round on a meeting plans again
+RETRY_FIRST = dt.timedelta(seconds=30)  # after a failed round; doubled after each further one
+RETRY_MOST = dt.timedelta(hours=1)
+
+
+def retry_after(failures: int) -> dt.timedelta:
+    """How long a mailbox waits after ``failures`` failed rounds in a row: 30 s, doubling, at
+    most an hour (none before the first failure)."""
+    if failures <= 0:
+        return dt.timedelta(0)
+    return min(RETRY_FIRST * 2 ** min(failures - 1, 16), RETRY_MOST)
+
+
+def next_round_at(mailbox: Mailbox, settings: Settings, now: dt.datetime) -> dt.datetime:
+    """When the mailbox's next round is due (``now`` or earlier: at once).
+
+    A mailbox never read is read at once. One waiting for a round (``needs_sync``: notified,
+    or its last round failed) is read, after a failed round, when its backoff ends
+    (:func:`retry_after`); after a notification that follows a quiet spell (no round started
+    for ``sync_debounce_seconds``), at once (the leading edge); after one that comes sooner,
+    when the notifications have paused that long, but never later than
+    ``sync_max_wait_seconds`` after the last round started (the ceiling): a mailbox that
+    keeps changing is still read that often, and what came during a round is one more round.
+    Otherwise the poll reads it every ``sync_poll_minutes`` (a failing one not before its
+    backoff ends)."""
+    last = mailbox.last_round_at
+    if last is None:
+        return now
+    debounce = dt.timedelta(seconds=settings.sync_debounce_seconds)
+    ceiling = last + dt.timedelta(seconds=settings.sync_max_wait_seconds)
+    backoff = last + retry_after(mailbox.failures)
+    notified = mailbox.notified_at
+    if not mailbox.needs_sync:
+        return max(last + dt.timedelta(minutes=settings.sync_poll_minutes), backoff)
+    if mailbox.failures:
+        return backoff
+    if notified is None or notified <= last:
+        # The round that started last covers it: still running, or lost with its process.
+        return ceiling
+    if notified - last >= debounce:
+        return notified
+    return min(notified + debounce, ceiling)
+
+
+_ROUNDS = "dealbridge.mailbox_rounds"  # app.extensions: a lock per mailbox, in this process
+_ROUNDS_LOCK = threading.Lock()
+
+
+def _round_lock(app: Flask, rep_email: str) -> threading.Lock:
+    with _ROUNDS_LOCK:
+        locks: dict[str, threading.Lock] = app.extensions.setdefault(_ROUNDS, {})
+        return locks.setdefault(rep_email, threading.Lock())
 
 
 def sync_mailbox(
     app: Flask, rep_email: str, *, full: bool = False, now: dt.datetime | None = None
 ) -> SyncReport:
-    """One delta round for a rep's mailbox, applied in one transaction."""
+    """One delta round for a rep's mailbox, applied in one transaction.
+
+    Never raises: whatever fails (Graph, a page the models cannot read, the store, a bug) is
+    logged, recorded on the mailbox (``last_error``, ``failures``) and retried with backoff
+    (:func:`next_round_at`); ``needs_sync`` is cleared only when the round has committed. A
+    round of a mailbox whose round is already running in this process does not start
+    (``busy``); that round's end leaves the mailbox waiting when notifications came meanwhile."""
+    report = SyncReport(mailbox=rep_email)
+    lock = _round_lock(app, rep_email)
+    if not lock.acquire(blocking=False):
+        report.busy = True
+        return report
+    try:
+        _round(app, rep_email, full=full, now=now or utcnow(), report=report)
+    except GraphSyncError as exc:  # Microsoft 365 said no: no traceback to show
+        report.error = str(exc)
+        log.warning("sync of %s failed: %s", rep_email, exc)
+        _record_failure(app, rep_email, report.error)
+    except Exception as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+        log.exception("sync of %s failed", rep_email)
+        _record_failure(app, rep_email, report.error)
+    finally:
+        lock.release()
+    return report
+
+
+def _round(
+    app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: SyncReport
+) -> None:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     store = get_store(app)
-    now = now or utcnow()
-    report = SyncReport(mailbox=rep_email)
     window = window_for(settings, now)
-    mailbox_id, user, link = _begin_round(app, rep_email, window, full=full, now=now)
+    mailbox_id, user, link, notified = _begin_round(app, rep_email, window, full=full, now=now)
     report.new_round = link is None
-    try:
-        if report.new_round:  # once a day (the window slides daily), and on a full sync
-            user = refresh_rep_from_outlook(app, rep_email, user)
-        tenant_domains = verified_domains(app)
-        delta = read_delta(graph_client(app), user, window, link)
-    except GraphSyncError as exc:
-        report.error = str(exc)
-        _record_failure(app, mailbox_id, str(exc))
-        log.warning("sync of %s failed: %s", rep_email, exc)
-        return report
+    if report.new_round:  # once a day (the window slides daily), and on a full sync
+        user = refresh_rep_from_outlook(app, rep_email, user)
+    tenant_domains = verified_domains(app)
+    delta = read_delta(graph_client(app), user, window, link)
     policy = round_policy(settings, tenant_domains, now)
     for attempt in range(1, ROUND_ATTEMPTS + 1):
         report.failed.clear()
@@ -194,7 +269,7 @@ def sync_mailbox(
                         now=now,
                         report=report,
                     )
-                    _round_done(session, mailbox_id, delta, window, now, report)
+                    _round_done(session, mailbox_id, delta, window, now, report, notified)
             break
         except IntegrityError:
             # Another rep's round logged one of these meetings first (external_key is unique):
@@ -205,17 +280,17 @@ def sync_mailbox(
     report.pages, report.restarted = delta.pages, delta.restarted
     if plan.refused is not None:  # nothing applied; the delta link stays for the next round
         report.error = plan.refused
-        _record_failure(app, mailbox_id, plan.refused, retry=False)
+        _record_failure(app, rep_email, plan.refused, retry=False)
         log.warning("sync of %s: %s", rep_email, plan.refused)
-        return report
+        return
     report.count(plan)
-    return report
 
 
 def _begin_round(
     app: Flask, rep_email: str, window: CalendarWindow, *, full: bool, now: dt.datetime
-) -> tuple[int, str, str | None]:
-    """The mailbox is being read: its id, the user to read it as, the delta link to go on."""
+) -> tuple[int, str, str | None, dt.datetime | None]:
+    """The mailbox is being read: its id, the user to read it as, the delta link to go on,
+    and the last notification this round answers (``needs_sync`` stays until it commits)."""
     with get_store(app).session() as session:
         rep = session.scalar(select(Rep).where(Rep.email == rep_email))
         mailbox = mailbox_for(session, rep_email)
@@ -223,8 +298,7 @@ def _begin_round(
         same_window = mailbox.window_start == window.start and mailbox.window_end == window.end
         link = None if full or not same_window else mailbox.delta_link
         mailbox.last_round_at = now
-        mailbox.needs_sync = False
-        return mailbox.id, user, link
+        return mailbox.id, user, link, mailbox.notified_at
 
 
 def _round_done(
@@ -234,6 +308,7 @@ def _round_done(
     window: CalendarWindow,
     now: dt.datetime,
     report: SyncReport,
+    notified: dt.datetime | None,
 ) -> None:
     mailbox = session.get(Mailbox, mailbox_id)
     assert mailbox is not None
@@ -243,6 +318,8 @@ def _round_done(
     mailbox.last_error = "; ".join(report.failed)[:2000] or None
     mailbox.failures = 0
     mailbox.events_seen += len(delta.meetings)
+    if mailbox.notified_at == notified:  # no notification came during the round
+        mailbox.needs_sync = False
 
 
 def plan_mailbox(
@@ -306,13 +383,17 @@ def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
     return found.id
 
 
-def _record_failure(app: Flask, mailbox_id: int, error: str, *, retry: bool = True) -> None:
-    with get_store(app).session() as session:
-        mailbox = session.get(Mailbox, mailbox_id)
-        if mailbox is not None:
+def _record_failure(app: Flask, rep_email: str, error: str, *, retry: bool = True) -> None:
+    """The round failed: said on the mailbox, and retried after the backoff (``retry``) or
+    at the next poll."""
+    try:
+        with get_store(app).session() as session:
+            mailbox = mailbox_for(session, rep_email)
             mailbox.last_error = error[:2000]
             mailbox.failures += 1
             mailbox.needs_sync = retry
+    except Exception:  # the store itself fails: the next mailbox still gets its round
+        log.exception("sync of %s: the failure could not be recorded", rep_email)
 
 
 def load_round(
@@ -662,23 +743,26 @@ def mark_held(app: Flask, now: dt.datetime | None = None) -> int:
     return len(ended)
 
 
-def sync_due(app: Flask, now: dt.datetime | None = None) -> list[SyncReport]:
-    """Mailboxes notified (debounced), never read, or not read for the poll interval."""
+def due_mailboxes(app: Flask, now: dt.datetime) -> list[str]:
+    """The mailboxes whose next round is due (:func:`next_round_at`), active reps' first
+    given a mailbox."""
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
-    now = now or utcnow()
-    quiet = now - dt.timedelta(seconds=settings.sync_debounce_seconds)
-    stale = now - dt.timedelta(minutes=settings.sync_poll_minutes)
     with get_store(app).session() as session:
         for rep in session.scalars(select(Rep).where(Rep.active.is_(True))):
             mailbox_for(session, rep.email)
-        due = [
+        return [
             m.rep_email
-            for m in session.scalars(select(Mailbox))
-            if (m.needs_sync and (m.notified_at is None or m.notified_at <= quiet))
-            or m.last_round_at is None
-            or m.last_round_at <= stale
+            for m in session.scalars(select(Mailbox).order_by(Mailbox.rep_email))
+            if next_round_at(m, settings, now) <= now
         ]
-    reports = [sync_mailbox(app, email, now=now) for email in due]
+
+
+def sync_due(app: Flask, now: dt.datetime | None = None) -> list[SyncReport]:
+    """The safety net: a round for each mailbox that is due (never read, notified, failed and
+    past its backoff, or not read for the poll interval); one mailbox's failure never stops
+    the next."""
+    now = now or utcnow()
+    reports = [sync_mailbox(app, email, now=now) for email in due_mailboxes(app, now)]
     mark_held(app, now)
     return reports
 
