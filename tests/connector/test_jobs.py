@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import text
@@ -9,6 +10,7 @@ from sqlalchemy import text
 from connector.jobs import start_scheduler
 from connector.meetings.notifications import schedule_sync
 from connector.store.db import get_store
+from connector.store.models import utcnow
 from tests.connector.conftest import make_app
 
 
@@ -22,8 +24,8 @@ def test_jobs_survive_a_restart_once_each(tmp_path: Path, migrated_template: Pat
     first = make_app(db, migrated_template)
     scheduler = start_scheduler(first, force=True)
     assert scheduler is not None
-    schedule_sync(first, "ann@contoso.com")
     scheduler.pause()  # keep the one-off job from running before the "crash"
+    schedule_sync(first, "ann@contoso.com", utcnow() + dt.timedelta(minutes=5))
     before = _stored_jobs(first)
     assert {"outbox", "digests", "health", "sync:ann@contoso.com"} <= set(before)
     scheduler.shutdown(wait=False)

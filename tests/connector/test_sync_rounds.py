@@ -81,7 +81,8 @@ def test_any_exception_in_a_round_is_recorded_and_the_next_mailbox_still_syncs(
     assert reports[ann].error is not None
     assert reports[raj].error is None
     failed = _mailbox(m365, ann)
-    assert failed.last_error and type(error).__name__ in failed.last_error
+    assert failed.last_error
+    assert type(error).__name__ in failed.last_error
     assert failed.failures == 1
     assert failed.needs_sync  # retried, not forgotten
     with get_store(m365.app).session() as session:
@@ -94,7 +95,8 @@ def test_any_exception_in_a_round_is_recorded_and_the_next_mailbox_still_syncs(
     assert status[raj]["last_success_at"]
     # not swallowed: logged with its traceback
     [logged] = [r for r in caplog.records if r.exc_info and ann in r.getMessage()]
-    assert logged.exc_info is not None and logged.exc_info[1] is error
+    assert logged.exc_info is not None
+    assert logged.exc_info[1] is error
 
 
 def test_a_failing_mailbox_is_retried_with_backoff_then_recovers(
@@ -105,7 +107,9 @@ def test_a_failing_mailbox_is_retried_with_backoff_then_recovers(
     start = utcnow()
 
     def due_at(seconds: float) -> list[str]:
-        return sorted(r.mailbox for r in sync_due(m365.app, now=start + dt.timedelta(seconds=seconds)))
+        return sorted(
+            r.mailbox for r in sync_due(m365.app, now=start + dt.timedelta(seconds=seconds))
+        )
 
     assert due_at(0) == [ann, raj]  # both never read
     assert due_at(10) == []  # ann waits out her backoff (30 s after the first failure)

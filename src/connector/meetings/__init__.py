@@ -13,16 +13,26 @@ def init_app(app: Flask) -> None:
     register_task(app, notifications.MAILBOX_ROUND, _mailbox_round)
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     if settings.microsoft365_configured:
-        register_job(app, "meetings", lambda app: sync.sync_due(app), seconds=30)
+        register_job(app, "meetings", _safety_net, seconds=30)
         register_job(
             app, "subscriptions", lambda app: notifications.ensure_subscriptions(app), seconds=600
         )
 
 
 def _mailbox_round(app: Flask, email: str) -> None:
-    """The debounced round after a change notification, then meetings that ended are held."""
-    sync.sync_mailbox(app, email)
+    """The round a change notification asked for; what came meanwhile is one more round
+    (or, after a failure, the retry); then meetings that ended are held."""
+    report = sync.sync_mailbox(app, email)
+    if not report.busy:  # a busy one: the running round schedules what follows it
+        notifications.schedule_sync(app, email)
     sync.mark_held(app)
+
+
+def _safety_net(app: Flask) -> None:
+    """Every 30 s: the mailboxes whose round is due by the same rule, then what follows each."""
+    for report in sync.sync_due(app):
+        if not report.busy:
+            notifications.schedule_sync(app, report.mailbox)
 
 
 __all__ = ["init_app"]

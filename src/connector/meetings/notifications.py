@@ -2,8 +2,10 @@
 
 ``POST /api/graph/notifications``: answer the validation handshake; otherwise check every
 notification's ``clientState`` against the hash we keep, mark the mailbox for a delta round,
-and answer 202 at once (Graph wants an answer within 3 s). The round runs in a job, debounced:
-a burst of notifications is one round.
+and answer 202 at once (Graph wants an answer within 3 s). The round runs in a one-off job:
+at once for a notification that finds the mailbox quiet (the leading edge); what comes
+during or soon after a round is one trailing round, never put off past the ceiling
+(``sync.next_round_at``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from connector.errors import BadRequest, Forbidden
 from connector.jobs import run_task
+from connector.meetings import sync
 from connector.meetings.sync import mailbox_for, new_client_state
 from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
@@ -98,20 +101,20 @@ def notifications() -> Response:
     except ValidationError as exc:
         raise BadRequest("not a Graph change-notification payload") from exc
     now = utcnow()
-    accepted, refused = set(), 0
+    settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
+    accepted: dict[str, dt.datetime] = {}  # each mailbox once a batch, with when to read it
+    refused = 0
     with get_store().session() as session:
         for _note, mailbox in _verified(session, batch.value):
             if mailbox is None:
                 refused += 1
-                continue
-            mailbox.needs_sync = True
-            mailbox.notified_at = now
-            accepted.add(mailbox.rep_email)
+            elif mailbox.rep_email not in accepted:
+                accepted[mailbox.rep_email] = sync.notified(mailbox, settings, now)
     if refused and not accepted:
         log.warning("refused %d change notifications with a wrong clientState", refused)
         raise Forbidden("clientState does not match a subscription of ours")
-    for email in accepted:
-        schedule_sync(current_app._get_current_object(), email)  # type: ignore[attr-defined]
+    for email, when in accepted.items():
+        schedule_sync(current_app._get_current_object(), email, when)  # type: ignore[attr-defined]
     return Response(status=202)
 
 
@@ -150,22 +153,30 @@ def lifecycle() -> Response:
 MAILBOX_ROUND = "mailbox_round"  # the one-off task meetings.init_app registers
 
 
-def schedule_sync(app: Flask, email: str) -> None:
-    """A one-off round after the debounce; a later notification replaces the pending one."""
+def schedule_sync(app: Flask, email: str, when: dt.datetime | None = None) -> None:
+    """The mailbox's next round as a one-off task at ``when`` (default: when
+    :func:`sync.next_round_at` says, if it waits for one). One task a mailbox: a later call
+    moves it, and the rule's ceiling keeps a busy mailbox from being put off for long."""
     scheduler = app.extensions.get("dealbridge.scheduler")
     if scheduler is None:
         return
-
-    settings: Settings = app.extensions[SETTINGS_EXTENSION]
-    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.sync_debounce_seconds)
+    now = utcnow()
+    if when is None:
+        settings: Settings = app.extensions[SETTINGS_EXTENSION]
+        with get_store(app).session() as session:
+            mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == email))
+            if mailbox is not None and not mailbox.needs_sync:
+                return  # nothing came during the round: the poll is the periodic job's
+            when = now if mailbox is None else sync.next_round_at(mailbox, settings, now)
     scheduler.add_job(
         run_task,
         "date",
-        run_date=when,
+        run_date=max(when, now),
         args=[app.name, MAILBOX_ROUND, email],
         id=f"sync:{email}",
         replace_existing=True,
         misfire_grace_time=600,
+        max_instances=2,  # rescheduled from inside the running one; sync_mailbox never overlaps
     )
 
 

@@ -167,38 +167,53 @@ def retry_after(failures: int) -> dt.timedelta:
     most an hour (none before the first failure)."""
     if failures <= 0:
         return dt.timedelta(0)
-    return min(RETRY_FIRST * 2 ** min(failures - 1, 16), RETRY_MOST)
+    doublings: int = min(failures - 1, 16)
+    return min(RETRY_FIRST * (1 << doublings), RETRY_MOST)
 
 
 def next_round_at(mailbox: Mailbox, settings: Settings, now: dt.datetime) -> dt.datetime:
     """When the mailbox's next round is due (``now`` or earlier: at once).
 
-    A mailbox never read is read at once. One waiting for a round (``needs_sync``: notified,
-    or its last round failed) is read, after a failed round, when its backoff ends
-    (:func:`retry_after`); after a notification that follows a quiet spell (no round started
-    for ``sync_debounce_seconds``), at once (the leading edge); after one that comes sooner,
-    when the notifications have paused that long, but never later than
-    ``sync_max_wait_seconds`` after the last round started (the ceiling): a mailbox that
-    keeps changing is still read that often, and what came during a round is one more round.
-    Otherwise the poll reads it every ``sync_poll_minutes`` (a failing one not before its
-    backoff ends)."""
+    Never read: at once. Waiting for a round (``needs_sync``) after a failed one: when its
+    backoff ends (:func:`retry_after`). Notified since its last round started: when the
+    notifications have paused for ``sync_debounce_seconds``, but never later than
+    ``sync_max_wait_seconds`` after that round started (the ceiling): a mailbox that keeps
+    changing is still read that often, and a quiet one at once (its last round is long past).
+    Otherwise the poll, every ``sync_poll_minutes`` (a failing mailbox not before its backoff
+    ends). :func:`notified` adds the leading edge for the notifications endpoint."""
     last = mailbox.last_round_at
     if last is None:
         return now
     debounce = dt.timedelta(seconds=settings.sync_debounce_seconds)
     ceiling = last + dt.timedelta(seconds=settings.sync_max_wait_seconds)
     backoff = last + retry_after(mailbox.failures)
-    notified = mailbox.notified_at
     if not mailbox.needs_sync:
         return max(last + dt.timedelta(minutes=settings.sync_poll_minutes), backoff)
     if mailbox.failures:
         return backoff
+    notified = mailbox.notified_at
     if notified is None or notified <= last:
-        # The round that started last covers it: still running, or lost with its process.
+        # The round that started last answers it: it is still running, or it was lost with
+        # its process (then the ceiling reads the mailbox again).
         return ceiling
-    if notified - last >= debounce:
-        return notified
     return min(notified + debounce, ceiling)
+
+
+def notified(mailbox: Mailbox, settings: Settings, now: dt.datetime) -> dt.datetime:
+    """Graph notified a change of the mailbox: mark it, and say when its round runs.
+
+    The leading edge: a notification that finds the mailbox quiet (nothing waiting, no round
+    running, no notification for ``sync_debounce_seconds``) is read at once. Any other waits
+    with what else comes for one round (:func:`next_round_at`); a failing mailbox waits for
+    its backoff."""
+    previous = mailbox.notified_at
+    debounce = dt.timedelta(seconds=settings.sync_debounce_seconds)
+    quiet = not mailbox.needs_sync and (previous is None or now - previous >= debounce)
+    mailbox.needs_sync = True
+    mailbox.notified_at = now
+    if quiet and not mailbox.failures:
+        return now
+    return next_round_at(mailbox, settings, now)
 
 
 _ROUNDS = "dealbridge.mailbox_rounds"  # app.extensions: a lock per mailbox, in this process
@@ -241,9 +256,7 @@ def sync_mailbox(
     return report
 
 
-def _round(
-    app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: SyncReport
-) -> None:
+def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: SyncReport) -> None:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     store = get_store(app)
     window = window_for(settings, now)
