@@ -21,10 +21,12 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from reminders.rules import (
+    WITH_THE_CUSTOMER,
     AfterInteractionRule,
     BeforeCloseRule,
     Duration,
     IdleRule,
+    InteractionKind,
     OnEnterRule,
     ReminderRule,
     RepeatRule,
@@ -94,7 +96,11 @@ class DealState(BaseModel):
     entered_stage_at: Instant
     """When the deal entered its current stage (normalised to UTC)."""
     last_held_interaction_at: Instant | None = None
-    """When the last interaction that actually took place (a meeting, a call) happened."""
+    """When the last interaction with the customer that took place happened, its kind not
+    said: read as a meeting, a call and an email (see ``last_held``)."""
+    last_held: Mapping[InteractionKind, Instant] = Field(default_factory=dict)
+    """When the last interaction of each kind that took place happened (a rule reacts only to
+    the kinds it names: a note is not contact with the customer)."""
     expected_close_date: Annotated[date, AfterValidator(_plausible_date)] | None = None
     amount: Decimal | None = None
     currency: str = ""
@@ -137,8 +143,9 @@ def plan_reminders(
 ) -> list[PlannedReminder]:
     """The reminders that should exist for ``deal`` now, sorted by due time then key.
 
-    Reminders already past due are included (the connector keeps done and snoozed ones
-    itself). Won and lost deals have none. ``now`` only decides which interactions count as
+    An ``idle`` or ``after_interaction`` rule reacts only to the interaction kinds it names
+    (``reacts_to``). Reminders already past due are included (the connector keeps done and
+    snoozed ones itself). Won and lost deals have none. ``now`` only decides which interactions count as
     held: one recorded after ``now`` is not held yet. Messages are rendered as of each
     reminder's due time, so re-planning later does not change them.
     """
@@ -172,23 +179,34 @@ class _StageVisit:
     def __init__(self, deal: DealState, calendar: WorkingCalendar, now: datetime) -> None:
         self.deal = deal
         self.calendar = calendar
+        self.now = now
         self.entered = deal.entered_stage_at
-        held = deal.last_held_interaction_at
-        #: The last interaction that has taken place (one recorded after ``now`` has not).
-        self.held = held if held is not None and held <= now else None
-        #: That interaction if it happened during this stay in the stage.
-        self.interaction = (
-            self.held if self.held is not None and self.held >= self.entered else None
-        )
-        #: Since when the deal has had no held interaction in this stage.
-        self.idle_since = self.interaction or self.entered
         self.key_prefix = ":".join(
             (_key_part(deal.deal_id), _key_part(deal.stage_key), compact_instant(self.entered))
         )
 
+    def held(self, kinds: Sequence[InteractionKind]) -> datetime | None:
+        """The last interaction of these kinds that has taken place (one recorded after
+        ``now`` has not)."""
+        deal = self.deal
+        times = [deal.last_held[k] for k in kinds if k in deal.last_held]
+        if deal.last_held_interaction_at is not None and set(kinds) & set(WITH_THE_CUSTOMER):
+            times.append(deal.last_held_interaction_at)
+        past = [t for t in times if t <= self.now]
+        return max(past) if past else None
+
+    def interaction(self, kinds: Sequence[InteractionKind]) -> datetime | None:
+        """That interaction if it happened during this stay in the stage."""
+        held = self.held(kinds)
+        return held if held is not None and held >= self.entered else None
+
+    def idle_since(self, kinds: Sequence[InteractionKind]) -> datetime:
+        """Since when the deal has had no held interaction of these kinds in this stage."""
+        return self.interaction(kinds) or self.entered
+
     def reminders(self, rule: ReminderRule) -> Iterator[PlannedReminder]:
-        for occurrence, due, overdue in self._occurrences(rule):
-            yield self._reminder(rule, occurrence, due, overdue)
+        for occurrence, due, stage_deadline in self._occurrences(rule):
+            yield self._reminder(rule, occurrence, due, stage_deadline)
 
     def _place(self, t: datetime) -> datetime:
         return place_in_working_time(self.calendar, t)
@@ -199,14 +217,16 @@ class _StageVisit:
         match rule:
             case OnEnterRule(after=after):
                 return [("1", self._place(add_duration(calendar, entered, after)), False)]
-            case IdleRule(after=after):
-                due = self._place(add_duration(calendar, self.idle_since, after))
-                return [(f"since-{compact_instant(self.idle_since)}", due, False)]
-            case AfterInteractionRule(within=within):
-                if self.interaction is None:
+            case IdleRule(after=after, reacts_to=kinds):
+                since = self.idle_since(kinds)
+                due = self._place(add_duration(calendar, since, after))
+                return [(f"since-{compact_instant(since)}", due, False)]
+            case AfterInteractionRule(within=within, reacts_to=kinds):
+                interaction = self.interaction(kinds)
+                if interaction is None:
                     return []
-                due = self._place(add_duration(calendar, self.interaction, within))
-                return [(f"after-{compact_instant(self.interaction)}", due, False)]
+                due = self._place(add_duration(calendar, interaction, within))
+                return [(f"after-{compact_instant(interaction)}", due, False)]
             case SlaRule(within=within, warn_at=warn_at):
                 return self._sla(within, warn_at)
             case BeforeCloseRule(before=before):
@@ -260,7 +280,7 @@ class _StageVisit:
     def _reminder(
         self, rule: ReminderRule, occurrence: str, due: datetime, overdue: bool
     ) -> PlannedReminder:
-        values = _FieldValues(self, due)
+        values = _FieldValues(self, due, getattr(rule, "reacts_to", WITH_THE_CUSTOMER))
         if rule.title is not None:
             title = OVERDUE_TITLE_PREFIX + rule.title if overdue else rule.title
         else:
@@ -286,11 +306,14 @@ def _fraction(span: timedelta, fraction: float) -> timedelta:
 class _FieldValues(Mapping[str, str]):
     """The template fields of one reminder, each computed only when a template names it."""
 
-    def __init__(self, visit: _StageVisit, due: datetime) -> None:
+    def __init__(self, visit: _StageVisit, due: datetime, kinds: Sequence[InteractionKind]) -> None:
         self.visit = visit
         self.deal = visit.deal
         self.zone = visit.calendar.zone
         self.due = due
+        self.held = visit.held(kinds)
+        """The last interaction the rule reacts to (a meeting, call or email for the others)."""
+        self.idle_since = visit.idle_since(kinds)
 
     def __getitem__(self, name: str) -> str:
         return _FIELD_VALUES[name](self)
@@ -336,16 +359,14 @@ _FIELD_VALUES: dict[str, Callable[[_FieldValues], str]] = {
         "" if v.deal.expected_close_date is None else v.deal.expected_close_date.isoformat()
     ),
     "deal.entered_stage": lambda v: v.local_date(v.deal.entered_stage_at).isoformat(),
-    "deal.last_interaction": lambda v: (
-        "" if v.visit.held is None else v.local_date(v.visit.held).isoformat()
-    ),
+    "deal.last_interaction": lambda v: "" if v.held is None else v.local_date(v.held).isoformat(),
     "deal.url": lambda v: v.deal.crm_url,
     "rep.name": lambda v: v.deal.owner_name,
     "rep.first_name": lambda v: (v.deal.owner_name.split() or [""])[0],
     "rep.email": lambda v: v.deal.owner_email,
     "days_in_stage": lambda v: v.days_since(v.deal.entered_stage_at),
-    "days_since_interaction": lambda v: v.days_since(v.visit.held),
-    "days_idle": lambda v: v.days_since(v.visit.idle_since),
+    "days_since_interaction": lambda v: v.days_since(v.held),
+    "days_idle": lambda v: v.days_since(v.idle_since),
     "days_to_close": _days_to_close,
     "due": _due,
 }

@@ -180,13 +180,18 @@ TEMPLATE_FIELDS: Mapping[str, str] = {
     "deal.stage": "the stage's name",
     "deal.close_date": "the expected close date (YYYY-MM-DD)",
     "deal.entered_stage": "the date the deal entered the stage, in the rep's time zone",
-    "deal.last_interaction": "the date of the last held interaction, in the rep's time zone",
+    "deal.last_interaction": (
+        "the date of the last held interaction the rule reacts to (others: a meeting, call or "
+        "email), in the rep's time zone"
+    ),
     "deal.url": "the link to the deal in the CRM",
     "rep.name": "the rep's display name",
     "rep.first_name": "the first word of the rep's display name",
     "rep.email": "the rep's email address",
     "days_in_stage": "whole days in the stage when the reminder is due",
-    "days_since_interaction": "whole days since the last held interaction when the reminder is due",
+    "days_since_interaction": (
+        "whole days since that interaction (see deal.last_interaction) when the reminder is due"
+    ),
     "days_idle": "whole days without a held interaction in the stage when the reminder is due",
     "days_to_close": "days from the reminder's due date to the expected close date",
     "due": "when the reminder is due, in the rep's time zone (e.g. Mon 16 Mar 09:00)",
@@ -258,6 +263,23 @@ TitleTemplate = Annotated[
 
 # --------------------------------------------------------------------------- rules
 
+InteractionKind = Literal["meeting", "call", "email", "note"]
+INTERACTION_KINDS: tuple[InteractionKind, ...] = ("meeting", "call", "email", "note")
+#: Contact with the customer: what ``idle`` and ``after_interaction`` react to unless told.
+#: A note is the rep's own record (e.g. "recap sent"), not the customer's reply.
+WITH_THE_CUSTOMER: tuple[InteractionKind, ...] = ("meeting", "call", "email")
+
+
+def _distinct_kinds(kinds: tuple[InteractionKind, ...]) -> tuple[InteractionKind, ...]:
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"each interaction kind once: {', '.join(kinds)}")
+    return kinds
+
+
+ReactsTo = Annotated[
+    tuple[InteractionKind, ...], Field(min_length=1), AfterValidator(_distinct_kinds)
+]
+
 RuleKind = Literal["on_enter", "idle", "sla", "before_close", "repeat", "after_interaction"]
 RULE_KINDS: tuple[RuleKind, ...] = (
     "on_enter",
@@ -299,14 +321,17 @@ class OnEnterRule(_Rule):
 class IdleRule(_Rule):
     """A reminder when the deal has had no held interaction for a while in the stage.
 
-    The clock starts when the deal enters the stage and restarts at each held interaction
-    (a logged meeting), so an interaction cancels the pending reminder and plans a new one.
+    The clock starts when the deal enters the stage and restarts at each held interaction of
+    a kind in ``reacts_to`` (by default a meeting, call or email with the customer; a note is
+    not contact), so such an interaction cancels the pending reminder and plans a new one.
     """
 
     kind: Literal["idle"] = "idle"
     id: RuleId = "idle"
     after: Duration
     """How long without a held interaction."""
+    reacts_to: ReactsTo = WITH_THE_CUSTOMER
+    """The interaction kinds that restart the clock (default: meeting, call, email)."""
 
 
 class SlaRule(_Rule):
@@ -349,16 +374,20 @@ class RepeatRule(_Rule):
 
 
 class AfterInteractionRule(_Rule):
-    """A task due a time after each held interaction in the stage.
+    """A task due a time after each held interaction in the stage of a kind in ``reacts_to``.
 
     The sources' example: a client who answered a commercial proposal (an interaction logged
-    in that stage) is a task for the rep within 24 hours. A newer interaction replaces the task.
+    in that stage) is a task for the rep within 24 hours. A newer interaction of those kinds
+    replaces the task. By default a meeting, call or email with the customer: a note (the
+    rep's "recap sent") is not the customer's reply and leaves the task as it is.
     """
 
     kind: Literal["after_interaction"] = "after_interaction"
     id: RuleId = "after-interaction"
     within: Duration
     """How soon after the interaction the rep should act."""
+    reacts_to: ReactsTo = WITH_THE_CUSTOMER
+    """The interaction kinds that call for the task (default: meeting, call, email)."""
 
 
 ReminderRule = Annotated[

@@ -127,13 +127,15 @@ def test_advance_moves_the_deal_and_the_old_reminder_gives_way(world: TeamsWorld
 
 
 def test_a_note_is_logged_on_the_deal(world: TeamsWorld) -> None:
-    activity_id, card, _ = _reminder_card(world)
+    activity_id, card, reminder_id = _reminder_card(world)
 
     answer = world.press(
         activity_id, "note", _button(card, "note"), inputs={"note": "Dana wants a 3-year term"}
     )
 
-    assert "Note from Teams" in _texts(_answered_card(answer))
+    _answered_card(answer)
+    # "Gone quiet" waits for a meeting, call or email with the customer: a note is not one
+    assert _reminder(world, reminder_id).status == "open"
     notes = world.client.get("/api/v1/deals/OPP-1/interactions", headers=world.auth).json
     assert [(i["kind"], i["text"]) for i in notes["items"]] == [
         ("note", "Dana wants a 3-year term")
@@ -274,3 +276,30 @@ def test_the_meeting_outcome_is_recorded_with_a_note_and_the_next_stage(world: T
         "interaction.updated",
         "note.logged",
     ]
+
+
+def test_a_note_from_the_recap_card_does_not_bring_the_recap_back(world: TeamsWorld) -> None:
+    """A note is the rep's own words, not the customer's reply: "Send the recap" (an
+    after_interaction rule) answers meetings, calls and emails, so the note that says it was
+    sent neither cancels the reminder nor plans the same one again."""
+    world.install()
+    world.deal(stage="first_interaction")
+    call = {"kind": "call", "subject": "Discovery call with Dana"}  # just now, in the stage
+    answer = world.client.post("/api/v1/deals/OPP-1/interactions", json=call, headers=world.auth)
+    assert answer.status_code == 201, answer.json
+    reminder_id = world.due_reminder()
+    recap = _reminder(world, reminder_id)
+    assert recap.title.startswith("Send the recap")
+    world.drain()
+    sent = world.chat()[-1]
+    card = sent["attachments"][0]["content"]
+
+    answer = world.press(sent["id"], "note", _button(card, "note"), inputs={"note": "recap sent"})
+
+    _answered_card(answer)
+    assert _reminder(world, reminder_id).status == "open"  # still there, until they press Done
+    listed = world.client.get("/api/v1/deals/OPP-1/reminders", headers=world.auth).json
+    recaps = [r for r in listed["items"] if r["rule"] == "recap"]
+    assert [(r["id"], r["status"]) for r in recaps] == [(reminder_id, "open")]
+    notes = world.client.get("/api/v1/deals/OPP-1/interactions", headers=world.auth).json
+    assert sorted(i["kind"] for i in notes["items"]) == ["call", "note"]

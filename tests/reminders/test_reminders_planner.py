@@ -321,3 +321,38 @@ def test_deal_state_keeps_instants_in_utc() -> None:
     assert deal().entered_stage_at == datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
     assert deal().entered_stage_at.tzinfo is UTC
     assert BERLIN.key == "Europe/Berlin"
+
+
+def test_a_note_is_not_the_customers_reply() -> None:
+    """after_interaction and idle react to meetings, calls and emails unless a rule says more."""
+    call, note = berlin(2026, 3, 24, 11, 15), berlin(2026, 3, 24, 16, 0)
+    recap = rule("after_interaction", within="24h", message="You spoke on {deal.last_interaction}")
+    quiet = rule("idle", id="quiet", after="3 business days")
+
+    only_a_note = plan(deal(last_held={"note": note}), recap, quiet)
+    after_both = plan(deal(last_held={"call": call, "note": note}), recap, quiet)
+
+    assert [r.kind for r in only_a_note] == ["idle"]
+    assert only_a_note[0].occurrence == "since-20260323T090000Z"  # not reset by the note
+    assert [(r.kind, r.occurrence) for r in after_both] == [
+        ("after_interaction", "after-20260324T101500Z"),  # the call's, not the note's
+        ("idle", "since-20260324T101500Z"),
+    ]
+    assert after_both[0].message == "You spoke on 2026-03-24"
+
+
+def test_a_rule_can_name_the_kinds_it_reacts_to() -> None:
+    note = berlin(2026, 3, 24, 16, 0)
+    on_notes = rule("after_interaction", within="24h", reactsTo=["note"])
+
+    (reminder,) = plan(deal(last_held={"note": note}), on_notes)
+
+    assert reminder.occurrence == "after-20260324T150000Z"
+    assert on_notes.model_dump(mode="json")["reacts_to"] == ["note"]
+    assert rule("idle", after="1d").reacts_to == ("meeting", "call", "email")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kinds", [[], ["visit"], ["call", "call"]])
+def test_reacts_to_names_known_kinds_once(kinds: list[str]) -> None:
+    with pytest.raises(ValidationError):
+        rule("after_interaction", within="24h", reactsTo=kinds)

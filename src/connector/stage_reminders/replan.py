@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue
 from connector.settings import Settings
 from connector.signals import reminder_changed, settings_of
-from connector.store.models import Deal, Pipeline, Reminder, Rep
+from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep
 from reminders.planner import DealState, PlannedReminder, plan_reminders
-from reminders.rules import ReminderRule, parse_stage_rules
+from reminders.rules import INTERACTION_KINDS, InteractionKind, ReminderRule, parse_stage_rules
 from reminders.worktime import WorkingCalendar
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,35 @@ def _cached(session: Session, kind: str, key: str, load: Any) -> Any:
     return cache[(kind, key)]
 
 
-def deal_state(deal: Deal, pipeline: Pipeline, rep: Rep | None) -> DealState:
+def last_held(session: Session, deal: Deal, now: dt.datetime) -> dict[InteractionKind, dt.datetime]:
+    """When the deal's last held interaction of each kind happened (a rule reacts only to
+    the kinds it names: a note is not the customer's reply)."""
+    if deal.id is None or deal.last_interaction_at is None:
+        return {}  # nothing held yet: no query (a new deal, most of an import)
+    rows = session.execute(
+        select(Interaction.kind, func.max(Interaction.started_at))
+        .where(
+            Interaction.deal_id == deal.id,
+            Interaction.status == "held",
+            Interaction.started_at <= now,
+        )
+        .group_by(Interaction.kind)
+    )
+    return {
+        kind: at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+        for kind, at in rows
+        if kind in INTERACTION_KINDS and at is not None
+    }
+
+
+def deal_state(
+    deal: Deal,
+    pipeline: Pipeline,
+    rep: Rep | None,
+    held: dict[InteractionKind, dt.datetime] | None = None,
+) -> DealState:
+    """The planner's view of a deal; ``held``: its last held interaction of each kind (without
+    it, the deal's last interaction counts as contact with the customer)."""
     stage = pipeline.stage(deal.stage_key)
     return DealState(
         deal_id=deal.crm_id,
@@ -92,7 +120,8 @@ def deal_state(deal: Deal, pipeline: Pipeline, rep: Rep | None) -> DealState:
         stage_name=stage.name if stage else deal.stage_key,
         status=deal.status,
         entered_stage_at=deal.stage_entered_at,
-        last_held_interaction_at=deal.last_interaction_at,
+        last_held_interaction_at=deal.last_interaction_at if held is None else None,
+        last_held=held or {},
         expected_close_date=deal.expected_close_date,
         amount=deal.amount,
         currency=deal.currency or "",
@@ -127,7 +156,8 @@ def planned_for(
     calendar = _cached(
         session, "calendar", deal.owner_email or "", lambda: working_calendar(rep, settings)
     )
-    return plan_reminders(deal_state(deal, pipeline, rep), rules, calendar, now), calendar
+    state = deal_state(deal, pipeline, rep, last_held(session, deal, now))
+    return plan_reminders(state, rules, calendar, now), calendar
 
 
 def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -> ReplanReport:
