@@ -131,8 +131,10 @@ class PlannedReminder(BaseModel):
     """When to remind, in UTC, always inside the rep's working hours."""
     title: str
     message: str
-    overdue: bool = False
-    """True for the reminder at an sla's limit: the deal should have left the stage."""
+    stage_deadline: bool = False
+    """True for an sla's reminder at its limit, the stage's deadline: the deal should have left
+    the stage by then (the occurrence ``overdue``). Whether a reminder is past due is the
+    connector's to say, at the time it asks."""
 
 
 def plan_reminders(
@@ -145,9 +147,9 @@ def plan_reminders(
 
     An ``idle`` or ``after_interaction`` rule reacts only to the interaction kinds it names
     (``reacts_to``). Reminders already past due are included (the connector keeps done and
-    snoozed ones itself). Won and lost deals have none. ``now`` only decides which interactions count as
-    held: one recorded after ``now`` is not held yet. Messages are rendered as of each
-    reminder's due time, so re-planning later does not change them.
+    snoozed ones itself). Won and lost deals have none. ``now`` only decides which
+    interactions count as held: one recorded after ``now`` is not held yet. Messages are
+    rendered as of each reminder's due time, so re-planning later does not change them.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -212,7 +214,8 @@ class _StageVisit:
         return place_in_working_time(self.calendar, t)
 
     def _occurrences(self, rule: ReminderRule) -> list[tuple[str, datetime, bool]]:
-        """Each occurrence of the rule as (occurrence, due time in working hours, overdue)."""
+        """Each occurrence of the rule as (occurrence, due time in working hours, whether it
+        is the stage's deadline)."""
         calendar, entered = self.calendar, self.entered
         match rule:
             case OnEnterRule(after=after):
@@ -278,13 +281,13 @@ class _StageVisit:
         return occurrences
 
     def _reminder(
-        self, rule: ReminderRule, occurrence: str, due: datetime, overdue: bool
+        self, rule: ReminderRule, occurrence: str, due: datetime, stage_deadline: bool
     ) -> PlannedReminder:
         values = _FieldValues(self, due, getattr(rule, "reacts_to", WITH_THE_CUSTOMER))
         if rule.title is not None:
-            title = OVERDUE_TITLE_PREFIX + rule.title if overdue else rule.title
+            title = OVERDUE_TITLE_PREFIX + rule.title if stage_deadline else rule.title
         else:
-            title = DEFAULT_OVERDUE_TITLE if overdue else DEFAULT_TITLES[rule.kind]
+            title = DEFAULT_OVERDUE_TITLE if stage_deadline else DEFAULT_TITLES[rule.kind]
         return PlannedReminder(
             key=f"{self.key_prefix}:{rule.id}:{occurrence}",
             deal_id=self.deal.deal_id,
@@ -295,7 +298,7 @@ class _StageVisit:
             due_at=due,
             title=render_template(title, values),
             message=render_template(rule.message, values),
-            overdue=overdue,
+            stage_deadline=stage_deadline,
         )
 
 

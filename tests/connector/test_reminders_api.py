@@ -184,3 +184,73 @@ def test_deleting_a_deal_withdraws_its_reminders(
     calendar = [o for k, o in _outbox(app).items() if k.startswith("calendar:")]
     assert calendar
     assert all(o.payload["version"] == 2 for o in calendar)
+
+
+def _set(app: Flask, rule: str, occurrence: str | None = None, **fields: object) -> int:
+    from connector.store.models import Reminder
+
+    with get_store(app).session() as session:
+        query = select(Reminder).where(Reminder.rule_id == rule)
+        if occurrence is not None:
+            query = query.where(Reminder.occurrence == occurrence)
+        reminder = session.scalars(query).one()
+        for name, value in fields.items():
+            setattr(reminder, name, value)
+        return reminder.id
+
+
+def test_overdue_means_past_due_and_stage_deadline_is_the_slas_limit(
+    app: Flask, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    late = _set(app, "gone-quiet", due_at=now - dt.timedelta(days=13))
+    limit = _set(app, "negotiation-stalls", "overdue", due_at=now + dt.timedelta(days=3))
+    warning = _set(app, "negotiation-stalls", "warn", due_at=now - dt.timedelta(days=1))
+    snoozed = _set(
+        app,
+        "prepare-close",
+        due_at=now - dt.timedelta(days=2),
+        status="snoozed",
+        snoozed_until=now + dt.timedelta(days=1),
+    )
+
+    listed = client.get("/api/v1/reminders", headers=auth).json["items"]
+
+    by_id = {r["id"]: r for r in listed}
+    assert (by_id[late]["overdue"], by_id[late]["stage_deadline"]) == (True, False)
+    assert (by_id[limit]["overdue"], by_id[limit]["stage_deadline"]) == (False, True)
+    assert (by_id[warning]["overdue"], by_id[warning]["stage_deadline"]) == (True, False)
+    assert by_id[snoozed]["overdue"] is False  # put off until tomorrow: not late yet
+    client.post(f"/api/v1/reminders/{late}/done", json={}, headers=auth)
+    done = {r["id"]: r for r in _reminders(client, auth)}[late]
+    assert (done["status"], done["overdue"]) == ("done", False)  # nothing left to be late
+
+
+def test_the_api_and_the_teams_list_agree_on_what_is_overdue(
+    app: Flask, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    from connector.settings import current_settings
+    from connector.store.models import Rep
+    from connector.teams.views import my_reminders_view
+
+    now = dt.datetime.now(dt.UTC)
+    client.put("/api/v1/reps/ann.lee@contoso.com", json={"time_zone": "UTC"}, headers=auth)
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    _set(app, "gone-quiet", due_at=now - dt.timedelta(days=13))
+    listed = client.get("/api/v1/reminders", headers=auth).json["items"]
+    with app.app_context(), get_store(app).session() as session:
+        rep = session.scalars(select(Rep).where(Rep.email == "ann.lee@contoso.com")).one()
+        view = my_reminders_view(session, rep, current_settings(), now)
+    on_the_card = {int(line.reminder_id): line.overdue for line in view.reminders}
+    assert on_the_card == {r["id"]: r["overdue"] for r in listed}
+    assert sum(on_the_card.values()) == 1
+
+
+def test_the_openapi_schema_says_what_overdue_and_stage_deadline_mean(
+    client: FlaskClient,
+) -> None:
+    schemas = client.get("/api/openapi.json").json["components"]["schemas"]
+    fields = schemas["ReminderOut"]["properties"]
+    assert "Past its due time" in fields["overdue"]["description"]
+    assert "deadline" in fields["stage_deadline"]["description"]

@@ -76,12 +76,12 @@ def test_sla_warns_at_a_fraction_and_is_overdue_at_the_limit() -> None:
 
     warn, overdue = plan(deal(), sla)
 
-    assert (warn.occurrence, warn.due_at, warn.overdue) == (
+    assert (warn.occurrence, warn.due_at, warn.stage_deadline) == (
         "warn",
         berlin(2026, 3, 25, 10, 0),
         False,
     )
-    assert (overdue.occurrence, overdue.due_at, overdue.overdue) == (
+    assert (overdue.occurrence, overdue.due_at, overdue.stage_deadline) == (
         "overdue",
         berlin(2026, 3, 27, 10, 0),
         True,
@@ -101,7 +101,7 @@ def test_sla_warning_in_calendar_time_is_placed_in_working_hours() -> None:
 def test_sla_without_a_warning_has_only_the_overdue_reminder() -> None:
     reminders = plan(deal(), rule("sla", within="5 business days", warn_at=None))
 
-    assert [(r.occurrence, r.overdue) for r in reminders] == [("overdue", True)]
+    assert [(r.occurrence, r.stage_deadline) for r in reminders] == [("overdue", True)]
 
 
 def test_sla_warning_landing_with_the_limit_is_dropped() -> None:

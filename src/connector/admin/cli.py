@@ -329,7 +329,7 @@ def reminders_preview(deal_id: str) -> None:
         click.echo("no reminders planned")
     for plan in planned:
         local = plan.due_at.astimezone(zone)
-        flag = " (overdue)" if plan.overdue else ""
+        flag = " (stage deadline)" if plan.stage_deadline else ""
         click.echo(f"  {local:%a %Y-%m-%d %H:%M %Z}  {plan.kind:<17} {plan.title}{flag}")
 
 

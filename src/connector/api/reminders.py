@@ -14,7 +14,7 @@ from connector.api.schemas import AwareDatetime, Email, PlausibleDatetime, Stric
 from connector.deals.changes import get_deal
 from connector.errors import NotFound, invalid
 from connector.settings import current_settings
-from connector.stage_reminders.replan import complete, snooze, working_calendar
+from connector.stage_reminders.replan import complete, is_overdue, snooze, working_calendar
 from connector.store.db import db_session
 from connector.store.models import Deal, Reminder, Rep, utcnow
 from reminders.worktime import snooze_until
@@ -33,7 +33,15 @@ class ReminderOut(BaseModel):
     title: str
     message: str
     due_at: dt.datetime
-    overdue: bool
+    overdue: bool = Field(
+        description="Past its due time: still open (or snoozed) and its due time, or the end of "
+        'its snooze, has passed. What the rep\'s Teams cards show as "overdue since".'
+    )
+    stage_deadline: bool = Field(
+        description="The reminder an `sla` rule gives at its limit, the stage's deadline: the "
+        "deal should have left the stage by then. False for the sla's earlier warning and for "
+        "every other rule. Says nothing about whether it is past due (see `overdue`)."
+    )
     status: Literal["open", "snoozed", "done", "cancelled"]
     snoozed_until: dt.datetime | None
     done_at: dt.datetime | None
@@ -69,7 +77,7 @@ class DoneIn(Strict):
     by: Email | None = Field(default=None, description="Who did it (default: the API key).")
 
 
-def reminder_out(reminder: Reminder, deal: Deal) -> ReminderOut:
+def reminder_out(reminder: Reminder, deal: Deal, now: dt.datetime | None = None) -> ReminderOut:
     return ReminderOut(
         id=reminder.id,
         deal=deal.crm_id,
@@ -81,7 +89,8 @@ def reminder_out(reminder: Reminder, deal: Deal) -> ReminderOut:
         title=reminder.title,
         message=reminder.message,
         due_at=reminder.due_at,
-        overdue=reminder.overdue,
+        overdue=is_overdue(reminder, now or utcnow()),
+        stage_deadline=reminder.stage_deadline,
         status=reminder.status,
         snoozed_until=reminder.snoozed_until,
         done_at=reminder.done_at,
@@ -112,7 +121,8 @@ def list_reminders(query: ReminderQuery) -> ReminderList:
     if query.due_before:
         stmt = stmt.where(Reminder.due_at < query.due_before)
     rows = session.execute(stmt.order_by(Reminder.due_at, Reminder.id).limit(query.limit))
-    return ReminderList(items=[reminder_out(r, d) for r, d in rows])
+    now = utcnow()
+    return ReminderList(items=[reminder_out(r, d, now) for r, d in rows])
 
 
 @api.operation(
@@ -130,7 +140,8 @@ def deal_reminders(deal_id: str) -> ReminderList:
     rows = session.scalars(
         select(Reminder).where(Reminder.deal_id == deal.id).order_by(Reminder.due_at, Reminder.id)
     )
-    return ReminderList(items=[reminder_out(r, deal) for r in rows])
+    now = utcnow()
+    return ReminderList(items=[reminder_out(r, deal, now) for r in rows])
 
 
 def _reminder(reminder_id: int) -> tuple[Reminder, Deal]:

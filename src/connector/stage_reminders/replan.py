@@ -241,7 +241,7 @@ def _copy_plan(reminder: Reminder, plan: PlannedReminder, deal: Deal) -> None:
     reminder.title = plan.title[:500]
     reminder.message = plan.message
     reminder.due_at = plan.due_at
-    reminder.overdue = plan.overdue
+    reminder.stage_deadline = plan.stage_deadline
 
 
 def _differs(reminder: Reminder, plan: PlannedReminder, deal: Deal) -> bool:
@@ -291,6 +291,12 @@ def queue_deliveries(
             replace=True,
             new=new,
         )
+
+
+def is_overdue(reminder: Reminder, now: dt.datetime) -> bool:
+    """Past due: still open (or snoozed) and its due time (a snooze's end) has passed. What
+    ``overdue`` means in the API and "overdue since" on the rep's Teams cards."""
+    return reminder.status in ACTIVE and reminder.effective_due_at < now
 
 
 def snooze(

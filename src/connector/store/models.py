@@ -243,7 +243,7 @@ class Reminder(Timestamps, Base):
     title: Mapped[str] = mapped_column(String(500))
     message: Mapped[str] = mapped_column(Text)
     due_at: Mapped[dt.datetime] = mapped_column()
-    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    stage_deadline: Mapped[bool] = mapped_column(Boolean, default=False)  # an sla's limit
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     snoozed_until: Mapped[dt.datetime | None] = mapped_column()
     done_at: Mapped[dt.datetime | None] = mapped_column()

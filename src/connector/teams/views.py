@@ -48,7 +48,7 @@ from cards.models import (
 )
 from cards.models import Stage as CardStage
 from connector.settings import Settings
-from connector.stage_reminders.replan import ACTIVE, working_calendar
+from connector.stage_reminders.replan import ACTIVE, is_overdue, working_calendar
 from connector.store.models import (
     Deal,
     Interaction,
@@ -352,7 +352,7 @@ def my_reminders_view(
             account=deal.account_name or "—",
             rule_title=reminder.title,
             due_at=reminder.effective_due_at,
-            overdue=reminder.effective_due_at < now,
+            overdue=is_overdue(reminder, now),
             crm_url=crm_link(deal, settings),
         )
         for reminder, deal in rows
