@@ -114,5 +114,6 @@ def test_a_card_action_from_another_tenant_gets_a_universal_actions_error(
     body = answer.json()
     assert body["type"] == ERROR_CONTENT_TYPE
     assert 400 <= body["statusCode"] < 500
-    assert body["value"]["code"] and body["value"]["message"]
+    assert body["value"]["code"] == "Forbidden"
+    assert body["value"]["message"]
     assert conversations(world) == []
