@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from connector.api.routing import Api
 from connector.api.schemas import Email, RepIn, RepList, RepOut
-from connector.deals.reps import set_digest, wants_digest
+from connector.deals.reps import claim_installation, set_digest, wants_digest
 from connector.errors import NotFound, invalid
 from connector.store.db import db_session
 from connector.store.models import Deal, Rep, RepPreference
@@ -126,6 +126,7 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
         if value is not None or name in {"entra_id", "holiday_country", "manager_email"}:
             setattr(rep, name, value)
     session.flush()
+    claim_installation(session, rep)
     out = rep_out(rep, _open_deals_by_owner(session).get(rep.email, 0))
     session.commit()
     return out, 201 if created else 200
