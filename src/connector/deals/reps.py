@@ -1,12 +1,24 @@
-"""A rep's own preferences (today: the daily digest), whichever channel serves them, and what
-is theirs once an admin maps them (a Teams chat from before)."""
+"""A rep's own preferences (today: the daily digest), whichever channel serves them; what is
+theirs once an admin maps them (a Teams chat from before); and a rep's coming and going.
+
+Deactivating a rep (``active: false``) stops everything for her at once, in the transaction of
+the change: her open reminders are withdrawn (their Outlook events deleted and their Teams
+cards updated to say so, through the outbox), her Graph subscription is deleted, no card is
+sent to her, and her open deals are *flagged for the CRM* (``rep.deactivated`` lists them) rather
+than reassigned here: the CRM owns who owns a deal, and its next ``PUT`` of each deal with the
+new owner re-plans the reminders for that owner. Reactivating brings her back: the reminders
+the plan still wants are open again and delivered, and her mailbox is subscribed again.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.store.models import Rep, RepPreference, TeamsConversation
+from connector.signals import rep_changed
+from connector.store.models import Deal, Rep, RepPreference, TeamsConversation
 
 
 def wants_digest(session: Session, rep_email: str) -> bool:
@@ -37,3 +49,27 @@ def claim_installation(session: Session, rep: Rep) -> TeamsConversation | None:
     if row is not None:
         row.rep_email = rep.email
     return row
+
+
+def open_deals_of(session: Session, email: str) -> list[Deal]:
+    """The rep's open deals, by CRM id."""
+    return list(
+        session.scalars(
+            select(Deal)
+            .where(Deal.owner_email == email, Deal.status == "open")
+            .order_by(Deal.crm_id)
+        )
+    )
+
+
+def set_active(
+    session: Session, rep: Rep, active: bool, now: dt.datetime, *, deleted: bool = False
+) -> bool:
+    """Deactivate or reactivate a rep and tell every capability (``rep_changed``); False when
+    nothing changed (a rep being deleted is told about even when already inactive)."""
+    if rep.active == active and not deleted:
+        return False
+    rep.active = active
+    session.flush()
+    rep_changed.send(session, rep=rep, active=active, deleted=deleted, now=now)
+    return True

@@ -10,6 +10,7 @@ from connector.settings import SETTINGS_EXTENSION, Settings
 def init_app(app: Flask) -> None:
     """Serve Graph's notifications; with Microsoft 365 configured, sync and renew on a timer."""
     app.register_blueprint(notifications.graph_hooks)
+    notifications.init_app(app)
     register_task(app, notifications.MAILBOX_ROUND, _mailbox_round)
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     if settings.microsoft365_configured:

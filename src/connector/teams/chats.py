@@ -50,6 +50,17 @@ def conversation_of(session: Session, rep_email: str) -> TeamsConversation | Non
     )
 
 
+def may_get_cards(app: Flask, email: str) -> bool:
+    """An active rep, or an admin (the health card): nobody an admin deactivated or deleted
+    gets a new card."""
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    with get_store(app).session() as session:
+        rep = session.scalar(select(Rep).where(Rep.email == email.lower()))
+    if rep is not None:
+        return rep.active
+    return email.lower() in {a.lower() for a in settings.admin_emails}
+
+
 def known_service_url(session: Session) -> str:
     """The Bot Connector URL Teams last gave us (same for the tenant), else Teams' global one."""
     url = session.scalar(
