@@ -187,3 +187,35 @@ def test_reactivating_a_rep_brings_her_back(office: TeamsWorld) -> None:
     assert len(_subscriptions(w)) == 1
     assert {r.key for r in _open_reminders(w)} == planned
     assert _events(w) == len(planned)
+
+
+def test_deleting_a_rep_stops_everything_and_forgets_her(office: TeamsWorld) -> None:
+    from connector.store.models import Mailbox, RepPreference, TeamsCard, TeamsConversation
+
+    w = office
+    w.install()
+    w.say("digest on")
+    w.deal(stage="negotiation")
+    _everything_due(w)
+    ensure_subscriptions(w.app)
+    assert _events(w) > 0
+
+    answer = w.client.delete(f"/api/v1/reps/{REP}", headers=w.auth)
+    assert answer.status_code == 204, answer.json
+    w.drain()
+
+    assert w.client.get(f"/api/v1/reps/{REP}", headers=w.auth).status_code == 404
+    assert _subscriptions(w) == []
+    assert _events(w) == 0
+    assert _open_reminders(w) == []
+    with get_store(w.app).session() as session:
+        for table, column in (
+            (TeamsConversation, TeamsConversation.rep_email),
+            (TeamsCard, TeamsCard.rep_email),
+            (Mailbox, Mailbox.rep_email),
+            (RepPreference, RepPreference.rep_email),
+        ):
+            assert session.scalars(select(table).where(column == REP)).all() == [], table
+    [hook] = [json.loads(r.body) for r in w.crm.received if b"rep.deactivated" in r.body]
+    assert (hook["data"]["deals"], hook["data"]["deleted"]) == (["OPP-1"], True)
+    assert w.client.delete(f"/api/v1/reps/{REP}", headers=w.auth).status_code == 404

@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session
 
 from connector.api.routing import Api
 from connector.api.schemas import Email, RepIn, RepList, RepOut
-from connector.deals.reps import claim_installation, set_active, set_digest, wants_digest
+from connector.deals.reps import (
+    claim_installation,
+    delete_rep,
+    set_active,
+    set_digest,
+    wants_digest,
+)
 from connector.errors import NotFound, invalid
 from connector.store.db import db_session
 from connector.store.models import Deal, Rep, RepPreference, utcnow
@@ -140,6 +146,29 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
     out = rep_out(rep, _open_deals_by_owner(session).get(rep.email, 0))
     session.commit()
     return out, 201 if created else 200
+
+
+@api.operation(
+    "DELETE",
+    f"/reps/{REP_RULE}",
+    summary="Delete a rep (offboarding)",
+    tag="reps",
+    scope="write",
+    status=204,
+    errors=(400, 401, 403, 404),
+    path_params={"email": "The rep's email / UPN."},
+)
+def remove_rep(email: str) -> None:
+    """Everything stops for her as with `active: false` (subscription deleted, reminders
+    withdrawn, no card, `rep.deactivated` with `deleted: true` listing her open deals), then
+    DealBridge forgets her: the rep, her preferences, her Teams chat reference and cards, her
+    mailbox's sync state. Her deals and their interactions stay (the CRM's data)."""
+    session = db_session()
+    rep = session.scalar(select(Rep).where(Rep.email == _rep_email(email)))
+    if rep is None:
+        raise NotFound(f"no rep {email!r}", rep=email)
+    delete_rep(session, rep, utcnow())
+    session.commit()
 
 
 # ---- analytics -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.signals import rep_changed
-from connector.store.models import Deal, Rep, RepPreference, TeamsConversation
+from connector.store.models import Deal, Rep, RepPreference, TeamsCard, TeamsConversation
 
 
 def wants_digest(session: Session, rep_email: str) -> bool:
@@ -73,3 +73,19 @@ def set_active(
     session.flush()
     rep_changed.send(session, rep=rep, active=active, deleted=deleted, now=now)
     return True
+
+
+def delete_rep(session: Session, rep: Rep, now: dt.datetime) -> None:
+    """Offboarding: everything stops as for a deactivation (``rep_changed`` with ``deleted``),
+    then what DealBridge keeps about her goes: the rep, her preferences, her Teams chat
+    reference and the cards it remembers (her mailbox state goes with the signal). Her deals
+    stay (they are the CRM's; the webhook lists them), with their cancelled reminders."""
+    set_active(session, rep, False, now, deleted=True)
+    for model, column in (
+        (RepPreference, RepPreference.rep_email),
+        (TeamsConversation, TeamsConversation.rep_email),
+        (TeamsCard, TeamsCard.rep_email),
+    ):
+        for row in session.scalars(select(model).where(column == rep.email)).all():
+            session.delete(row)
+    session.delete(rep)
