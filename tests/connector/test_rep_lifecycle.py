@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from connector.api.keys import create_key
 from connector.meetings.notifications import ensure_subscriptions
 from connector.microsoft365 import close as close_graph
+from connector.outbox import enqueue
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, Reminder
 from sandbox.server import RunningSandbox, serve_in_background
@@ -161,6 +162,14 @@ def test_deactivating_a_rep_stops_everything_for_her_at_once(office: TeamsWorld)
     [hook] = [json.loads(r.body) for r in w.crm.received if b"rep.deactivated" in r.body]
     assert hook["data"]["rep"] == REP
     assert hook["data"]["deals"] == ["OPP-1"]
+
+    # No new card of any kind: her digest, asked for now, is not sent.
+    with get_store(w.app).session() as session:
+        day = dt.date.today().isoformat()
+        payload = {"kind": "digest", "rep": REP, "day": day}
+        enqueue(session, "teams_card", f"teams_card:digest:{REP}:{day}", payload)
+    w.drain()
+    assert len([a for a in w.chat() if a.get("attachments")]) == len(cards)
 
     # Nothing brings her back but an admin: a CRM update of her deal plans nothing for her.
     w.deal(stage="negotiation", amount="90000.00")

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from connector.errors import BadRequest, Forbidden
 from connector.jobs import run_task
 from connector.meetings.sync import mailbox_for, new_client_state
-from connector.microsoft365 import graph_client
+from connector.microsoft365 import NotConfigured, graph_client
 from connector.outbox import Delivered, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import rep_changed
@@ -287,7 +287,7 @@ def deliver_subscription_changes(app: Flask, items: Sequence[OutboxItem]) -> dic
                 outcomes[item.id] = Delivered({"deleted": gone})
                 continue
             result = ensure_subscriptions(app, only=rep).get(rep, "not an active rep")
-        except GraphSyncError as e:
+        except (GraphSyncError, NotConfigured) as e:
             outcomes[item.id] = RetryLater(f"subscription of {rep}: {e}")
             continue
         if result.startswith("failed"):
