@@ -185,6 +185,13 @@ class Settings(BaseSettings):
         le=3600,
         description="A mailbox that keeps changing is still read at least this often.",
     )
+    interaction_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Delete interactions (meetings, notes) that started more than this many "
+        "days ago, daily; unset (the default) keeps them. At least the calendar window back "
+        "(DEALBRIDGE_SYNC_DAYS_BACK), or a round would log them again.",
+    )
 
     @field_validator("public_url", "webhook_url")
     @classmethod
@@ -233,6 +240,17 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("must be an IANA time zone such as Europe/Berlin") from exc
         return value
+
+    @model_validator(mode="after")
+    def _retention_covers_the_window(self) -> Settings:
+        days = self.interaction_retention_days
+        if days is not None and days < self.sync_days_back:
+            raise ValueError(
+                f"{ENV_PREFIX}INTERACTION_RETENTION_DAYS ({days}) must be at least "
+                f"{ENV_PREFIX}SYNC_DAYS_BACK ({self.sync_days_back}): meetings still in the "
+                "calendar window would be logged again"
+            )
+        return self
 
     @model_validator(mode="after")
     def _certificate_pair(self) -> Settings:

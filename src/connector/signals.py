@@ -71,6 +71,20 @@ meeting_deal_chosen = _signals.signal(
     """,
 )
 
+rep_changed = _signals.signal(
+    "rep-changed",
+    doc="""A rep was deactivated or reactivated (``PUT /api/v1/reps/{email}`` ``active``), or
+    is about to be deleted (``DELETE``: deactivated first, in the same transaction).
+
+    Sender: the session (``connector.deals.reps.set_active``).
+    Keyword arguments: ``rep`` (``Rep``, already changed), ``active`` (bool), ``deleted``
+    (bool), ``now`` (aware ``datetime``).
+    Receivers: ``stage_reminders`` withdraws her open reminders (or plans them again);
+    ``meetings`` deletes her Graph subscription and mailbox state (or subscribes again);
+    ``crm`` queues ``rep.deactivated`` with the open deals that need a new owner.
+    """,
+)
+
 
 def settings_of(session: Session) -> Settings:
     """The settings of the app this session's store belongs to; loud when there is none.

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from graph_sync.client import GraphClient
-from graph_sync.errors import GraphError, error_for
+from graph_sync.errors import GraphError, UnreadablePage, error_for
 from graph_sync.models import GraphMailboxSettings, MailboxSettings
 
 T = TypeVar("T")
@@ -66,9 +66,18 @@ def _from_api_error(e: Any, permission: str, mailbox: str | None) -> GraphError:
 
 
 def _user(raw: Any) -> DirectoryUser:
+    """Our user from the SDK's; an answer without `id` or `userPrincipalName` is broken
+    (never the string "None": a rep would be mapped to it)."""
+    missing = [
+        wire
+        for wire, value in (("id", raw.id), ("userPrincipalName", raw.user_principal_name))
+        if not isinstance(value, str) or not value.strip()
+    ]
+    if missing:
+        raise UnreadablePage(None, f"a user without {' and '.join(missing)}")
     return DirectoryUser(
-        id=str(raw.id),
-        user_principal_name=str(raw.user_principal_name),
+        id=raw.id,
+        user_principal_name=raw.user_principal_name,
         mail=raw.mail,
         display_name=raw.display_name,
     )

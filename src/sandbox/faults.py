@@ -1,5 +1,6 @@
 """Fault injection: answer chosen requests with 429, 5xx, 410, a hang, or (Graph) a 200 whose
-page no client can read, as Microsoft 365 or a proxy in between may."""
+page no client can read, or (Graph) the real answer with fields left out (`incomplete` with
+`drop`), as Microsoft 365 or a proxy in between may."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-FaultStatus = Literal[410, 429, 500, 502, 503, 504, "timeout", "unreadable"]
+FaultStatus = Literal[410, 429, 500, 502, 503, 504, "timeout", "unreadable", "incomplete"]
 
 
 class FaultRule(BaseModel):
@@ -27,6 +28,9 @@ class FaultRule(BaseModel):
     count: int | None = Field(default=None, ge=1)
     timeout_seconds: float | None = Field(default=None, ge=0)
     """For `timeout`: how long to hold the request (default: the sandbox's fault timeout)."""
+    drop: list[str] | None = None
+    """For `incomplete` (Graph): the fields removed from the answer (the object and each item
+    of its `value`), e.g. `["id"]`."""
 
     @field_validator("route")
     @classmethod

@@ -109,7 +109,8 @@ def _fault_as_token_error(fault: FaultRule, default_timeout: float) -> TokenRequ
             90033,
             "A transient error has occurred. Please try again.",
         )
-    status = 500 if fault.status == "unreadable" else int(fault.status)  # Graph pages only
+    graph_only = ("unreadable", "incomplete")  # Graph pages only
+    status = 500 if fault.status in graph_only else int(fault.status)
     return TokenRequestError(
         status,
         "temporarily_unavailable",

@@ -15,7 +15,7 @@ from graph_sync.directory import (
     get_verified_domains,
     list_users,
 )
-from graph_sync.errors import Forbidden, NotFound
+from graph_sync.errors import Forbidden, NotFound, UnreadablePage
 
 from .conftest import Control
 
@@ -110,3 +110,24 @@ def test_a_403_without_a_permission_code_is_not_taken_for_missing_consent() -> N
     refused = Forbidden(403, "AccessDenied", "Authorization_RequestDenied in the words only")
 
     assert not refused.needs_admin_consent
+
+
+@pytest.mark.parametrize("missing", ["id", "userPrincipalName"])
+def test_a_user_without_id_or_upn_is_an_error_never_the_string_none(
+    graph: GraphClient, control: Control, missing: str
+) -> None:
+    ann = control.add_user("ann")
+    control.fault(route=r"GET /v1\.0/users", status="incomplete", drop=[missing], count=1)
+    with pytest.raises(UnreadablePage, match=missing):
+        get_user(graph, ann["id"])
+
+
+@pytest.mark.parametrize("missing", ["id", "userPrincipalName"])
+def test_a_page_of_users_without_id_or_upn_is_an_error(
+    graph: GraphClient, control: Control, missing: str
+) -> None:
+    control.add_user("ann")
+    control.add_user("bob")
+    control.fault(route=r"GET /v1\.0/users", status="incomplete", drop=[missing], count=1)
+    with pytest.raises(UnreadablePage, match=missing):
+        list_users(graph)

@@ -10,10 +10,16 @@ from sqlalchemy.orm import Session
 
 from connector.api.routing import Api
 from connector.api.schemas import Email, RepIn, RepList, RepOut
-from connector.deals.reps import set_digest, wants_digest
+from connector.deals.reps import (
+    claim_installation,
+    delete_rep,
+    set_active,
+    set_digest,
+    wants_digest,
+)
 from connector.errors import NotFound, invalid
 from connector.store.db import db_session
-from connector.store.models import Deal, Rep, RepPreference
+from connector.store.models import Deal, Rep, RepPreference, utcnow
 
 api = Api("api_v1_reps", "/api/v1")
 
@@ -101,7 +107,12 @@ def get_rep(email: str) -> RepOut:
     path_params={"email": "The rep's email / UPN."},
 )
 def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
-    """Fields left out keep their value (working hours are read from Outlook otherwise)."""
+    """Fields left out keep their value (working hours are read from Outlook otherwise).
+
+    `active: false` stops everything for the rep at once: her Graph subscription is deleted,
+    her open reminders withdrawn (Outlook events deleted, Teams cards updated to say so), no
+    card is sent to her, and the CRM gets `rep.deactivated` listing her open deals to
+    reassign. `active: true` brings her back (subscription, reminders planned again)."""
     session = db_session()
     address = _rep_email(email)
     rep = session.scalar(select(Rep).where(Rep.email == address))
@@ -122,13 +133,42 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
     end = fields.get("work_end") or rep.work_end or "17:00"
     if end <= start:
         raise invalid("work_end", "must be after work_start")
+    active = fields.pop("active", None)
     for name, value in fields.items():
         if value is not None or name in {"entra_id", "holiday_country", "manager_email"}:
             setattr(rep, name, value)
     session.flush()
+    claim_installation(session, rep)
+    if active is not None and not created:
+        set_active(session, rep, active, utcnow())  # stops (or restarts) everything for her
+    elif active is not None:
+        rep.active = active
     out = rep_out(rep, _open_deals_by_owner(session).get(rep.email, 0))
     session.commit()
     return out, 201 if created else 200
+
+
+@api.operation(
+    "DELETE",
+    f"/reps/{REP_RULE}",
+    summary="Delete a rep (offboarding)",
+    tag="reps",
+    scope="write",
+    status=204,
+    errors=(400, 401, 403, 404),
+    path_params={"email": "The rep's email / UPN."},
+)
+def remove_rep(email: str) -> None:
+    """Everything stops for her as with `active: false` (subscription deleted, reminders
+    withdrawn, no card, `rep.deactivated` with `deleted: true` listing her open deals), then
+    DealBridge forgets her: the rep, her preferences, her Teams chat reference and cards, her
+    mailbox's sync state. Her deals and their interactions stay (the CRM's data)."""
+    session = db_session()
+    rep = session.scalar(select(Rep).where(Rep.email == _rep_email(email)))
+    if rep is None:
+        raise NotFound(f"no rep {email!r}", rep=email)
+    delete_rep(session, rep, utcnow())
+    session.commit()
 
 
 # ---- analytics -----------------------------------------------------------------------

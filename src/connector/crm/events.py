@@ -133,6 +133,21 @@ class NoteLogged(WebhookEvent):
     """Where it was written (``teams``)."""
 
 
+class RepDeactivated(WebhookEvent):
+    """A rep was deactivated or deleted in DealBridge: her open deals need a new owner."""
+
+    TYPE: ClassVar[str] = "rep.deactivated"
+    rep: str
+    """The rep's email."""
+    deals: list[str]
+    """The CRM ids of her open deals: nothing is reminded on them until the CRM gives each a
+    new owner (``PUT /api/v1/deals/{id}`` with ``owner``)."""
+    deleted: bool
+    """True when the rep was deleted (``DELETE /api/v1/reps/{email}``), not only deactivated."""
+    at: str
+    """When (ISO 8601, UTC)."""
+
+
 EVENTS: tuple[type[WebhookEvent], ...] = (
     DealStageChanged,
     InteractionLogged,
@@ -140,4 +155,5 @@ EVENTS: tuple[type[WebhookEvent], ...] = (
     ReminderCompleted,
     ReminderSnoozed,
     NoteLogged,
+    RepDeactivated,
 )

@@ -18,13 +18,14 @@ from collections.abc import Sequence
 
 import requests
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.crm.events import EVENTS, InteractionUpdated, WebhookEvent
+from connector.crm.events import EVENTS, InteractionUpdated, RepDeactivated, WebhookEvent
 from connector.outbox import Delivered, Failed, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.signals import meeting_deal_chosen, settings_of
-from connector.store.models import Interaction, OutboxItem
+from connector.signals import meeting_deal_chosen, rep_changed, settings_of
+from connector.store.models import Deal, Interaction, OutboxItem, Rep
 
 log = logging.getLogger(__name__)
 KIND = "webhook"
@@ -118,7 +119,22 @@ def on_meeting_deal_chosen(
     notify(session, settings_of(session), event, key=key, now=now)
 
 
+def on_rep_changed(
+    session: Session, *, rep: Rep, active: bool, deleted: bool, now: dt.datetime
+) -> None:
+    """``rep.deactivated``: the CRM reassigns her open deals (DealBridge does not guess who)."""
+    if active:
+        return
+    owned = select(Deal.crm_id).where(Deal.owner_email == rep.email, Deal.status == "open")
+    at = now.isoformat().replace("+00:00", "Z")
+    event = RepDeactivated(
+        rep=rep.email, deals=sorted(session.scalars(owned)), deleted=deleted, at=at
+    )
+    notify(session, settings_of(session), event, key=f"rep.deactivated:{rep.email}:{at}", now=now)
+
+
 def init_app(app: Flask) -> None:
     """The webhook outbox handler, and the domain signals that become webhooks."""
     register_handler(app, KIND, deliver)
     meeting_deal_chosen.connect(on_meeting_deal_chosen)  # once per process: connect is idempotent
+    rep_changed.connect(on_rep_changed)

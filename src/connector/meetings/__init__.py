@@ -3,13 +3,15 @@
 from flask import Flask
 
 from connector.jobs import register_job, register_task
-from connector.meetings import notifications, sync
+from connector.meetings import notifications, retention, sync
 from connector.settings import SETTINGS_EXTENSION, Settings
 
 
 def init_app(app: Flask) -> None:
     """Serve Graph's notifications; with Microsoft 365 configured, sync and renew on a timer."""
     app.register_blueprint(notifications.graph_hooks)
+    notifications.init_app(app)
+    retention.init_app(app)
     register_task(app, notifications.MAILBOX_ROUND, _mailbox_round)
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     if settings.microsoft365_configured:

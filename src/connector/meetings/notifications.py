@@ -26,16 +26,19 @@ from connector.errors import BadRequest, Forbidden
 from connector.jobs import run_task
 from connector.meetings import sync
 from connector.meetings.sync import mailbox_for, new_client_state
-from connector.microsoft365 import graph_client
+from connector.microsoft365 import NotConfigured, graph_client
+from connector.outbox import Delivered, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
+from connector.signals import rep_changed
 from connector.store.db import get_store
-from connector.store.models import Mailbox, Rep, utcnow
+from connector.store.models import Mailbox, MailboxEvent, OutboxItem, Rep, utcnow
 from graph_sync.errors import GraphSyncError
 from graph_sync.errors import NotFound as GraphNotFound
 from graph_sync.meetings import (
     ChangeNotificationCollection,
     LifecycleNotificationCollection,
     create_subscription,
+    delete_subscription,
     renew_subscription,
 )
 
@@ -180,8 +183,11 @@ def schedule_sync(app: Flask, email: str, when: dt.datetime | None = None) -> No
     )
 
 
-def ensure_subscriptions(app: Flask, now: dt.datetime | None = None) -> dict[str, str]:
-    """One live subscription per active rep's mailbox; renewed a day before it ends."""
+def ensure_subscriptions(
+    app: Flask, now: dt.datetime | None = None, *, only: str | None = None
+) -> dict[str, str]:
+    """One live subscription per active rep's mailbox (or only this rep's); renewed a day
+    before it ends."""
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     now = now or utcnow()
     outcome: dict[str, str] = {}
@@ -195,6 +201,7 @@ def ensure_subscriptions(app: Flask, now: dt.datetime | None = None) -> dict[str
         reps = [
             (r.email, r.entra_id or r.email)
             for r in session.scalars(select(Rep).where(Rep.active.is_(True)))
+            if only is None or r.email == only
         ]
         for email, _ in reps:
             mailbox_for(session, email)
@@ -238,3 +245,70 @@ def _store_subscription(
         mailbox.subscription_expires_at = expires
         if digest is not None:
             mailbox.client_state_hash = digest
+
+
+# --- a rep who leaves, or comes back ---------------------------------------------------------
+
+SUBSCRIPTION_KIND = "subscription"
+"""Outbox kind: delete a rep's subscription, or subscribe her mailbox again."""
+
+
+def on_rep_changed(
+    session: Session, *, rep: Rep, active: bool, deleted: bool, now: dt.datetime
+) -> None:
+    """``rep_changed``: an inactive rep's mailbox is no longer read. Her subscription is
+    deleted through the outbox (retried until Graph agrees) and her mailbox's delta state
+    forgotten now, so no round and no notification reads it; back, she is subscribed again
+    and her calendar read from the start of the window."""
+    key = f"{SUBSCRIPTION_KIND}:{rep.email}"
+    at = now.isoformat()
+    if active:
+        enqueue(
+            session,
+            SUBSCRIPTION_KIND,
+            key,
+            {"action": "subscribe", "rep": rep.email, "at": at},
+            replace=True,
+        )
+        return
+    mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == rep.email))
+    if mailbox is None:
+        return
+    if mailbox.subscription_id:
+        payload = {
+            "action": "delete",
+            "rep": rep.email,
+            "subscription_id": mailbox.subscription_id,
+            "at": at,
+        }
+        enqueue(session, SUBSCRIPTION_KIND, key, payload, replace=True)
+    for event in session.scalars(select(MailboxEvent).where(MailboxEvent.mailbox_id == mailbox.id)):
+        session.delete(event)
+    session.delete(mailbox)
+
+
+def deliver_subscription_changes(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
+    """Outbox handler for ``subscription``."""
+    outcomes: dict[int, Outcome] = {}
+    for item in items:
+        rep = str(item.payload.get("rep") or "")
+        try:
+            if item.payload.get("action") == "delete":
+                gone = delete_subscription(graph_client(app), str(item.payload["subscription_id"]))
+                outcomes[item.id] = Delivered({"deleted": gone})
+                continue
+            result = ensure_subscriptions(app, only=rep).get(rep, "not an active rep")
+        except (GraphSyncError, NotConfigured) as e:
+            outcomes[item.id] = RetryLater(f"subscription of {rep}: {e}")
+            continue
+        if result.startswith("failed"):
+            outcomes[item.id] = RetryLater(result)
+        else:
+            outcomes[item.id] = Delivered({"subscription": result})
+    return outcomes
+
+
+def init_app(app: Flask) -> None:
+    """The outbox handler for subscription changes, and the rep signal that queues them."""
+    register_handler(app, SUBSCRIPTION_KIND, deliver_subscription_changes)
+    rep_changed.connect(on_rep_changed)  # once per process: connect is idempotent

@@ -160,10 +160,16 @@ def planned_for(
     return plan_reminders(state, rules, calendar, now), calendar
 
 
-def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -> ReplanReport:
-    """Plan, then apply the difference to the stored reminders of this deal."""
+def replan(
+    session: Session, deal: Deal, settings: Settings, now: dt.datetime, *, revive: bool = False
+) -> ReplanReport:
+    """Plan, then apply the difference to the stored reminders of this deal. A deal whose
+    owner is an inactive rep plans nothing for her. With ``revive`` (the owner is active
+    again), a cancelled reminder the plan wants again is open again."""
     try:
         planned, _ = planned_for(session, deal, settings, now)
+        if not _owner_active(session, deal):
+            planned = []
     except (ValidationError, ValueError) as exc:
         # The API validates what it stores; this guards older rows or odd imports: a deal the
         # planner cannot read keeps its reminders rather than failing the whole change.
@@ -184,6 +190,12 @@ def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -
         if reminder is None:
             added.append(_new_reminder(deal, plan))
             report.added.append(key)
+        elif revive and reminder.status == "cancelled":
+            _copy_plan(reminder, plan, deal)
+            reminder.status, reminder.snoozed_until = "open", None
+            reminder.version += 1
+            report.updated.append(key)
+            queue_deliveries(session, reminder, settings, now)
         elif reminder.status in ACTIVE and _differs(reminder, plan, deal):
             _copy_plan(reminder, plan, deal)
             reminder.version += 1
@@ -205,6 +217,37 @@ def replan(session: Session, deal: Deal, settings: Settings, now: dt.datetime) -
             report.cancelled.append(key)
             queue_deliveries(session, reminder, settings, now)
     return report
+
+
+def _owner_active(session: Session, deal: Deal) -> bool:
+    if not deal.owner_email:
+        return True
+    rep: Rep | None = _cached(
+        session,
+        "rep",
+        deal.owner_email,
+        lambda: session.scalar(select(Rep).where(Rep.email == deal.owner_email)),
+    )
+    return rep is None or rep.active
+
+
+def on_rep_changed(
+    session: Session, *, rep: Rep, active: bool, deleted: bool, now: dt.datetime
+) -> None:
+    """``rep_changed``: withdraw every open reminder of a rep who left (their events and cards
+    go through the outbox), or plan her deals again when she is back."""
+    settings = settings_of(session)
+    session.info.pop("dealbridge.cache", None)  # the rep's `active` just changed
+    owned = select(Deal).where(Deal.owner_email == rep.email, Deal.status == "open")
+    for deal in session.scalars(owned).all():
+        replan(session, deal, settings, now, revive=active)
+    if active:
+        return
+    left = select(Reminder).where(Reminder.rep_email == rep.email, Reminder.status.in_(ACTIVE))
+    for reminder in session.scalars(left).all():  # reminders of deals she no longer owns
+        reminder.status = "cancelled"
+        reminder.version += 1
+        queue_deliveries(session, reminder, settings, now)
 
 
 def on_deal_changed(session: Session, *, deal: Deal, now: dt.datetime) -> None:

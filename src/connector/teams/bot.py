@@ -4,9 +4,14 @@ Every request is authenticated first (``cards.auth.BotFrameworkAuthenticator``: 
 Connector's JWT against its OpenID metadata); anything wrong answers 401 and nothing is read
 further, metadata that cannot be fetched answers 503 (Teams retries). Then:
 
-- install (``installationUpdate``, ``conversationUpdate``): the rep's conversation reference is
-  stored (serviceUrl, conversation id, user ids, tenant), mapped to the rep by Entra object id,
-  else by the e-mail or UPN Teams gives for the member;
+- install (``installationUpdate``, ``conversationUpdate``) in the personal scope only
+  (``conversationType == "personal"``; a team, a group chat or a meeting chat is never a rep's
+  chat): the rep's conversation reference is stored (serviceUrl, conversation id, user ids,
+  tenant), mapped to the rep by Entra object id, else by the e-mail or UPN Teams gives for the
+  member; an uninstall (``installationUpdate`` ``remove``, or the bot in ``membersRemoved``)
+  stops cards until the rep installs again or writes, and nothing else undoes it;
+- an activity from another tenant is ignored; its card action gets a Universal Actions
+  error response (403, ``application/vnd.microsoft.error``);
 - messages ``help``, ``reminders``, ``deals``; anything else gets the short help card;
 - ``adaptiveCard/action`` invokes (Action.Execute) and Action.Submit fallbacks: done, snooze,
   advance, note, pick_deal, wrong_deal, meeting_outcome, refresh (``connector.teams.verbs``),
@@ -106,6 +111,10 @@ def messages() -> tuple[Response, int]:
         return _unauthorized()
     if not _same_tenant(activity, settings):
         log.warning("bot request from another tenant ignored: %s", activity.tenant_id)
+        if activity.type == "invoke" and activity.name == ADAPTIVE_CARD_ACTION:
+            # Universal Actions: an error response Teams shows on the card, not a silent {}.
+            message = "This DealBridge serves another organization; your card cannot be used here."
+            return jsonify(error_response(403, "Forbidden", message)), 200
         return jsonify({}), 200
     return _dispatch(app, activity, settings)
 
@@ -180,8 +189,10 @@ def _conversation_row(session: Session, activity: Activity) -> TeamsConversation
 
 
 def _personal(activity: Activity) -> bool:
+    """A rep's 1:1 chat with the bot. Only `personal` is: Teams leaves `conversationType` out
+    of a meeting's chat, which customers may be in (tests/connector/teams_payloads/)."""
     conversation = activity.conversation
-    return conversation is not None and conversation.conversation_type in (None, "personal")
+    return conversation is not None and conversation.conversation_type == "personal"
 
 
 def remember_conversation(
@@ -217,22 +228,40 @@ def remember_conversation(
 
 
 def _installed(app: Flask, session: Session, activity: Activity, now: dt.datetime) -> None:
-    value = activity.model_extra.get("action") if activity.model_extra else None
-    if activity.type == "installationUpdate" and value in ("remove", "remove-upgrade"):
-        row = _conversation_row(session, activity)
-        if row is not None:
-            row.blocked_at = now
-            row.blocked_reason = "the rep removed the app"
+    """Install, uninstall and membership activities of the rep's 1:1 chat; a team's, a group
+    chat's or a meeting's say nothing about that chat and are left alone."""
+    if not _personal(activity):
         return
-    if activity.type == "conversationUpdate":
-        bot_ids = {activity.recipient.id if activity.recipient else ""}
-        added = [m for m in activity.members_added or [] if m.id not in bot_ids]
-        if not added and activity.members_added:
+    extra = activity.model_extra or {}
+    bot_id = activity.recipient.id if activity.recipient else ""
+    if activity.type == "installationUpdate":
+        if extra.get("action") in ("remove", "remove-upgrade"):
+            _uninstalled(session, activity, now)
+            return
+    else:  # conversationUpdate
+        removed = extra.get("membersRemoved")
+        if isinstance(removed, list) and any(
+            isinstance(m, dict) and m.get("id") == bot_id for m in removed
+        ):
+            _uninstalled(session, activity, now)  # the bot left the chat: the app was removed
+            return
+        if not activity.members_added:
+            return  # a rename or someone else leaving: nothing to remember, nothing to undo
+        if not [m for m in activity.members_added if m.id != bot_id]:
             return
     rep = rep_for(session, activity) or _rep_from_members(app, session, activity)
     row = remember_conversation(session, activity, rep)
     if row is not None:
         log.info("Teams conversation stored for %s", row.rep_email or "an unknown user")
+
+
+def _uninstalled(session: Session, activity: Activity, now: dt.datetime) -> None:
+    """The rep removed the app: no card until they install it again or talk to the bot. A
+    second word of the same removal keeps the first one's time and reason."""
+    row = _conversation_row(session, activity)
+    if row is not None and row.blocked_at is None:
+        row.blocked_at = now
+        row.blocked_reason = "the rep removed the app"
 
 
 def _rep_from_members(app: Flask, session: Session, activity: Activity) -> Rep | None:

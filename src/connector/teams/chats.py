@@ -23,6 +23,7 @@ from connector.store.models import (
     TeamsConversation,
 )
 from graph_sync.catalog import find_catalog_app
+from graph_sync.directory import get_user
 from graph_sync.errors import Forbidden, GraphSyncError, Throttled
 from graph_sync.teams import (
     get_installation_chat,
@@ -47,6 +48,17 @@ def conversation_of(session: Session, rep_email: str) -> TeamsConversation | Non
         .order_by(TeamsConversation.updated_at.desc(), TeamsConversation.id.desc())
         .limit(1)
     )
+
+
+def may_get_cards(app: Flask, email: str) -> bool:
+    """An active rep, or an admin (the health card): nobody an admin deactivated or deleted
+    gets a new card."""
+    settings: Settings = app.extensions[SETTINGS_EXTENSION]
+    with get_store(app).session() as session:
+        rep = session.scalar(select(Rep).where(Rep.email == email.lower()))
+    if rep is not None:
+        return rep.active
+    return email.lower() in {a.lower() for a in settings.admin_emails}
 
 
 def known_service_url(session: Session) -> str:
@@ -93,6 +105,8 @@ def open_chat(app: Flask, connector: BotConnector, rep_email: str) -> Chat:
     with get_store(app).session() as session:
         conversation = conversation_of(session, rep_email)
         rep = session.scalar(select(Rep).where(Rep.email == rep_email.lower()))
+        if conversation is None:
+            conversation = claim_installation(app, session, rep_email, rep)
         if conversation is not None and conversation.blocked_at is not None:
             raise Unreachable(Failed(f"{rep_email} blocked the bot: {conversation.blocked_reason}"))
         if conversation is not None and conversation.conversation_id and conversation.service_url:
@@ -109,6 +123,39 @@ def open_chat(app: Flask, connector: BotConnector, rep_email: str) -> Chat:
         _remember(app, rep_email, chat, teams_user_id=known[1])
         return chat
     return _install(app, connector, rep_email, user, service_url)
+
+
+def claim_installation(
+    app: Flask | None, session: Session, rep_email: str, rep: Rep | None
+) -> TeamsConversation | None:
+    """The chat of someone who installed the app before an admin mapped them as a rep: Teams
+    told us their Entra object id but no rep had it. Found by the rep's Entra id, else (with
+    `app`) by the id Graph gives for their e-mail; the row is then the rep's."""
+    unclaimed = select(TeamsConversation).where(
+        TeamsConversation.rep_email.is_(None), TeamsConversation.aad_object_id.is_not(None)
+    )
+    if session.scalar(unclaimed.limit(1)) is None:
+        return None
+    entra_id = rep.entra_id if rep is not None else None
+    if not entra_id and app is not None:
+        entra_id = _entra_id_of(app, rep_email)
+    if not entra_id:
+        return None
+    row = session.scalar(
+        unclaimed.where(TeamsConversation.aad_object_id == entra_id.lower()).limit(1)
+    )
+    if row is not None:
+        row.rep_email = rep_email.lower()
+        log.info("Teams: the chat installed before %s was mapped is theirs now", rep_email)
+    return row
+
+
+def _entra_id_of(app: Flask, email: str) -> str | None:
+    try:
+        return get_user(graph_client(app), email).id
+    except (NotConfigured, GraphSyncError) as e:
+        log.info("Teams: no Entra id for %s: %s", email, e)
+        return None
 
 
 def _create(

@@ -58,6 +58,7 @@ from connector.teams.chats import (
     Unreachable,
     bot_connector,
     connector_outcome,
+    may_get_cards,
     open_chat,
     record_blocked,
 )
@@ -270,6 +271,10 @@ def apply_plan(app: Flask, connector: BotConnector, planned: Planned, now: dt.da
     """Send or update one card; store what was sent."""
     if planned.action == "skip" or planned.view is None or planned.rep_email is None:
         return Delivered({"skipped": planned.note})
+    if planned.action == "send" and not may_get_cards(app, planned.rep_email):
+        return Delivered(
+            {"skipped": f"{planned.rep_email} is not an active rep (deactivated or deleted)"}
+        )
     activity = card_activity(planned.view)
     try:
         chat = open_chat(app, connector, planned.rep_email)

@@ -124,6 +124,9 @@ def reminder_stamp(reminder: Reminder, deal: Deal) -> str:
 
 
 def _superseded_reason(session: Session, deal: Deal, pipeline: Pipeline, reminder: Reminder) -> str:
+    rep = session.scalar(select(Rep).where(Rep.email == reminder.rep_email))
+    if rep is not None and not rep.active:
+        return f"{rep.display_name or rep.email} is no longer active in DealBridge: withdrawn"
     if deal.status in ("won", "lost"):
         return f"The deal was {deal.status}"
     change = deal.stage_changes[-1] if deal.stage_changes else None

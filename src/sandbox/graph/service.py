@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +131,8 @@ class GraphService:
             settings = tenant.settings
         if fault is not None and fault.status == "unreadable":
             return ok(UNREADABLE_PAGE)
+        if fault is not None and fault.status == "incomplete":
+            return _without(self._serve(route, params, request, mailbox), fault.drop or [])
         if fault is not None:
             raise fault_error(fault, settings.fault_timeout_seconds)
         if route.permission is not None:
@@ -153,6 +156,18 @@ class GraphService:
         with self.tenant.lock:
             user = self.tenant.directory.find(user_key)
         return user.user_principal_name.lower() if user else user_key.lower()
+
+
+def _without(response: GraphResponse, fields: list[str]) -> GraphResponse:
+    """The answer with `fields` left out of its object and of each item of its `value`."""
+    body = copy.deepcopy(response.body)  # never the tenant's own objects
+    if isinstance(body, dict):
+        items = body.get("value") if isinstance(body.get("value"), list) else [body]
+        for item in items or []:
+            if isinstance(item, dict):
+                for name in fields:
+                    item.pop(name, None)
+    return GraphResponse(response.status, body, response.headers)
 
 
 # A 200 whose page breaks every field a reader relies on (a truncating proxy, a service bug).

@@ -600,7 +600,8 @@ def _check_bot_token(tenant: Tenant, side: TeamsSide, header: str | None) -> Non
 
 
 def _fault_error(fault: FaultRule) -> ConnectorError:
-    status = {"timeout": 504, "unreadable": 500}.get(str(fault.status)) or int(fault.status)
+    instead = {"timeout": 504, "unreadable": 500, "incomplete": 500}
+    status = instead.get(str(fault.status)) or int(fault.status)
     extra: dict[str, Any] = {}
     if fault.retry_after is not None:
         extra["retryAfter"] = fault.retry_after
