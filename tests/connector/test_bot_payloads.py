@@ -117,3 +117,39 @@ def test_a_card_action_from_another_tenant_gets_a_universal_actions_error(
     assert body["value"]["code"] == "Forbidden"
     assert body["value"]["message"]
     assert conversations(world) == []
+
+
+def _group_message(w: TeamsWorld, text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": "1700000000000",
+        "text": f"<at>DealBridge</at> {text}",
+        "serviceUrl": f"{w.sandbox.base_url}/teams/",
+        "channelId": "msteams",
+        "from": {"id": "29:rep-in-group", "aadObjectId": w.rep_user_id},
+        "conversation": {
+            "id": "19:group-with-customers@thread.v2",
+            "conversationType": "groupChat",
+        },
+        "recipient": {"id": f"28:{w.sandbox.client_id}"},
+        "channelData": {"tenant": {"id": w.sandbox.tenant_id}},
+    }
+
+
+def test_a_reps_lists_asked_for_in_a_group_chat_go_to_her_own_chat_only(world: TeamsWorld) -> None:
+    """Customers may be in a group or meeting chat: her deals and reminders never go there."""
+    world.install()
+    world.deal(stage="negotiation")
+    world.control("DELETE", "/requests")
+    before = len(world.chat())
+    for text in ("deals", "reminders"):
+        assert post(world, _group_message(world, text)).status_code == 200
+    posted = [
+        entry["path"]
+        for entry in world.control("GET", "/requests").json()["recent"]
+        if "group-with-customers" in entry["path"]
+    ]
+    assert posted == []
+    summaries = [line["summary"] for line in world.chat()[before:]]
+    assert summaries[0] == "Your open deals"
+    assert summaries[1].startswith("Your open reminders (")

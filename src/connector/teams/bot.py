@@ -298,6 +298,9 @@ def _message(
     text = _MENTION.sub("", activity.text or "").strip()
     word = text.lower().split()[0] if text else ""
     view: CardView
+    if word in PRIVATE_WORDS and rep is not None and not _personal(activity):
+        _answer_privately(app, session, activity, rep, word, text, settings, now)
+        return
     if word == "help" or not text:
         view = HelpView()
     elif word == "reminders" and rep is not None:
@@ -313,6 +316,51 @@ def _message(
     else:
         view = HelpView(unknown_text=text[:200])
     _reply(app, activity, card_activity(view))
+
+
+PRIVATE_WORDS = frozenset({"reminders", "deals", "digest"})
+
+
+def _answer_privately(
+    app: Flask,
+    session: Session,
+    activity: Activity,
+    rep: Rep,
+    word: str,
+    text: str,
+    settings: Settings,
+    now: dt.datetime,
+) -> None:
+    """A rep's lists asked for in a group, meeting or channel chat, where customers may read
+    along: the answer goes to her own chat with the bot, and nothing of it to the group."""
+    chat = session.scalar(
+        select(TeamsConversation).where(
+            TeamsConversation.rep_email == rep.email,
+            TeamsConversation.conversation_id.is_not(None),
+            TeamsConversation.blocked_at.is_(None),
+        )
+    )
+    if chat is None or chat.conversation_id is None:
+        _reply(
+            app,
+            activity,
+            {
+                "type": "message",
+                "text": "I answer that only in your own chat with DealBridge: open the "
+                "DealBridge app in Teams and ask there.",
+            },
+        )
+        return
+    if word == "digest":
+        answer = _digest_switch(session, rep, text)
+    elif word == "reminders":
+        answer = card_activity(my_reminders_view(session, rep, settings, now))
+    else:
+        answer = card_activity(my_deals_view(session, rep, settings, now))
+    try:
+        bot_connector(app).send(chat.service_url, chat.conversation_id, answer)
+    except (NotConfigured, BotConnectorError) as e:
+        log.warning("could not answer in the rep's own chat: %s", e)
 
 
 def _digest_switch(session: Session, rep: Rep, text: str) -> dict[str, Any]:
