@@ -77,6 +77,19 @@ class Store:
         self.engine.dispose()
 
 
+def write_lock(session: Session) -> None:
+    """Take the database's write lock for the session's transaction now, before it reads what
+    it will write: SQLite's ``BEGIN IMMEDIATE`` (its transactions otherwise start at the first
+    write, after the reads, and a concurrent writer's update is lost). On PostgreSQL this is a
+    no-op: lock the rows themselves with ``SELECT ... FOR UPDATE`` (``with_for_update()``)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the scheduler write while the API reads; FKs are off by default in SQLite.
