@@ -344,7 +344,7 @@ def load_round(
         links = {row.event_id: row.meeting_key for row in rows}
     keys = {meeting_key(m) for m in delta.meetings}
     keys |= {links[e] for e in delta.removed if e in links}
-    interactions = {}
+    interactions: dict[str, StoredInteraction] = {}
     for chunk in _chunks(sorted(keys)):
         query = select(Interaction).where(Interaction.external_key.in_(chunk))
         if lock:
