@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,10 @@ class Store:
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            # A server restart (or a proxy's idle timeout) leaves dead connections in the pool:
+            # check each one as it is taken, so no request fails because of it.
+            kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -37,6 +41,11 @@ class Store:
         # A Store nobody disposed (a CLI command's app) still closes its pooled connections
         # when it goes: PostgreSQL would otherwise keep them until the process ends.
         weakref.finalize(self, self.engine.dispose)
+
+    @property
+    def display_url(self) -> str:
+        """The URL to show an admin: which database, the password masked."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
