@@ -290,3 +290,36 @@ def test_the_migrated_schema_matches_the_models(app: Flask) -> None:
             if not (isinstance(d, tuple) and d[0] == "remove_table")  # APScheduler's own table
         ]
     assert differences == []
+
+
+# ---- the admin guide's URL, and which database we use --------------------------------------
+
+
+def test_the_admin_guides_postgresql_url_makes_a_store_and_is_shown_masked() -> None:
+    """``postgresql+psycopg://`` needs the ``dealbridge[postgres]`` extra (psycopg 3)."""
+    store = Store("postgresql+psycopg://dealbridge:s3cret-pw@db.contoso.com/dealbridge")
+    try:
+        assert store.engine.dialect.driver == "psycopg"
+        assert store.display_url == "postgresql+psycopg://dealbridge:***@db.contoso.com/dealbridge"
+    finally:
+        store.dispose()
+
+
+def test_doctor_names_the_database_it_checked_with_the_password_masked(
+    tmp_path: Path, migrated_template: Template
+) -> None:
+    from connector.admin.doctor import run_checks
+    from tests.connector.conftest import make_app
+
+    url = migrated_template.fresh(tmp_path / "doctor.db")
+    if url.startswith("postgresql"):  # the throwaway cluster trusts any password
+        url = url.replace("postgres@", "postgres:s3cret-pw@")
+    app = make_app(tmp_path / "unused.db", migrated_template, database_url=url)
+    try:
+        line = next(r for r in run_checks(app) if r.name == "Database migrations")
+    finally:
+        get_store(app).dispose()
+    assert line.status == "ok", line.detail
+    assert get_store(app).display_url in line.detail
+    assert "s3cret-pw" not in line.detail
+    assert "is at the newest revision" in line.detail
