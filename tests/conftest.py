@@ -49,11 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "sqlite_only(why): checks SQLite's own behaviour; skipped on PostgreSQL, with the why",
-    )
     if config.getoption("--database") == "postgresql" and find_server_binaries() is None:
+        # CI sets DEALBRIDGE_TEST_REQUIRE_POSTGRESQL=1: there, a skipped run would be a pass.
+        required = os.environ.get("DEALBRIDGE_TEST_REQUIRE_POSTGRESQL") == "1"
+        if required:
+            pytest.exit(f"{HOW_TO_GET_IT} - not allowed: DEALBRIDGE_TEST_REQUIRE_POSTGRESQL=1")
         pytest.exit(HOW_TO_GET_IT, returncode=0)
 
 

@@ -29,7 +29,12 @@ HOW_TO_GET_IT = (
 
 
 def find_server_binaries() -> Path | None:
-    """The folder of initdb and pg_ctl: PATH first, then Debian's /usr/lib/postgresql/NN/bin."""
+    """The folder of initdb and pg_ctl: ``DEALBRIDGE_TEST_PG_BIN`` if set, else PATH, else
+    Debian's /usr/lib/postgresql/NN/bin (the newest NN)."""
+    chosen = os.environ.get("DEALBRIDGE_TEST_PG_BIN")
+    if chosen:
+        folder = Path(chosen)
+        return folder if (folder / "initdb").exists() and (folder / "pg_ctl").exists() else None
     on_path = shutil.which("initdb"), shutil.which("pg_ctl")
     if all(on_path):
         return Path(os.path.realpath(on_path[0] or "")).parent
