@@ -67,12 +67,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     keep, drop = [], []
     for item in items:
-        uses_store = "migrated_template" in getattr(item, "fixturenames", ())
-        (keep if uses_store else drop).append(item)
         marker = item.get_closest_marker("sqlite_only")
-        if marker is not None:
+        if marker is not None:  # kept, and skipped: the report says why
             why = marker.args[0] if marker.args else "SQLite-specific"
             item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
+        uses_store = "migrated_template" in getattr(item, "fixturenames", ())
+        (keep if uses_store or marker is not None else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -252,7 +252,9 @@ def _write_key(app: Flask) -> str:
         return create_key(session, "cli-test", "write")
 
 
-def test_serve_answers_healthz_with_the_scheduler_running(tmp_path: Path) -> None:
+def test_serve_answers_healthz_with_the_scheduler_running(
+    tmp_path: Path, migrated_template: Template
+) -> None:
     import socket
     import time
 
@@ -263,7 +265,7 @@ def test_serve_answers_healthz_with_the_scheduler_running(tmp_path: Path) -> Non
         port = sock.getsockname()[1]
     env = {
         **os.environ,
-        "DEALBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "DEALBRIDGE_DATABASE_URL": migrated_template.empty(tmp_path / "serve.db"),
         "DEALBRIDGE_AUTO_MIGRATE": "true",
     }
     server = subprocess.Popen(
