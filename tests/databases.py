@@ -98,20 +98,23 @@ class Cluster:
             "--locale=C", "--no-sync",
         )  # fmt: skip
 
+    def _options(self) -> str:
+        """Our own port and socket folder; durability off: a throwaway cluster for tests."""
+        return (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories='{self.root}' -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+            "-c shared_buffers=32MB"
+        )
+
     def start(self) -> None:
         """Start on a free port (another engineer's test may take the one we picked: try again)."""
         for attempt in itertools.count():
             self.port = _free_port()
-            options = (
-                f"-p {self.port} -c listen_addresses=127.0.0.1 "
-                f"-c unix_socket_directories='{self.root}' -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
-                "-c shared_buffers=32MB"
-            )
             try:
                 self._run(
                     "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
-                    "-l", str(self.root / "server.log"), "-o", options,
+                    "-l", str(self.root / "server.log"), "-o", self._options(),
                 )  # fmt: skip
                 return
             except subprocess.CalledProcessError:
@@ -124,15 +127,9 @@ class Cluster:
 
     def restart(self) -> None:
         """Stop and start on the same port: every pooled connection is now dead."""
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 "
-            f"-c unix_socket_directories='{self.root}' -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
-            "-c shared_buffers=32MB"
-        )
         self._run(
             "pg_ctl", "restart", "-w", "-t", "60", "-D", str(self.data), "-m", "fast",
-            "-l", str(self.root / "server.log"), "-o", options,
+            "-l", str(self.root / "server.log"), "-o", self._options(),
         )  # fmt: skip
 
     def execute(self, *statements: str) -> None:
