@@ -39,8 +39,11 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
+# Twice: on SQLite, then every test that touches the store again on a throwaway PostgreSQL
+# cluster (skipped, with one line saying how to get it, where the server is not installed).
 pytest: dev npm
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --database=sqlite
+	$(BIN)/pytest -q --database=postgresql
 
 test: lint typecheck pytest
 

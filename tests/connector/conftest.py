@@ -1,9 +1,12 @@
-"""Fixtures: a real app on a real SQLite file per test (copied from a migrated template)."""
+"""Fixtures: a real app on a real database per test (copied from a migrated template).
+
+The database is SQLite or PostgreSQL (``--database``; see tests/conftest.py); ``migrated_template``
+comes from there.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,26 +20,17 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.serving import make_server
 
 from connector.api.keys import create_key
-from connector.app import create_app, prepare_database
-from connector.store.db import Store, get_store
+from connector.app import create_app
+from connector.store.db import get_store
 from sandbox.server import serve_in_background
+from tests.databases import Template
 
 
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Migrate once; each test gets a copy (an Alembic run per test would cost ~0.2 s)."""
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    store = Store(f"sqlite:///{path}")
-    prepare_database(store)
-    store.dispose()
-    return path
-
-
-def make_app(db_path: Path, template: Path, **overrides: Any) -> Flask:
-    shutil.copy(template, db_path)
+def make_app(db_path: Path, template: Template, **overrides: Any) -> Flask:
+    """An app on a fresh copy of the template (``db_path`` names the SQLite file)."""
     config: dict[str, Any] = {
         "TESTING": True,
-        "database_url": f"sqlite:///{db_path}",
+        "database_url": template.fresh(db_path),
         "auto_migrate": False,
         "scheduler_enabled": False,
         "instance_path": db_path.parent,
@@ -46,7 +40,7 @@ def make_app(db_path: Path, template: Path, **overrides: Any) -> Flask:
 
 
 @pytest.fixture
-def app(tmp_path: Path, migrated_template: Path) -> Iterator[Flask]:
+def app(tmp_path: Path, migrated_template: Template) -> Iterator[Flask]:
     app = make_app(tmp_path / "dealbridge.db", migrated_template)
     yield app
     get_store(app).dispose()
@@ -161,7 +155,7 @@ def sandbox_tenant() -> Iterator[Any]:
 
 
 @pytest.fixture
-def m365(tmp_path: Path, migrated_template: Path, sandbox_tenant: Any) -> Iterator[Tenant]:
+def m365(tmp_path: Path, migrated_template: Template, sandbox_tenant: Any) -> Iterator[Tenant]:
     """A fresh tenant and a fresh app talking to it through the real msal and msgraph-sdk."""
     requests.post(f"{sandbox_tenant.base_url}/_sandbox/reset", timeout=30).raise_for_status()
     port = _free_port()

@@ -29,6 +29,7 @@ from sandbox.server import RunningSandbox, start_sandbox
 from tests.connector.conftest import make_app
 from tests.connector.receiver import Received, Receiver
 from tests.connector.samples import deal_body
+from tests.databases import Template
 
 REP = "ann.lee@contoso.example"
 WEBHOOK_SECRET = "crm-shared-secret"
@@ -175,7 +176,7 @@ def teams_sandbox() -> Iterator[RunningSandbox]:
 
 @pytest.fixture
 def world(
-    teams_sandbox: RunningSandbox, tmp_path: Path, migrated_template: Path
+    teams_sandbox: RunningSandbox, tmp_path: Path, migrated_template: Template
 ) -> Iterator[TeamsWorld]:
     sandbox = teams_sandbox
     http = requests.Session()

@@ -18,6 +18,7 @@ from connector.admin.cli import cli
 from connector.settings import SettingsError, load_settings
 from connector.store.db import get_store
 from connector.store.models import ApiKey, Deal
+from tests.databases import Template
 
 
 @pytest.fixture
@@ -101,8 +102,10 @@ def test_pipelines_list_shows_stages_in_order(env: dict[str, str]) -> None:
     assert result.output.index("Lead generation") < result.output.index("Deal closing")
 
 
-def test_db_upgrade_on_a_new_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DEALBRIDGE_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+def test_db_upgrade_on_a_new_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_template: Template
+) -> None:
+    monkeypatch.setenv("DEALBRIDGE_DATABASE_URL", migrated_template.empty(tmp_path / "new.db"))
     result = CliRunner().invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert "was empty" in result.output
@@ -249,7 +252,9 @@ def _write_key(app: Flask) -> str:
         return create_key(session, "cli-test", "write")
 
 
-def test_serve_answers_healthz_with_the_scheduler_running(tmp_path: Path) -> None:
+def test_serve_answers_healthz_with_the_scheduler_running(
+    tmp_path: Path, migrated_template: Template
+) -> None:
     import socket
     import time
 
@@ -260,7 +265,7 @@ def test_serve_answers_healthz_with_the_scheduler_running(tmp_path: Path) -> Non
         port = sock.getsockname()[1]
     env = {
         **os.environ,
-        "DEALBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "DEALBRIDGE_DATABASE_URL": migrated_template.empty(tmp_path / "serve.db"),
         "DEALBRIDGE_AUTO_MIGRATE": "true",
     }
     server = subprocess.Popen(

@@ -19,6 +19,10 @@ from connector.microsoft365 import close
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Reminder
 
+pytestmark = pytest.mark.sqlite_only(
+    "the demo is the embedded default: its own SQLite file in instance/demo, by design"
+)
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, Any]]:

@@ -15,6 +15,7 @@ from connector.teams.digests import queue_digests, queue_health
 from connector.teams.views import digest_view, health_view
 from tests.connector.conftest import make_app
 from tests.connector.samples import deal_body
+from tests.databases import Template
 
 MONDAY_10_BERLIN = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
@@ -64,7 +65,7 @@ def test_the_digest_lists_overdue_due_today_and_idle_deals(
 
 
 def test_admins_hear_of_a_failing_mailbox_and_an_expiring_secret(
-    tmp_path: Path, migrated_template: Path
+    tmp_path: Path, migrated_template: Template
 ) -> None:
     soon = (utcnow() + dt.timedelta(days=10)).date().isoformat()
     app = make_app(

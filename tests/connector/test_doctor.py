@@ -34,6 +34,7 @@ from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.store.models import Mailbox, utcnow
 from sandbox.server import serve_in_background
+from tests.databases import Template
 
 from .conftest import Tenant, _free_port, make_app
 
@@ -135,7 +136,7 @@ class Installation:
 @pytest.fixture
 def installation(
     tmp_path: Path,
-    migrated_template: Path,
+    migrated_template: Template,
     sandbox_tenant: Any,
     certificate: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,

@@ -12,6 +12,7 @@ from connector.meetings.notifications import schedule_sync
 from connector.store.db import get_store
 from connector.store.models import utcnow
 from tests.connector.conftest import make_app
+from tests.databases import Template
 
 
 def _stored_jobs(app) -> list[str]:  # type: ignore[no-untyped-def]
@@ -19,9 +20,10 @@ def _stored_jobs(app) -> list[str]:  # type: ignore[no-untyped-def]
         return sorted(row[0] for row in connection.execute(text("SELECT id FROM scheduled_jobs")))
 
 
-def test_jobs_survive_a_restart_once_each(tmp_path: Path, migrated_template: Path) -> None:
+def test_jobs_survive_a_restart_once_each(tmp_path: Path, migrated_template: Template) -> None:
     db = tmp_path / "jobs.db"
     first = make_app(db, migrated_template)
+    url = first.extensions["dealbridge.settings"].effective_database_url
     scheduler = start_scheduler(first, force=True)
     assert scheduler is not None
     scheduler.pause()  # keep the one-off job from running before the "crash"
@@ -31,7 +33,7 @@ def test_jobs_survive_a_restart_once_each(tmp_path: Path, migrated_template: Pat
     scheduler.shutdown(wait=False)
     get_store(first).dispose()
 
-    second = create_on_same_db(db)
+    second = create_on_same_db(db, url)
     again = start_scheduler(second, force=True)
     assert again is not None
     try:
@@ -43,13 +45,13 @@ def test_jobs_survive_a_restart_once_each(tmp_path: Path, migrated_template: Pat
         get_store(second).dispose()
 
 
-def create_on_same_db(db: Path):  # type: ignore[no-untyped-def]
+def create_on_same_db(db: Path, url: str):  # type: ignore[no-untyped-def]
     from connector.app import create_app
 
     return create_app(
         {
             "TESTING": True,
-            "database_url": f"sqlite:///{db}",
+            "database_url": url,
             "auto_migrate": False,
             "scheduler_enabled": False,
             "instance_path": db.parent,

@@ -88,3 +88,29 @@ def test_a_round_that_cannot_read_its_page_is_recorded_and_the_next_mailbox_stil
         assert failed.failures == 1
         assert failed.needs_sync  # retried, not forgotten
         assert session.scalars(select(Interaction.subject)).all() == ["Pricing call"]
+
+
+def test_two_rounds_joining_a_meeting_already_logged_lose_no_rep(m365: Tenant) -> None:
+    """The lost update: a meeting Ann's round logged; Raj's and Kim's rounds both add their
+    mailbox to the same stored interaction at once. Without a row lock between load and write,
+    one of them overwrites the other's mailbox list."""
+    ann = m365.add_rep("ann", "Ann Lee")
+    raj = m365.add_rep("raj", "Raj Patel")
+    kim = m365.add_rep("kim", "Kim Akers")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    _rounds_at_once(m365, ann, raj, kim)  # the first rounds set up the delta links
+
+    for n in range(TRIES):
+        subject = f"Review {n}"
+        start = PAST + dt.timedelta(hours=n)
+        m365.add_event(ann, meeting(subject, start, [raj, kim, "dana@fabrikam.com"]))
+        assert sync_mailbox(m365.app, ann).error is None  # logged, with Ann only
+
+        reports = _rounds_at_once(m365, raj, kim)
+
+        assert [r.error for r in reports] == [None, None], f"try {n}"
+        with get_store(m365.app).session() as session:
+            logged = session.scalars(
+                select(Interaction).where(Interaction.subject == subject)
+            ).one()
+            assert logged.details["mailboxes"] == sorted([ann, raj, kim]), f"try {n}"

@@ -29,6 +29,7 @@ from connector.store.db import get_store
 from connector.store.models import OutboxItem, utcnow
 from tests.connector.conftest import make_app
 from tests.connector.receiver import Receiver, running_receiver
+from tests.databases import Template
 
 SECRET = "whsec-test-0123456789"
 
@@ -40,7 +41,7 @@ def crm() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def hooked_app(tmp_path: Path, migrated_template: Path, crm: Receiver) -> Iterator[Flask]:
+def hooked_app(tmp_path: Path, migrated_template: Template, crm: Receiver) -> Iterator[Flask]:
     app = make_app(
         tmp_path / "db.sqlite", migrated_template, webhook_url=crm.url, webhook_secret=SECRET
     )

@@ -18,6 +18,7 @@ from connector.stage_reminders.replan import on_deal_changed
 from connector.store.db import get_store
 from connector.store.models import Interaction, OutboxItem, Reminder, utcnow
 from tests.connector.conftest import make_app
+from tests.databases import Template
 
 DEAL = DealIn.model_validate(
     {"title": "Fabrikam renewal", "pipeline": "classic5", "stage": "negotiation"}
@@ -65,7 +66,7 @@ def test_a_deal_change_with_nothing_to_replan_it_fails(app: Flask) -> None:
 
 
 def test_each_app_replans_with_its_own_settings(
-    app: Flask, tmp_path: Path, migrated_template: Path
+    app: Flask, tmp_path: Path, migrated_template: Template
 ) -> None:
     """Signals are process-wide; the receiver acts with the settings of the session's app."""
     calendar_only = make_app(
@@ -83,7 +84,7 @@ def test_each_app_replans_with_its_own_settings(
         get_store(calendar_only).dispose()
 
 
-def test_a_chosen_deal_becomes_one_webhook(tmp_path: Path, migrated_template: Path) -> None:
+def test_a_chosen_deal_becomes_one_webhook(tmp_path: Path, migrated_template: Template) -> None:
     app = make_app(tmp_path / "hooks.db", migrated_template, webhook_url="http://crm.invalid/hooks")
     try:
         with get_store(app).session() as session:

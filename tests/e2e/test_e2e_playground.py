@@ -31,14 +31,15 @@ import requests
 from sqlalchemy import select
 
 from connector.api.keys import create_key
-from connector.app import create_app, prepare_database
+from connector.app import create_app
 from connector.microsoft365 import close as close_graph
 from connector.outbox import drain
-from connector.store.db import Store, get_store
+from connector.store.db import get_store
 from connector.store.models import OutboxItem, Reminder, TeamsConversation
 from sandbox.server import RunningSandbox, start_sandbox
 from tests.connector.samples import deal_body
 from tests.connector.test_bot_world import serving
+from tests.databases import Template
 
 pytestmark = pytest.mark.node
 TESTS = Path(__file__).resolve().parents[1]
@@ -205,7 +206,7 @@ team:
 
 
 @pytest.fixture
-def playground_world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def playground_world(tmp_path: Path, migrated_template: Template) -> Iterator[dict[str, Any]]:
     if shutil.which("node") is None or not PLAYGROUND.exists():
         pytest.skip("node or tests/node_modules (npm ci in tests/) is missing: make npm")
     with start_sandbox() as sandbox:
@@ -215,12 +216,10 @@ def playground_world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             json={"userPrincipalName": REP, "displayName": "Ann Lee"},
         ).json()
         metadata = http.get(f"{sandbox.base_url}/_sandbox/teams/bot").json()["openIdMetadata"]
-        db = tmp_path / "dealbridge.db"
-        prepare_database(Store(f"sqlite:///{db}"))
         app = create_app(
             {
                 "TESTING": True,
-                "database_url": f"sqlite:///{db}",
+                "database_url": migrated_template.fresh(tmp_path / "dealbridge.db"),
                 "auto_migrate": False,
                 "scheduler_enabled": False,
                 "instance_path": tmp_path,

@@ -576,25 +576,26 @@ def _migrations_current(store: Store) -> bool | None:
 
 def _migrations(store: Store) -> CheckResult:
     name = "Database migrations"
+    where = f"the database {store.display_url}"  # which one, the password masked
     from alembic.script import ScriptDirectory
 
     try:
         current, head = store.current_revision(), store.head_revision()
     except SQLAlchemyError as exc:
-        return _fail(name, f"the database cannot be reached ({type(exc).__name__})", _DB_FIX)
+        return _fail(name, f"{where} cannot be reached ({type(exc).__name__})", _DB_FIX)
     if current == head:
-        return _ok(name, f"the database is at the newest revision, {head}")
+        return _ok(name, f"{where} is at the newest revision, {head}")
     upgrade = "Back up the database, then run `dealbridge db upgrade`."
     if current is None:
-        return _fail(name, "the database has no DealBridge tables yet", upgrade)
+        return _fail(name, f"{where} has no DealBridge tables yet", upgrade)
     known = {
         r.revision for r in ScriptDirectory.from_config(store.alembic_config()).walk_revisions()
     }
     if current in known:
-        return _fail(name, f"the database is at revision {current}; the newest is {head}", upgrade)
+        return _fail(name, f"{where} is at revision {current}; the newest is {head}", upgrade)
     return _fail(
         name,
-        f"the database is at revision {current}, which this DealBridge does not know "
+        f"{where} is at revision {current}, which this DealBridge does not know "
         f"(its newest is {head})",
         "Run the DealBridge version that migrated this database, or a newer one.",
     )

@@ -16,7 +16,13 @@ from flask import Blueprint, Response, g, json, request
 from pydantic import BaseModel, ValidationError
 
 from connector.api.keys import Caller, Scope, find_caller
-from connector.errors import BadRequest, Forbidden, Unauthorized, from_validation_error
+from connector.errors import (
+    BadRequest,
+    Forbidden,
+    Unauthorized,
+    from_validation_error,
+    invalid,
+)
 from connector.settings import current_settings
 from connector.store.db import db_session
 
@@ -92,6 +98,7 @@ class Api:
                 if op.scope is not None:
                     g.caller = authorise(op.scope)
                 kwargs: dict[str, Any] = dict(path)
+                check_path(path)
                 if op.body is not None:
                     kwargs["body"] = parse_body(op.body)
                 if op.query is not None:
@@ -104,6 +111,18 @@ class Api:
             return handler
 
         return register
+
+
+MAX_ID = 2**31 - 1  # the id columns are INTEGER: 32 bits on PostgreSQL
+
+
+def check_path(path: dict[str, Any]) -> None:
+    """What no column can hold is refused before a query: a NUL or an id beyond the ids."""
+    for name, value in path.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise invalid(name, "must not contain NUL characters (U+0000)", "path")
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise invalid(name, f"must be an id between 1 and {MAX_ID}", "path")
 
 
 def actor() -> str:

@@ -31,6 +31,7 @@ from connector.deals.models import (
     PlausibleDatetime,
     StageKey,
     Strict,
+    Text200,
     Text300,
 )
 
@@ -73,6 +74,7 @@ __all__ = [
     "StageMove",
     "StageOut",
     "Strict",
+    "Text200",
     "Text300",
 ]
 
@@ -167,7 +169,7 @@ class InteractionList(BaseModel):
 
 class StageIn(Strict):
     key: StageKey
-    name: Text300
+    name: Text200
     probability: float = Field(default=0, ge=0, le=100, description="Win probability, percent.")
     won: bool = False
     lost: bool = False
@@ -181,7 +183,7 @@ class StageIn(Strict):
 
 
 class PipelineIn(Strict):
-    name: Text300
+    name: Text200
     stages: list[StageIn] = Field(min_length=1, max_length=50)
 
     @field_validator("stages")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -22,6 +22,7 @@ from pydantic import (
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_T = TypeVar("_T")
 
 
 def _lower(value: str) -> str:
@@ -41,6 +42,31 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def _at_most(length: int) -> AfterValidator:
+    """A length limit for values whose type has none of its own (an email address, a URL)."""
+
+    def check(value: _T) -> _T:
+        if len(str(value)) > length:
+            raise ValueError(f"must be at most {length} characters")
+        return value
+
+    return AfterValidator(check)
+
+
+def _nul_free(value: object) -> None:
+    """PostgreSQL refuses NUL in text, SQLite keeps it; no one means to send it: refuse it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters (U+0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _nul_free(key)
+            _nul_free(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _nul_free(item)
+
+
 def _plausible(value: dt.datetime) -> dt.datetime:
     if not 1970 <= value.year <= 2200:
         raise ValueError("must be between the years 1970 and 2200")
@@ -53,12 +79,20 @@ AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
 PlausibleDatetime = Annotated[dt.datetime, AfterValidator(_aware), AfterValidator(_plausible)]
 StageKey = Annotated[str, Field(pattern=_KEY, description="A stage key such as negotiation")]
 Text300 = Annotated[str, Field(min_length=1, max_length=300)]
+Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Strict(BaseModel):
-    """Unknown fields are refused: a misspelled field must not be silently ignored."""
+    """Unknown fields are refused: a misspelled field must not be silently ignored. No string
+    may hold a NUL character (PostgreSQL cannot store it: a 422 naming the field, on both)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: _T) -> _T:
+        _nul_free(value)
+        return value
 
 
 # ---- deals ---------------------------------------------------------------------------
@@ -92,10 +126,13 @@ class DealIn(Strict):
     owner: Email | None = Field(default=None, description="The rep who owns the deal (email/UPN).")
     account: Account | None = None
     contacts: list[Contact] = Field(default_factory=list, max_length=200)
-    amount: Decimal | None = Field(default=None, ge=0, max_digits=18, decimal_places=2)
+    # 15 digits: what SQLite's NUMERIC (a double) keeps exactly, as PostgreSQL's numeric does.
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=15, decimal_places=2)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217")
     expected_close_date: dt.date | None = None
-    crm_url: HttpUrl | None = Field(default=None, description="The deal's page in the CRM.")
+    crm_url: Annotated[HttpUrl, _at_most(2000)] | None = Field(
+        default=None, description="The deal's page in the CRM (at most 2000 characters)."
+    )
     lead_source: str | None = Field(default=None, max_length=100)
     product: str | None = Field(default=None, max_length=100)
 
@@ -155,7 +192,9 @@ class InteractionIn(Strict):
         max_length=200,
         description="Your id for it: sending the same id again does not log it twice.",
     )
-    by: Email | None = Field(default=None, description="Who had the interaction.")
+    by: Annotated[Email, _at_most(200)] | None = Field(
+        default=None, description="Who had the interaction (at most 200 characters)."
+    )
 
     @model_validator(mode="after")
     def _something_said(self) -> InteractionIn:

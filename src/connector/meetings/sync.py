@@ -52,7 +52,7 @@ from connector.microsoft365 import graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_logged, meeting_needs_choice
 from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
-from connector.store.db import get_store
+from connector.store.db import get_store, write_lock
 from connector.store.models import (
     Deal,
     DealContact,
@@ -271,7 +271,9 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
         report.failed.clear()
         try:
             with store.session() as session:
-                stored = load_round(session, mailbox_id, rep_email, delta, policy.privacy)
+                stored = load_round(
+                    session, mailbox_id, rep_email, delta, policy.privacy, lock=True
+                )
                 plan = plan_round(delta, stored, policy)
                 if plan.refused is None:
                     apply_plan(
@@ -415,8 +417,17 @@ def load_round(
     rep_email: str,
     delta: DeltaRound,
     policy: PrivacyPolicy,
+    *,
+    lock: bool = False,
 ) -> StoredRound:
-    """What the plan needs from the store, loaded once for the round (not per meeting)."""
+    """What the plan needs from the store, loaded once for the round (not per meeting).
+
+    ``lock``: the round will write what it loads, so another mailbox's round on the same
+    meeting waits until this one commits (else one of the two mailbox lists is lost): the
+    stored interactions are read ``FOR UPDATE`` on PostgreSQL, in key order; SQLite takes its
+    write lock first."""
+    if lock:
+        write_lock(session)
     links: dict[str, str] = {}
     if mailbox_id is not None:
         rows = session.execute(
@@ -427,11 +438,12 @@ def load_round(
         links = {row.event_id: row.meeting_key for row in rows}
     keys = {meeting_key(m) for m in delta.meetings}
     keys |= {links[e] for e in delta.removed if e in links}
-    interactions = {
-        i.external_key: _stored(i)
-        for chunk in _chunks(sorted(keys))
-        for i in session.scalars(select(Interaction).where(Interaction.external_key.in_(chunk)))
-    }
+    interactions: dict[str, StoredInteraction] = {}
+    for chunk in _chunks(sorted(keys)):
+        query = select(Interaction).where(Interaction.external_key.in_(chunk))
+        if lock:
+            query = query.order_by(Interaction.external_key).with_for_update()
+        interactions.update((i.external_key, _stored(i)) for i in session.scalars(query))
     deals = _open_deals(session, *_lookup_keys(delta, policy))
     named = {i.deal_id for i in interactions.values() if i.deal_id is not None}
     return StoredRound(

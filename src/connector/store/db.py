@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,22 @@ class Store:
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            # A server restart (or a proxy's idle timeout) leaves dead connections in the pool:
+            # check each one as it is taken, so no request fails because of it.
+            kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A Store nobody disposed (a CLI command's app) still closes its pooled connections
+        # when it goes: PostgreSQL would otherwise keep them until the process ends.
+        weakref.finalize(self, self.engine.dispose)
+
+    @property
+    def display_url(self) -> str:
+        """The URL to show an admin: which database, the password masked."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -71,6 +84,19 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def write_lock(session: Session) -> None:
+    """Take the database's write lock for the session's transaction now, before it reads what
+    it will write: SQLite's ``BEGIN IMMEDIATE`` (its transactions otherwise start at the first
+    write, after the reads, and a concurrent writer's update is lost). On PostgreSQL this is a
+    no-op: lock the rows themselves with ``SELECT ... FOR UPDATE`` (``with_for_update()``)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
