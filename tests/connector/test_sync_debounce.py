@@ -125,7 +125,7 @@ def world(m365: Tenant, monkeypatch: pytest.MonkeyPatch) -> World:
         mailbox.client_state_hash = hashlib.sha256(STATE.encode()).hexdigest()
         assert mailbox.needs_sync is False
 
-    real_round, real_plan = meetings_sync.sync_mailbox, meetings_sync.plan_round
+    real_round, real_read = meetings_sync.sync_mailbox, meetings_sync.read_delta
 
     def counted(app: Flask, email: str, **kwargs: Any) -> meetings_sync.SyncReport:
         kwargs.pop("now", None)
@@ -134,15 +134,16 @@ def world(m365: Tenant, monkeypatch: pytest.MonkeyPatch) -> World:
         assert report.error is None, report.error
         return report
 
-    def planner(delta: Any, stored: Any, policy: Any) -> Any:
+    def reader(*args: Any, **kwargs: Any) -> Any:
+        delta = real_read(*args, **kwargs)
         began = w.rounds[-1]
         offsets, w.during_round = w.during_round, []
-        for offset in offsets:  # Graph notifies while the round reads
+        for offset in offsets:  # Graph notifies while the round reads its mailbox
             w.at(began + offset)
             w.notify()
-        return real_plan(delta, stored, policy)
+        return delta
 
-    monkeypatch.setattr(meetings_sync, "plan_round", planner)
+    monkeypatch.setattr(meetings_sync, "read_delta", reader)
     monkeypatch.setattr(meetings_sync, "sync_mailbox", counted)
     w.rounds.clear()
     return w

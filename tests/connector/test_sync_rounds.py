@@ -159,15 +159,16 @@ def test_a_notification_during_the_round_keeps_the_mailbox_waiting(
     m365: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ann, _ = _two_reps(m365)
-    real = meetings_sync.plan_round
+    real = meetings_sync.read_delta
 
-    def planner(delta: Any, stored: Any, policy: Any) -> Any:
-        with get_store(m365.app).session() as other:  # Graph notifies while we plan
+    def reader(*args: Any, **kwargs: Any) -> Any:
+        delta = real(*args, **kwargs)
+        with get_store(m365.app).session() as other:  # Graph notifies while we read
             mailbox = other.scalars(select(Mailbox).where(Mailbox.rep_email == ann)).one()
             mailbox.needs_sync = True
             mailbox.notified_at = utcnow()
-        return real(delta, stored, policy)
+        return delta
 
-    monkeypatch.setattr(meetings_sync, "plan_round", planner)
+    monkeypatch.setattr(meetings_sync, "read_delta", reader)
     assert sync_mailbox(m365.app, ann).error is None
     assert _mailbox(m365, ann).needs_sync is True
