@@ -92,8 +92,9 @@ def test_a_customer_meeting_is_logged_on_the_contacts_deal(m365: Tenant) -> None
     assert deal_of(m365, logged) == "OPP-1"
     assert (logged.match_rule, logged.matched_address) == ("contact", "dana@fabrikam.com")
     assert logged.status == "held"
-    assert "body" not in logged.details
-    assert logged.details["attendees"][0]["email"] == "dana@fabrikam.com"
+    assert logged.details is not None
+    assert "body" not in logged.details.stored()
+    assert logged.details.attendees[0].email == "dana@fabrikam.com"
     with get_store(m365.app).session() as session:
         deal = session.scalar(select(Deal).where(Deal.crm_id == "OPP-1"))
         assert deal is not None
@@ -138,7 +139,8 @@ def test_equally_good_deals_need_a_choice_that_the_api_settles(m365: Tenant) -> 
     assert report.needs_choice == 1
     [pending] = interactions(m365)
     assert pending.status == "needs_choice"
-    assert {c["deal"] for c in pending.details["candidates"]} == {"A", "B"}
+    assert pending.details is not None
+    assert {c.deal for c in pending.details.candidates} == {"A", "B"}
     client = m365.app.test_client()
     headers = {"Authorization": f"Bearer {_key(m365)}"}
     listed = client.get("/api/v1/interactions?status=needs_choice", headers=headers).json["items"]
@@ -197,8 +199,9 @@ def test_one_meeting_in_two_mailboxes_is_one_interaction(m365: Tenant) -> None:
     m365.add_event(ann, meeting("Demo", PAST, [raj, "dana@fabrikam.com"]))
     sync(m365, ann, raj)
     [logged] = interactions(m365)
-    assert logged.details["mailboxes"] == sorted([ann, raj])
-    assert set(logged.details["internal_participants"]) == {ann, raj}
+    assert logged.details is not None
+    assert list(logged.details.mailboxes) == sorted([ann, raj])
+    assert set(logged.details.internal_participants) == {ann, raj}
 
 
 def test_updates_move_the_meeting_and_cancellation_keeps_it_visible(m365: Tenant) -> None:
@@ -287,7 +290,8 @@ def test_the_organizers_deletion_cancels_the_meeting_before_attendees_sync(m365:
     [kept] = interactions(m365)
     assert (kept.id, kept.status) == (scheduled.id, "cancelled")
     assert deal_of(m365, kept) == "OPP-1"
-    assert kept.details["mailboxes"] == [raj]
+    assert kept.details is not None
+    assert list(kept.details.mailboxes) == [raj]
 
 
 def test_recurring_weekly_call_logs_each_occurrence_once(m365: Tenant) -> None:
@@ -309,7 +313,8 @@ def test_recurring_weekly_call_logs_each_occurrence_once(m365: Tenant) -> None:
     logged = interactions(m365)
     assert len(logged) == 4
     assert len({i.external_key for i in logged}) == 4
-    assert len({i.details["series_id"] for i in logged}) == 1
+    assert len({i.details.series_id for i in logged if i.details}) == 1
+    assert all(i.details is not None for i in logged)
     assert [i.status for i in logged] == ["held", "held", "held", "scheduled"]
 
 

@@ -69,7 +69,7 @@ def list_all_interactions(query: InteractionQuery) -> InteractionList:
     items = []
     for interaction, crm_id in session.execute(stmt):
         out = interaction_out(interaction, crm_id)
-        participants = out.details.internal_participants
+        participants = out.details.internal_participants if out.details else ()
         if query.rep and query.rep not in participants and interaction.created_by != query.rep:
             continue
         items.append(out)

@@ -242,7 +242,7 @@ def log_interaction(
         started_at=occurred,
         ended_at=occurred,
         created_by=data.by or actor,
-        details={},
+        details=None,  # a call, email or note logged by hand has no meeting details
     )
     session.add(interaction)
     if occurred <= now and (

@@ -44,21 +44,29 @@ def choose_deal(
         raise Conflict(f"interaction {interaction_id} was cancelled", interaction=interaction_id)
     deal = get_deal(session, deal_crm_id)
     previous = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
-    details: dict[str, Any] = dict(interaction.details or {})
-    candidates = details.get("candidates") or []
-    details["chosen_by"] = by
-    details["chosen_at"] = now.isoformat()
-    if previous is not None and previous.id != deal.id:
-        details["moved_from"] = previous.crm_id
-    interaction.details = details
+    moved = previous is not None and previous.id != deal.id
     interaction.deal_id = deal.id
     interaction.match_rule = "chosen"
     interaction.matched_address = by
     if interaction.status == "needs_choice":
         interaction.status = meeting_status(interaction.started_at, interaction.ended_at, now)
-    if candidates and deal.crm_id not in {c.get("deal") for c in candidates}:
-        details["chosen_outside_candidates"] = True
-    touched = [deal] + ([previous] if previous is not None and previous.id != deal.id else [])
+    if interaction.details is not None:  # a meeting; one logged by hand has no details
+        details = interaction.details
+        suggested = [str(c.deal) for c in details.candidates]
+        outside = bool(suggested) and deal.crm_id not in suggested
+        changes: dict[str, Any] = {
+            "chosen_by": by,
+            "chosen_at": now.isoformat(),
+            "explanation": chosen_explanation(
+                deal.crm_id, by, previous.crm_id if moved and previous else None, suggested
+            ),
+        }
+        if moved and previous is not None:
+            changes["moved_from"] = previous.crm_id
+        if outside:
+            changes["chosen_outside_candidates"] = True
+        interaction.details = details.but(**changes)
+    touched = [deal] + ([previous] if moved and previous is not None else [])
     for affected in touched:
         refresh_last_interaction(session, affected, now)
     session.flush()
@@ -66,6 +74,18 @@ def choose_deal(
         announce(session, affected, now)
     meeting_deal_chosen.send(session, interaction=interaction, deal=deal.crm_id, by=by, now=now)
     return interaction
+
+
+def chosen_explanation(deal: str, by: str, moved_from: str | None, suggested: list[str]) -> str:
+    """Why a meeting is on the deal a rep chose, in words (the card's and the API's "why")."""
+    text = f"{by} chose deal {deal}"
+    if moved_from is not None:
+        text += f", moving it from deal {moved_from}"
+    if len(suggested) > 1 and deal in suggested:
+        text += f" (DealBridge had asked: {', '.join(suggested)} were equally good)"
+    elif suggested and deal not in suggested:
+        text += f" (not one of the deals DealBridge suggested: {', '.join(suggested)})"
+    return text
 
 
 def refresh_last_interaction(session: Session, deal: Deal, now: dt.datetime) -> None:

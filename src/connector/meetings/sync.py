@@ -63,6 +63,7 @@ from connector.store.models import (
     Rep,
     utcnow,
 )
+from connector.store.types import MeetingDetails
 from graph_sync.directory import get_mailbox_settings, get_user, get_verified_domains
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
@@ -400,7 +401,7 @@ def _stored(interaction: Interaction) -> StoredInteraction:
         ended_at=interaction.ended_at,
         match_rule=interaction.match_rule,
         matched_address=interaction.matched_address,
-        details=dict(interaction.details or {}),
+        details=interaction.details or MeetingDetails(),
     )
 
 
@@ -538,12 +539,11 @@ def _apply_change(
     row = rows.get(item.key)
     if row is None:
         row = Interaction(
-            kind="meeting", source=SOURCE, external_key=item.key, created_by=rep_email, details={}
+            kind="meeting", source=SOURCE, external_key=item.key, created_by=rep_email
         )
         session.add(row)
         rows[item.key] = row
-    if row.details != after.details:
-        row.details = dict(after.details)
+    row.details = after.details  # a new model: written when what it stores differs
     row.subject, row.started_at, row.ended_at = after.subject, after.started_at, after.ended_at
     row.deal_id, row.status = after.deal_id, after.status
     row.match_rule, row.matched_address = after.match_rule, after.matched_address
@@ -628,7 +628,8 @@ def _tell_others(
     if signal is None:
         return
     reps = [deal.owner_email] if deal and deal.owner_email else []
-    reps = reps or list((interaction.details or {}).get("internal_participants", []))[:1]
+    details = interaction.details or MeetingDetails()
+    reps = reps or list(details.internal_participants)[:1]
     signal.send(session, interaction=interaction, reps=reps)
 
 

@@ -24,6 +24,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from connector.store.types import MeetingDetails, MeetingDetailsJSON
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -192,7 +194,9 @@ class Interaction(Timestamps, Base):
     created_by: Mapped[str | None] = mapped_column(String(200))
     match_rule: Mapped[str | None] = mapped_column(String(32))
     matched_address: Mapped[str | None] = mapped_column(String(320))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[MeetingDetails | None] = mapped_column(MeetingDetailsJSON)
+    """A meeting's details (from the calendar); None for a call, email or note logged by hand.
+    Frozen: assign a changed copy (``details.but(...)``)."""
 
 
 class ApiKey(Base):
@@ -276,6 +280,11 @@ class Mailbox(Timestamps, Base):
     last_round_at: Mapped[dt.datetime | None] = mapped_column()
     last_success_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_code: Mapped[str | None] = mapped_column(String(100))
+    """The code of the last error as Graph or Entra gave it (``ErrorAccessDenied``,
+    ``AADSTS65001``): what the health card decides by, never the text."""
+    missing_permission: Mapped[str | None] = mapped_column(String(100))
+    """The application permission the last error said is not granted (admin consent needed)."""
     failures: Mapped[int] = mapped_column(Integer, default=0)
     events_seen: Mapped[int] = mapped_column(Integer, default=0)
     subscription_id: Mapped[str | None] = mapped_column(String(100), index=True)

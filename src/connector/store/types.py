@@ -1,6 +1,11 @@
 """The typed shape of ``Interaction.details`` and the column type that stores it as JSON.
 
-Not yet wired to the column: readers still index the dict (issue 10, details part, unfinished).
+``Interaction.details`` is a :class:`MeetingDetails` for a meeting read from a calendar and None
+for a call, email or note logged by hand (they carry nothing beyond their columns).
+
+The models are frozen (their lists are tuples): a change is a new model assigned to the
+column (``details.but(chosen_by=...)``), which SQLAlchemy sees; an in-place change, which it
+would not see, raises instead of being lost silently.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from sqlalchemy.types import TypeDecorator
 
 class _Shape(BaseModel):
     # extra="allow": rows written before this model must still load, whatever they carry.
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     @model_serializer(mode="wrap")
     def _as_written(self, handler: SerializerFunctionWrapHandler) -> Any:
@@ -57,33 +62,53 @@ class MeetingDetails(_Shape):
     event_type: str | None = None
     original_start: str | None = None
     organizer: str | None = None
-    attendees: list[Attendee] = []
+    attendees: tuple[Attendee, ...] = ()
     online: bool | None = None
     location: str | None = None
-    mailboxes: list[str] = []
-    internal_participants: list[str] = []
+    mailboxes: tuple[str, ...] = ()
+    """The reps whose calendars hold the meeting."""
+    internal_participants: tuple[str, ...] = ()
     explanation: str | None = None
-    candidates: list[Candidate] = []
+    """Why the interaction is on its deal (or needs a choice), in words a rep reads."""
+    candidates: tuple[Candidate, ...] = ()
+    """The deals a rep picks from when the meeting needs a choice."""
     chosen_by: str | None = None
     chosen_at: str | None = None
     moved_from: str | None = None
     chosen_outside_candidates: bool | None = None
     outcome: Outcome | None = None
 
+    def but(self, **changes: Any) -> MeetingDetails:
+        """A copy with ``changes`` (validated: nested values may be given as dicts)."""
+        return MeetingDetails.model_validate({**self.model_dump(), **changes})
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON the column keeps: only the keys given (and extras), as written before."""
+        dumped: dict[str, Any] = self.model_dump(mode="json")
+        return dumped
+
 
 class MeetingDetailsJSON(TypeDecorator[MeetingDetails]):
     """Stores MeetingDetails as the JSON written today; old rows (plain dicts) validate on load."""
 
-    impl = JSON
+    impl = JSON(none_as_null=True)  # None is SQL NULL (a hand-logged interaction), not "null"
     cache_ok = True
 
     def process_bind_param(
         self, value: MeetingDetails | dict[str, Any] | None, dialect: Dialect
     ) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        model = value if isinstance(value, MeetingDetails) else MeetingDetails.model_validate(value)
-        return model.model_dump(mode="json", exclude_unset=True)
+        return None if value is None else _model(value).stored()
 
     def process_result_value(self, value: Any, dialect: Dialect) -> MeetingDetails | None:
         return None if value is None else MeetingDetails.model_validate(value)
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        # What the column would store decides whether a flush writes (equal models may differ
+        # in the keys given).
+        if x is None or y is None:
+            return x is y
+        return bool(_model(x).stored() == _model(y).stored())
+
+
+def _model(value: MeetingDetails | dict[str, Any]) -> MeetingDetails:
+    return value if isinstance(value, MeetingDetails) else MeetingDetails.model_validate(value)
