@@ -237,6 +237,9 @@ def test_pick_deal_settles_a_meeting_that_needed_a_choice(world: TeamsWorld) -> 
     assert "Fabrikam support renewal" in _texts(_answered_card(answer))
     deal, details = _interaction(world, meeting)
     assert (deal, details.chosen_by) == ("OPP-2", REP)
+    assert details.explanation == (
+        f"{REP} chose deal OPP-2 (DealBridge had asked: OPP-1, OPP-2 were equally good)"
+    )
     assert [e["type"] for e in _crm_events(world)] == ["interaction.updated"]
 
 
