@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from connector.errors import BadRequest, Forbidden
 from connector.jobs import run_task
 from connector.meetings.sync import mailbox_for, new_client_state
-from connector.microsoft365 import graph_client
+from connector.microsoft365 import Failure, graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.store.models import Mailbox, Rep, utcnow
@@ -214,6 +214,9 @@ def ensure_subscriptions(app: Flask, now: dt.datetime | None = None) -> dict[str
             with store.session() as session:
                 mailbox = mailbox_for(session, email)
                 mailbox.last_error = f"subscription: {exc}"[:2000]
+                failure = Failure.of(exc)
+                mailbox.last_error_code = failure.code
+                mailbox.missing_permission = failure.missing_permission
             log.warning("subscription for %s failed: %s", email, exc)
     return outcome
 

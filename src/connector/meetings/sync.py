@@ -47,7 +47,7 @@ from connector.meetings.plan import (
     plan_round,
 )
 from connector.meetings.privacy import PrivacyPolicy, is_internal, normalize_address
-from connector.microsoft365 import graph_client
+from connector.microsoft365 import Failure, graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_logged, meeting_needs_choice
 from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
@@ -176,7 +176,7 @@ def sync_mailbox(
         delta = read_delta(graph_client(app), user, window, link)
     except GraphSyncError as exc:
         report.error = str(exc)
-        _record_failure(app, mailbox_id, str(exc))
+        _record_failure(app, mailbox_id, str(exc), failure=Failure.of(exc))
         log.warning("sync of %s failed: %s", rep_email, exc)
         return report
     policy = round_policy(settings, tenant_domains, now)
@@ -242,6 +242,7 @@ def _round_done(
     mailbox.window_start, mailbox.window_end = window.start, window.end
     mailbox.last_success_at = now
     mailbox.last_error = "; ".join(report.failed)[:2000] or None
+    mailbox.last_error_code = mailbox.missing_permission = None
     mailbox.failures = 0
     mailbox.events_seen += len(delta.meetings)
 
@@ -307,11 +308,16 @@ def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
     return found.id
 
 
-def _record_failure(app: Flask, mailbox_id: int, error: str, *, retry: bool = True) -> None:
+def _record_failure(
+    app: Flask, mailbox_id: int, error: str, *, retry: bool = True, failure: Failure | None = None
+) -> None:
+    failure = failure or Failure()
     with get_store(app).session() as session:
         mailbox = session.get(Mailbox, mailbox_id)
         if mailbox is not None:
             mailbox.last_error = error[:2000]
+            mailbox.last_error_code = failure.code
+            mailbox.missing_permission = failure.missing_permission
             mailbox.failures += 1
             mailbox.needs_sync = retry
 

@@ -397,12 +397,6 @@ def my_deals_view(session: Session, rep: Rep, settings: Settings, now: dt.dateti
 DIGEST_LIST = 10
 FAILING_AFTER = 3  # failed rounds in a row before admins hear of a mailbox
 SECRET_WARNING = dt.timedelta(days=30)
-PERMISSION_HINTS = {
-    "MailboxSettings": "MailboxSettings.Read",
-    "Calendars": "Calendars.ReadWrite",
-    "User": "User.Read.All",
-    "Organization": "Organization.Read.All",
-}
 
 
 def digest_view(
@@ -470,13 +464,11 @@ def health_view(session: Session, settings: Settings, now: dt.datetime) -> Healt
     ]
     consent_url = f"{settings.public_url or 'http://localhost'}/admin/consented"
     missing: dict[str, ConsentMissing] = {}
-    for mailbox in session.scalars(select(Mailbox).where(Mailbox.last_error.is_not(None))):
-        error = mailbox.last_error or ""
-        if "403" not in error and "Forbidden" not in error and "denied" not in error.lower():
-            continue
-        for hint, permission in PERMISSION_HINTS.items():
-            if hint in error:
-                missing[permission] = ConsentMissing(permission=permission, consent_url=consent_url)
+    # Decided by the error's code when the round failed (microsoft365.Failure), never its text.
+    lacking = select(Mailbox.missing_permission).where(Mailbox.missing_permission.is_not(None))
+    for permission in session.scalars(lacking.distinct().order_by(Mailbox.missing_permission)):
+        if permission is not None:
+            missing[permission] = ConsentMissing(permission=permission, consent_url=consent_url)
     expiring = []
     if settings.client_secret_expires_on is not None:
         expires = dt.datetime.combine(settings.client_secret_expires_on, dt.time(), dt.UTC)
