@@ -16,6 +16,7 @@ from connector.deals.changes import announce, get_deal
 from connector.errors import Conflict, NotFound
 from connector.signals import meeting_deal_chosen
 from connector.store.models import Deal, Interaction
+from connector.store.types import InteractionStatus
 
 
 def get_interaction(session: Session, interaction_id: int) -> Interaction:
@@ -25,9 +26,12 @@ def get_interaction(session: Session, interaction_id: int) -> Interaction:
     return interaction
 
 
-def meeting_status(started_at: dt.datetime, ended_at: dt.datetime | None, now: dt.datetime) -> str:
+def meeting_status(
+    started_at: dt.datetime, ended_at: dt.datetime | None, now: dt.datetime
+) -> InteractionStatus:
     """Scheduled until it ends, held after."""
-    return "held" if (ended_at or started_at) <= now else "scheduled"
+    ended = (ended_at or started_at) <= now
+    return InteractionStatus.HELD if ended else InteractionStatus.SCHEDULED
 
 
 def choose_deal(
@@ -40,7 +44,7 @@ def choose_deal(
 ) -> Interaction:
     """Settle a meeting that needed a choice, or move a logged meeting to another deal."""
     interaction = get_interaction(session, interaction_id)
-    if interaction.status == "cancelled":
+    if interaction.status == InteractionStatus.CANCELLED:
         raise Conflict(f"interaction {interaction_id} was cancelled", interaction=interaction_id)
     deal = get_deal(session, deal_crm_id)
     previous = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
@@ -48,7 +52,7 @@ def choose_deal(
     interaction.deal_id = deal.id
     interaction.match_rule = "chosen"
     interaction.matched_address = by
-    if interaction.status == "needs_choice":
+    if interaction.status == InteractionStatus.NEEDS_CHOICE:
         interaction.status = meeting_status(interaction.started_at, interaction.ended_at, now)
     if interaction.details is not None:  # a meeting; one logged by hand has no details
         details = interaction.details
@@ -94,7 +98,7 @@ def refresh_last_interaction(session: Session, deal: Deal, now: dt.datetime) -> 
     latest = session.scalar(
         select(func.max(Interaction.started_at)).where(
             Interaction.deal_id == deal.id,
-            Interaction.status == "held",
+            Interaction.status == InteractionStatus.HELD,
             Interaction.started_at <= now,
         )
     )

@@ -36,14 +36,14 @@ from connector.meetings.privacy import (
     skip_reason,
 )
 from connector.store.types import Attendee as StoredAttendee
-from connector.store.types import Candidate, MeetingDetails
+from connector.store.types import Candidate, InteractionStatus, MeetingDetails
 from graph_sync.meetings import DeltaRound
 from graph_sync.models import Meeting
 
 SOURCE = "outlook"
 REMINDER_CATEGORY = "DealBridge"  # graph_sync.calendar tags our reminder events with it
-NEEDS_CHOICE = "needs_choice"
-CANCELLED = "cancelled"
+NEEDS_CHOICE = InteractionStatus.NEEDS_CHOICE
+CANCELLED = InteractionStatus.CANCELLED
 GUARD_MINIMUM = 5
 """The removal guard only watches a mailbox with at least this many logged meetings."""
 # Privacy wins over history: a meeting skipped for these leaves no trace, whoever logged it.
@@ -96,7 +96,7 @@ class StoredInteraction:
     id: int | None
     """None while it is only planned (logged in this round)."""
     deal_id: int | None
-    status: str
+    status: InteractionStatus
     subject: str | None
     started_at: dt.datetime
     ended_at: dt.datetime | None
@@ -403,7 +403,7 @@ def _logged_as(
     elif not chosen and result.status == MatchStatus.NEEDS_CHOICE:
         status = NEEDS_CHOICE
     elif not chosen and result.status == MatchStatus.NO_MATCH:
-        status = "unmatched"
+        status = InteractionStatus.UNMATCHED
     else:
         status = meeting_status(meeting.start, meeting.end, work.policy.now)
     return StoredInteraction(
@@ -546,7 +546,7 @@ def describe(item: PlannedChange, deal_names: Mapping[int, str]) -> str:
     match item.kind:
         case ChangeKind.LOG if after is not None and after.status == NEEDS_CHOICE:
             return f"log {meeting}: {item.note}"
-        case ChangeKind.LOG if after is not None and after.status == "unmatched":
+        case ChangeKind.LOG if after is not None and after.status == InteractionStatus.UNMATCHED:
             return f"log {meeting} without a deal: {item.note}"
         case ChangeKind.LOG:
             return f"log {meeting} on {deal(after)} ({after.status if after else ''}): {item.note}"

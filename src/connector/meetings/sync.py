@@ -63,7 +63,7 @@ from connector.store.models import (
     Rep,
     utcnow,
 )
-from connector.store.types import MeetingDetails
+from connector.store.types import InteractionKind, InteractionStatus, MeetingDetails
 from graph_sync.directory import get_mailbox_settings, get_user, get_verified_domains
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
@@ -545,7 +545,7 @@ def _apply_change(
     row = rows.get(item.key)
     if row is None:
         row = Interaction(
-            kind="meeting", source=SOURCE, external_key=item.key, created_by=rep_email
+            kind=InteractionKind.MEETING, source=SOURCE, external_key=item.key, created_by=rep_email
         )
         session.add(row)
         rows[item.key] = row
@@ -657,7 +657,7 @@ def mark_held(app: Flask, now: dt.datetime | None = None) -> int:
         )
         deals: set[int] = set()
         for interaction in ended:
-            interaction.status = "held"
+            interaction.status = InteractionStatus.HELD
             if interaction.deal_id is not None:
                 deals.add(interaction.deal_id)
         session.flush()

@@ -24,7 +24,18 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from connector.store.types import MeetingDetails, MeetingDetailsJSON
+from connector.store.types import (
+    CardKind,
+    DealStatus,
+    InteractionKind,
+    InteractionStatus,
+    MeetingDetails,
+    MeetingDetailsJSON,
+    OutboxStatus,
+    ReminderKind,
+    ReminderStatus,
+    StrEnumColumn,
+)
 
 
 def utcnow() -> dt.datetime:
@@ -124,7 +135,9 @@ class Deal(Timestamps, Base):
     title: Mapped[str] = mapped_column(String(300))
     pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"))
     stage_key: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(8), default="open", index=True)
+    status: Mapped[DealStatus] = mapped_column(
+        StrEnumColumn(DealStatus, 8), default=DealStatus.OPEN, index=True
+    )
     owner_email: Mapped[str | None] = mapped_column(String(320), index=True)
     account_name: Mapped[str | None] = mapped_column(String(300))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
@@ -183,10 +196,12 @@ class Interaction(Timestamps, Base):
     deal_id: Mapped[int | None] = mapped_column(
         ForeignKey("deals.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[InteractionKind] = mapped_column(StrEnumColumn(InteractionKind, 16))
     source: Mapped[str] = mapped_column(String(32))
     external_key: Mapped[str] = mapped_column(String(512), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="logged", index=True)
+    status: Mapped[InteractionStatus] = mapped_column(
+        StrEnumColumn(InteractionStatus, 16), index=True
+    )
     subject: Mapped[str | None] = mapped_column(String(500))
     text: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -220,9 +235,12 @@ class OutboxItem(Timestamps, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
+    """The handler's name (``register_handler``): the registry is its enumeration."""
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[OutboxStatus] = mapped_column(
+        StrEnumColumn(OutboxStatus, 16), default=OutboxStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -242,13 +260,15 @@ class Reminder(Timestamps, Base):
     rep_email: Mapped[str | None] = mapped_column(String(320))
     stage_key: Mapped[str] = mapped_column(String(64))
     rule_id: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[ReminderKind] = mapped_column(StrEnumColumn(ReminderKind, 32))
     occurrence: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(500))
     message: Mapped[str] = mapped_column(Text)
     due_at: Mapped[dt.datetime] = mapped_column()
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[ReminderStatus] = mapped_column(
+        StrEnumColumn(ReminderStatus, 16), default=ReminderStatus.OPEN, index=True
+    )
     snoozed_until: Mapped[dt.datetime | None] = mapped_column()
     done_at: Mapped[dt.datetime | None] = mapped_column()
     done_by: Mapped[str | None] = mapped_column(String(320))
@@ -260,7 +280,9 @@ class Reminder(Timestamps, Base):
     @property
     def effective_due_at(self) -> dt.datetime:
         return (
-            self.snoozed_until if self.status == "snoozed" and self.snoozed_until else self.due_at
+            self.snoozed_until
+            if self.status == ReminderStatus.SNOOZED and self.snoozed_until
+            else self.due_at
         )
 
 
@@ -330,7 +352,7 @@ class TeamsCard(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300), unique=True)
     rep_email: Mapped[str | None] = mapped_column(String(320), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[CardKind] = mapped_column(StrEnumColumn(CardKind, 32))
     conversation_id: Mapped[str | None] = mapped_column(String(300))
     activity_id: Mapped[str | None] = mapped_column(String(200))
     stamp: Mapped[str | None] = mapped_column(String(64))

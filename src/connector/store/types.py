@@ -10,12 +10,111 @@ would not see, raises instead of being lost silently.
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
-from sqlalchemy import JSON
+from sqlalchemy import JSON, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+# ---- statuses and kinds: the strings the store has always held, as enums ------------------
+
+
+class DealStatus(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class InteractionKind(StrEnum):
+    MEETING = "meeting"
+    CALL = "call"
+    EMAIL = "email"
+    NOTE = "note"
+
+
+class InteractionStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    HELD = "held"
+    NEEDS_CHOICE = "needs_choice"
+    """A meeting two or more deals could own equally: a rep is asked."""
+    UNMATCHED = "unmatched"
+    """A meeting no longer on any deal (it was, and still qualifies)."""
+    CANCELLED = "cancelled"
+
+
+class ReminderStatus(StrEnum):
+    OPEN = "open"
+    SNOOZED = "snoozed"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    """Withdrawn by a re-plan: its rule no longer applies."""
+
+
+class ReminderKind(StrEnum):
+    """The rule kinds of the leaf ``reminders`` (``reminders.rules.RULE_KINDS``)."""
+
+    ON_ENTER = "on_enter"
+    IDLE = "idle"
+    SLA = "sla"
+    BEFORE_CLOSE = "before_close"
+    REPEAT = "repeat"
+    AFTER_INTERACTION = "after_interaction"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    """Leased by a drain until ``next_attempt_at``."""
+    DONE = "done"
+    DEAD = "dead"
+    """Given up after the last attempt."""
+
+
+class CardKind(StrEnum):
+    """What a card the bot sent shows (``teams_cards.kind``)."""
+
+    REMINDER = "reminder"
+    MEETING_LOGGED = "meeting_logged"
+    PICK_DEAL = "pick_deal"
+    AFTER_MEETING = "after_meeting"
+    DIGEST = "digest"
+    HEALTH = "health"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumColumn(TypeDecorator[E]):
+    """A StrEnum stored as its string (no database enum, no migration): a value outside the
+    enum fails loudly, on write (ValueError) and on load (LookupError naming the column's enum).
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        if value is None:
+            return None
+        try:
+            return self.enum(value)
+        except ValueError:
+            known = ", ".join(m.value for m in self.enum)
+            raise LookupError(
+                f"the store holds {value!r} where a {self.enum.__name__} belongs (one of: "
+                f"{known}); written by a newer or a broken version?"
+            ) from None
+
+
+# ---- interaction details ----------------------------------------------------------------
 
 
 class _Shape(BaseModel):

@@ -173,9 +173,9 @@ def interaction_stamp(interaction: Interaction) -> str:
     """The version of what a meeting card shows."""
     details = interaction.details or MeetingDetails()
     outcome = details.outcome.model_dump(mode="json") if details.outcome else None
-    parts = (
+    parts = (  # plain strings: repr() of an enum member would change every stored stamp
         interaction.deal_id,
-        interaction.status,
+        str(interaction.status),
         interaction.match_rule,
         details.chosen_at,
         str(outcome),
