@@ -179,7 +179,9 @@ class MeetingDetails(_Shape):
 
     def but(self, **changes: Any) -> MeetingDetails:
         """A copy with ``changes`` (validated: nested values may be given as dicts)."""
-        return MeetingDetails.model_validate({**self.model_dump(), **changes})
+        # The given fields as they are (nested models are not validated again), then changes.
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        return MeetingDetails.model_validate({**given, **(self.model_extra or {}), **changes})
 
     def stored(self) -> dict[str, Any]:
         """The JSON the column keeps: only the keys given (and extras), as written before."""
@@ -206,7 +208,10 @@ class MeetingDetailsJSON(TypeDecorator[MeetingDetails]):
         # in the keys given).
         if x is None or y is None:
             return x is y
-        return bool(_model(x).stored() == _model(y).stored())
+        x, y = _model(x), _model(y)
+        if x.model_fields_set != y.model_fields_set:
+            return False
+        return bool(x == y)  # fields, extras: what the column stores
 
 
 def _model(value: MeetingDetails | dict[str, Any]) -> MeetingDetails:
