@@ -7,6 +7,7 @@ loop. A missing Microsoft 365 setting raises :class:`NotConfigured` naming each 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from flask import Flask
 
@@ -14,6 +15,9 @@ from connector.errors import DealBridgeError
 from connector.settings import SETTINGS_EXTENSION, Settings
 from graph_sync.auth import CertificateCredential, GraphCredentials, TokenProvider
 from graph_sync.client import GraphClient
+from graph_sync.errors import EntraError, Forbidden, GraphError
+
+WHOLE_APP = "all of DealBridge's application permissions (the app is not consented here)"
 
 EXTENSION = "dealbridge.graph"
 _LOCK = threading.Lock()
@@ -21,6 +25,27 @@ _LOCK = threading.Lock()
 
 class NotConfigured(DealBridgeError):
     status, title, slug = 503, "Microsoft 365 is not configured", "not-configured"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a failed Graph or Entra call says, as a mailbox keeps it: the error's code, and the
+    application permission an admin must consent to, decided by the code (never the text)."""
+
+    code: str | None = None
+    missing_permission: str | None = None
+
+    @classmethod
+    def of(cls, error: BaseException) -> Failure:
+        if isinstance(error, EntraError):
+            code = f"AADSTS{error.aadsts}" if error.aadsts else error.code
+            return cls(code, WHOLE_APP if error.needs_admin_consent else None)
+        if isinstance(error, Forbidden) and error.needs_admin_consent:
+            named = error.permission or f"a permission Graph did not name ({error.code})"
+            return cls(error.code, named)
+        if isinstance(error, GraphError):
+            return cls(error.code)
+        return cls()
 
 
 def credentials(settings: Settings) -> GraphCredentials:

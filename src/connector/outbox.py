@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, utcnow
+from connector.store.types import OutboxStatus
 
 log = logging.getLogger(__name__)
 HANDLERS = "dealbridge.outbox_handlers"
@@ -78,7 +79,7 @@ def enqueue(
             # An in-flight delivery keeps its lease; _record sees the new payload and requeues.
             found.payload = payload
             if found.status != "in_flight":
-                found.status, found.attempts = "pending", 0
+                found.status, found.attempts = OutboxStatus.PENDING, 0
                 found.next_attempt_at = due or utcnow()
         return found
     item = OutboxItem(
@@ -188,21 +189,21 @@ def _record(
                 continue
             outcome = outcomes.get(item.id, RetryLater("the handler gave no outcome"))
             if isinstance(outcome, Delivered) and item.payload != claimed.payload:
-                item.status, item.next_attempt_at = "pending", now  # changed while in flight
+                item.status, item.next_attempt_at = OutboxStatus.PENDING, now  # changed in flight
                 item.result = outcome.result
                 report.delivered += 1
             elif isinstance(outcome, Delivered):
-                item.status, item.delivered_at, item.last_error = "done", now, None
+                item.status, item.delivered_at, item.last_error = OutboxStatus.DONE, now, None
                 item.result = outcome.result
                 report.delivered += 1
             elif isinstance(outcome, Failed) or item.attempts >= MAX_ATTEMPTS:
-                item.status = "dead"
+                item.status = OutboxStatus.DEAD
                 item.last_error = outcome.error[:2000]
                 report.failed += 1
                 report.errors.append(f"{item.idempotency_key}: {outcome.error}")
                 log.warning("delivery %s gave up: %s", item.idempotency_key, outcome.error)
             else:
-                item.status = "pending"
+                item.status = OutboxStatus.PENDING
                 item.last_error = outcome.error[:2000]
                 item.next_attempt_at = now + backoff(item.attempts, outcome.after)
                 report.retried += 1

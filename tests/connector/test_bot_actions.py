@@ -12,6 +12,7 @@ from sqlalchemy import select
 from connector.crm.webhooks import verify
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Reminder
+from connector.store.types import MeetingDetails
 from connector.teams.delivery import queue_meeting_card
 from tests.connector.test_bot_world import REP, WEBHOOK_SECRET, TeamsWorld, teams_sandbox, world
 
@@ -201,7 +202,7 @@ def _meeting(world: TeamsWorld, *, status: str, on: str | None, **details: Any) 
             ended_at=start + dt.timedelta(hours=1),
             match_rule="domain" if deal else None,
             matched_address="dana.ruiz@fabrikam.com",
-            details=details,
+            details=MeetingDetails.model_validate(details),
         )
         session.add(interaction)
         session.flush()
@@ -216,12 +217,13 @@ def _meeting_card(world: TeamsWorld, kind: str, interaction_id: int) -> tuple[st
     return sent["id"], sent["attachments"][0]["content"]
 
 
-def _interaction(world: TeamsWorld, interaction_id: int) -> tuple[str | None, dict[str, Any]]:
+def _interaction(world: TeamsWorld, interaction_id: int) -> tuple[str | None, MeetingDetails]:
     with get_store(world.app).session() as session:
         interaction = session.get(Interaction, interaction_id)
         assert interaction is not None
         deal = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
-        return (deal.crm_id if deal else None), dict(interaction.details)
+        assert interaction.details is not None
+        return (deal.crm_id if deal else None), interaction.details
 
 
 def test_pick_deal_settles_a_meeting_that_needed_a_choice(world: TeamsWorld) -> None:
@@ -236,7 +238,10 @@ def test_pick_deal_settles_a_meeting_that_needed_a_choice(world: TeamsWorld) -> 
 
     assert "Fabrikam support renewal" in _texts(_answered_card(answer))
     deal, details = _interaction(world, meeting)
-    assert (deal, details["chosen_by"]) == ("OPP-2", REP)
+    assert (deal, details.chosen_by) == ("OPP-2", REP)
+    assert details.explanation == (
+        f"{REP} chose deal OPP-2 (DealBridge had asked: OPP-1, OPP-2 were equally good)"
+    )
     assert [e["type"] for e in _crm_events(world)] == ["interaction.updated"]
 
 
@@ -270,7 +275,9 @@ def test_the_meeting_outcome_is_recorded_with_a_note_and_the_next_stage(world: T
     assert "Recorded by ann.lee@contoso.example" in _texts(_answered_card(answer))
     deal = world.client.get("/api/v1/deals/OPP-1", headers=world.auth).json
     assert deal["stage"] == "deal_closing"
-    assert _interaction(world, meeting)[1]["outcome"]["outcome"] == "progressing"
+    outcome = _interaction(world, meeting)[1].outcome
+    assert outcome is not None
+    assert outcome.outcome == "progressing"
     assert sorted(e["type"] for e in _crm_events(world)) == [
         "deal.stage_changed",
         "interaction.updated",

@@ -95,7 +95,8 @@ def test_the_demo_logs_the_customer_meeting_once_with_both_reps(demo: tuple[Demo
     pricing = _with_subject(run, PRICING)
     assert list(pricing) == [_identity(ann)]
     [logged] = pricing.values()
-    assert logged.details["internal_participants"] == [
+    assert logged.details is not None
+    assert list(logged.details.internal_participants) == [
         f"ann.lee@{DEMO_DOMAIN}",
         f"raj.patel@{DEMO_DOMAIN}",
     ]

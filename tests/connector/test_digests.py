@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from connector.api.keys import create_key
+from connector.meetings.sync import sync_mailbox
+from connector.microsoft365 import WHOLE_APP, Failure
 from connector.store.db import get_store
 from connector.store.models import Mailbox, OutboxItem, Rep, utcnow
 from connector.teams.digests import queue_digests, queue_health
 from connector.teams.views import digest_view, health_view
-from tests.connector.conftest import make_app
+from graph_sync.errors import EntraError, Forbidden, GraphError
+from tests.connector.conftest import Tenant, make_app
 from tests.connector.samples import deal_body
 from tests.databases import Template
 
@@ -80,7 +86,9 @@ def test_admins_hear_of_a_failing_mailbox_and_an_expiring_secret(
             Mailbox(
                 rep_email="ann@contoso.com",
                 failures=4,
-                last_error="403 Forbidden: MailboxSettings.Read",
+                last_error="403 ErrorAccessDenied: Access is denied.",
+                last_error_code="ErrorAccessDenied",
+                missing_permission="MailboxSettings.Read",
             )
         )
     with get_store(app).session() as session:
@@ -98,3 +106,98 @@ def test_no_health_card_when_all_is_well(app: Flask) -> None:
     settings = app.extensions["dealbridge.settings"]
     with get_store(app).session() as session:
         assert health_view(session, settings, utcnow()) is None
+
+
+def _health_of(app: Flask, **mailbox: Any) -> list[str]:
+    settings = app.extensions["dealbridge.settings"]
+    with get_store(app).session() as session:
+        session.add(Mailbox(rep_email="ann@contoso.com", failures=1, **mailbox))
+    with get_store(app).session() as session:
+        view = health_view(session, settings, utcnow())
+    return [] if view is None else [c.permission for c in view.missing_consent]
+
+
+def test_an_error_whose_text_mentions_consent_but_whose_code_does_not_is_not_consent(
+    app: Flask,
+) -> None:
+    said = _health_of(
+        app,
+        last_error="503 ServiceUnavailable: 403 Forbidden from the consent service; access "
+        "denied for MailboxSettings and Calendars while it restarts",
+        last_error_code="ServiceUnavailable",
+    )
+    assert said == []
+
+
+def test_an_error_whose_code_says_consent_is_consent_whatever_its_text(app: Flask) -> None:
+    said = _health_of(
+        app,
+        last_error="the request failed",
+        last_error_code="ErrorAccessDenied",
+        missing_permission="Calendars.Read",
+    )
+    assert said == ["Calendars.Read"]
+
+
+def test_a_round_refused_for_a_missing_permission_records_its_code_for_the_health_card(
+    m365: Tenant,
+) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    granted = m365.control("GET", "/settings")["roles"]
+    m365.control(
+        "PATCH", "/settings", {"roles": [r for r in granted if r != "MailboxSettings.Read"]}
+    )
+
+    report = sync_mailbox(m365.app, ann)
+
+    assert report.error is not None
+    with get_store(m365.app).session() as session:
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == ann))
+        assert mailbox is not None
+        assert (mailbox.last_error_code, mailbox.missing_permission) == (
+            "ErrorAccessDenied",
+            "MailboxSettings.Read",
+        )
+        view = health_view(session, m365.app.extensions["dealbridge.settings"], utcnow())
+    assert view is not None
+    assert [c.permission for c in view.missing_consent] == ["MailboxSettings.Read"]
+    client = m365.app.test_client()
+    with get_store(m365.app).session() as session:
+        key = create_key(session, "test", "read")
+    status = client.get("/api/v1/sync/status", headers={"Authorization": f"Bearer {key}"})
+    [mine] = status.json["mailboxes"]
+    assert (mine["last_error_code"], mine["missing_permission"]) == (
+        "ErrorAccessDenied",
+        "MailboxSettings.Read",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "missing"),
+    [
+        (
+            Forbidden(403, "ErrorAccessDenied", "consent", permission="Calendars.Read"),
+            "ErrorAccessDenied",
+            "Calendars.Read",
+        ),
+        (
+            Forbidden(
+                403, "ErrorQuotaExceeded", "admin consent denied", permission="Calendars.Read"
+            ),
+            "ErrorQuotaExceeded",
+            None,
+        ),
+        (
+            GraphError(500, "InternalServerError", "403 Forbidden: consent"),
+            "InternalServerError",
+            None,
+        ),
+        (EntraError("invalid_client", 65001, "consent"), "AADSTS65001", WHOLE_APP),
+        (EntraError("invalid_client", 7000215, "admin consent missing?"), "AADSTS7000215", None),
+        (RuntimeError("403 Forbidden: consent MailboxSettings"), None, None),
+    ],
+)
+def test_what_a_failure_says_about_consent_comes_from_its_code(
+    error: BaseException, code: str | None, missing: str | None
+) -> None:
+    assert Failure.of(error) == Failure(code, missing)

@@ -183,19 +183,40 @@ def test_owner_who_declined_is_not_preferred() -> None:
         ),
     ]
     facts = meeting(DANA, (BOB, "declined"), (ANN, "accepted"))
-    assert match_meeting(facts, deals, POLICY).deal_id == "OPP-2"
+    result = match_meeting(facts, deals, POLICY)
+    assert (result.status, [c.deal_id for c in result.choices]) == (
+        MatchStatus.NEEDS_CHOICE,
+        ["OPP-2", "OPP-1"],  # no owner attends: equal evidence, the more recent listed first
+    )
+    assert not any(c.owned_by_participant for c in result.candidates)
 
 
-def test_most_recently_active_deal_wins_among_equals() -> None:
+def test_equals_are_listed_most_recently_active_first_and_none_is_picked() -> None:
     deals = [
         deal("OPP-1", contact_emails={DANA}, last_activity_at=ago(days=2)),
         deal("OPP-2", contact_emails={DANA}, last_activity_at=ago(hours=5)),
         deal("OPP-3", contact_emails={DANA}),
     ]
     result = match_meeting(meeting(ANN, DANA), deals, POLICY)
-    assert (result.deal_id, [c.deal_id for c in result.candidates]) == (
-        "OPP-2",
+    assert (result.status, result.deal_id, [c.deal_id for c in result.candidates]) == (
+        MatchStatus.NEEDS_CHOICE,
+        None,
         ["OPP-2", "OPP-1", "OPP-3"],
+    )
+    assert [c.deal_id for c in result.choices] == ["OPP-2", "OPP-1", "OPP-3"]
+
+
+def test_recency_never_picks_between_deals_with_equal_evidence() -> None:
+    """Issue 11: the most recently active of two equally found deals took the meeting."""
+    deals = [
+        deal("OPP-1", contact_emails={DANA}, last_activity_at=ago(days=2)),
+        deal("OPP-2", contact_emails={DANA}, last_activity_at=ago(hours=5)),
+    ]
+    result = match_meeting(meeting(ANN, DANA), deals, POLICY)
+    assert (result.status, result.deal_id, [c.deal_id for c in result.choices]) == (
+        MatchStatus.NEEDS_CHOICE,
+        None,
+        ["OPP-2", "OPP-1"],
     )
 
 
@@ -204,10 +225,11 @@ def test_deal_without_activity_is_ranked_by_its_last_update() -> None:
         deal("OPP-1", contact_emails={DANA}, last_activity_at=ago(days=2)),
         deal("OPP-2", contact_emails={DANA}, updated_at=ago(days=1)),
     ]
-    assert match_meeting(meeting(ANN, DANA), deals, POLICY).deal_id == "OPP-2"
+    result = match_meeting(meeting(ANN, DANA), deals, POLICY)
+    assert [c.deal_id for c in result.candidates] == ["OPP-2", "OPP-1"]
 
 
-def test_equally_good_deals_need_a_choice_listed_by_deal_id() -> None:
+def test_equally_good_deals_need_a_choice_listed_by_activity_then_deal_id() -> None:
     deals = [
         deal("OPP-9", domains={"fabrikam.com"}, owner_email=ANN, last_activity_at=ago(days=1)),
         deal("OPP-2", domains={"fabrikam.com"}, owner_email=BOB, last_activity_at=ago(days=1)),
@@ -217,7 +239,7 @@ def test_equally_good_deals_need_a_choice_listed_by_deal_id() -> None:
     assert (result.status, result.deal_id, [c.deal_id for c in result.choices]) == (
         MatchStatus.NEEDS_CHOICE,
         None,
-        ["OPP-2", "OPP-9"],
+        ["OPP-2", "OPP-9", "OPP-5"],  # all owned by a participant: equal evidence
     )
 
 
@@ -229,12 +251,13 @@ def test_activity_in_the_same_minute_counts_as_equally_recent() -> None:
     assert match_meeting(meeting(ANN, DANA), deals, POLICY).status is MatchStatus.NEEDS_CHOICE
 
 
-def test_activity_a_second_apart_across_a_minute_boundary_is_not_a_tie() -> None:
+def test_activity_a_year_apart_is_still_a_tie() -> None:
     deals = [
-        deal("OPP-1", contact_emails={DANA}, last_activity_at=ago(seconds=61)),
+        deal("OPP-1", contact_emails={DANA}, last_activity_at=ago(days=365)),
         deal("OPP-2", contact_emails={DANA}, last_activity_at=ago(seconds=60)),
     ]
-    assert match_meeting(meeting(ANN, DANA), deals, POLICY).deal_id == "OPP-2"
+    result = match_meeting(meeting(ANN, DANA), deals, POLICY)
+    assert (result.status, result.deal_id) == (MatchStatus.NEEDS_CHOICE, None)
 
 
 def test_deal_found_through_two_attendees_names_the_first_address_alphabetically() -> None:
@@ -309,15 +332,26 @@ def test_explain_a_contact_match_owned_by_a_participant() -> None:
     assert text == "matched deal OPP-1 by contact dana@fabrikam.com; owned by a participant"
 
 
-def test_explain_a_domain_match_won_on_recency() -> None:
+def test_explain_a_domain_match_owned_by_a_participant() -> None:
+    deals = [
+        deal("OPP-1", domains={"fabrikam.com"}, owner_email=ANN, last_activity_at=ago(days=2)),
+        deal("OPP-4", domains={"fabrikam.com"}, last_activity_at=ago(days=1)),
+    ]
+    text = explain(match_meeting(meeting(ANN, "raj@fabrikam.com"), deals, POLICY))
+    assert text == (
+        "matched deal OPP-1 by domain fabrikam.com (raj@fabrikam.com); owned by a participant"
+    )
+
+
+def test_explain_never_gives_recency_as_a_reason() -> None:
     deals = [
         deal("OPP-1", domains={"fabrikam.com"}, last_activity_at=ago(days=1)),
         deal("OPP-4", domains={"fabrikam.com"}, last_activity_at=ago(days=2)),
     ]
     text = explain(match_meeting(meeting(ANN, "raj@fabrikam.com"), deals, POLICY))
     assert text == (
-        "matched deal OPP-1 by domain fabrikam.com (raj@fabrikam.com); most recently active "
-        "of 2 candidates (last active 2025-03-03 12:00 UTC)"
+        "needs a choice between OPP-1 by domain fabrikam.com (raj@fabrikam.com), OPP-4 by domain "
+        "fabrikam.com (raj@fabrikam.com): equally good (none owned by a participant)"
     )
 
 
@@ -331,8 +365,7 @@ def test_explain_a_choice_names_the_equal_deals() -> None:
     text = explain(match_meeting(meeting(ANN, DANA), deals, POLICY))
     assert text == (
         "needs a choice between A-1 by contact dana@fabrikam.com, B-2 by contact "
-        "dana@fabrikam.com: equally good (none owned by a participant, all last "
-        "active 2025-03-03 12:00 UTC)"
+        "dana@fabrikam.com: equally good (none owned by a participant)"
     )
 
 
@@ -433,8 +466,8 @@ def test_a_match_is_strictly_better_than_every_other_candidate_and_a_choice_is_a
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(MEETINGS, deals(max_size=5), st.integers(min_value=2, max_value=600))
-def test_adding_a_less_active_unowned_deal_keeps_the_match(
-    facts: MeetingFacts, candidates: list[DealCandidate], older_by_minutes: int
+def test_adding_an_unowned_deal_keeps_a_match_won_on_ownership_else_asks(
+    facts: MeetingFacts, candidates: list[DealCandidate], newer_by_minutes: int
 ) -> None:
     before = match_meeting(facts, candidates, POLICY)
     assume(before.status is MatchStatus.MATCHED)
@@ -444,13 +477,55 @@ def test_adding_a_less_active_unowned_deal_keeps_the_match(
         if winner.rule is MatchRule.CONTACT
         else {"domains": {winner.address.rpartition("@")[2]}}
     )
-    worse = deal(
+    newer = deal(  # more recently active than the winner: recency must not matter
         "OPP-99",
-        updated_at=winner.active_at - dt.timedelta(minutes=older_by_minutes),
+        updated_at=winner.active_at + dt.timedelta(minutes=newer_by_minutes),
         **same_rule,
     )
-    after = match_meeting(facts, [*candidates, worse], POLICY)
-    assert (after.status, after.deal_id) == (MatchStatus.MATCHED, winner.deal_id)
+    after = match_meeting(facts, [*candidates, newer], POLICY)
+    if winner.owned_by_participant:
+        assert (after.status, after.deal_id) == (MatchStatus.MATCHED, winner.deal_id)
+    else:  # it was the only candidate: an equally good second one makes it ambiguous
+        assert (after.status, after.deal_id) == (MatchStatus.NEEDS_CHOICE, None)
+        assert {c.deal_id for c in after.choices} == {winner.deal_id, "OPP-99"}
+
+
+@st.composite
+def dana_deals(draw: st.DrawFn) -> list[DealCandidate]:
+    """Two to five open deals that all have Dana as a contact, owned by anyone."""
+    ids = draw(st.lists(st.integers(1, 40), unique=True, min_size=2, max_size=5))
+    return [
+        deal(
+            f"OPP-{i}",
+            owner_email=draw(st.one_of(st.none(), st.sampled_from(INTERNAL))),
+            contact_emails={DANA},
+            last_activity_at=draw(st.one_of(st.none(), MOMENTS)),
+            updated_at=draw(MOMENTS),
+        )
+        for i in ids
+    ]
+
+
+@settings(deadline=None)
+@given(ATTENDEES, dana_deals(), st.lists(st.integers(0, 10_000), min_size=5, max_size=5))
+def test_activity_times_never_decide_which_deal_a_meeting_is_on(
+    people: list[tuple[str, str]], candidates: list[DealCandidate], minutes: list[int]
+) -> None:
+    """Evidence decides (the rule, a participant owning the deal); recency only orders."""
+    facts = meeting(ANN, DANA, *people)
+    moved = [
+        d.model_copy(
+            update={"last_activity_at": None, "updated_at": NOON - dt.timedelta(minutes=m)}
+        )
+        for d, m in zip(candidates, minutes, strict=False)
+    ]
+    before = match_meeting(facts, candidates, POLICY)
+    after = match_meeting(facts, moved, POLICY)
+    assert (after.status, after.deal_id, {c.deal_id for c in after.choices}) == (
+        before.status,
+        before.deal_id,
+        {c.deal_id for c in before.choices},
+    )
 
 
 @settings(deadline=None)

@@ -30,6 +30,7 @@ from connector.meetings.plan import (
     plan_round,
 )
 from connector.meetings.privacy import PrivacyPolicy, SkipReason, skip_reason
+from connector.store.types import MeetingDetails
 from graph_sync.meetings import DeltaRound
 from graph_sync.models import Meeting, MeetingAttendee
 
@@ -112,11 +113,11 @@ def interactions(draw: Any, index: int) -> StoredInteraction:
         ended_at=start + dt.timedelta(minutes=30),
         match_rule="chosen" if chosen else draw(st.sampled_from(["contact", "domain", None])),
         matched_address=None,
-        details={
-            "mailboxes": sorted(draw(st.sets(st.sampled_from([ANN, RAJ])))),
-            "organizer": draw(st.sampled_from([ANN, RAJ, DANA])),
-            "internal_participants": [],
-        },
+        details=MeetingDetails(
+            mailboxes=tuple(sorted(draw(st.sets(st.sampled_from([ANN, RAJ]))))),
+            organizer=draw(st.sampled_from([ANN, RAJ, DANA])),
+            internal_participants=(),
+        ),
     )
 
 
@@ -229,7 +230,7 @@ def test_an_organizers_deletion_keeps_the_meeting_as_cancelled(
     for event_id in delta.removed:
         linked = stored.links.get(event_id)
         before = stored.interactions.get(linked or "")
-        if before is not None and before.details.get("organizer") == ANN:
+        if before is not None and before.details.organizer == ANN:
             kept = after.interactions[before.key]
             assert kept.status == CANCELLED
             assert ANN not in kept.mailboxes
@@ -250,7 +251,7 @@ def test_a_removal_never_deletes_a_meeting_other_mailboxes_still_have(
         assert before.key in after.interactions
         kept = after.interactions[before.key]
         others = before.mailboxes - {ANN}
-        if others and before.details.get("organizer") != ANN:
+        if others and before.details.organizer != ANN:
             assert kept.status == before.status
             assert kept.mailboxes == others
 
@@ -283,7 +284,7 @@ def test_a_mass_removal_is_refused_with_the_reason() -> None:
             ended_at=NOW,
             match_rule="contact",
             matched_address=DANA,
-            details={"mailboxes": [ANN], "organizer": ANN},
+            details=MeetingDetails(mailboxes=(ANN,), organizer=ANN),
         )
         for i in range(6)
     }

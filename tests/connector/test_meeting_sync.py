@@ -20,6 +20,7 @@ from connector.api.schemas import DealIn
 from connector.deals.changes import upsert_deal
 from connector.meetings.notifications import ensure_subscriptions
 from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
+from connector.signals import meeting_needs_choice
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Mailbox, Reminder, utcnow
 from tests.connector.conftest import Tenant, meeting
@@ -37,6 +38,7 @@ def add_deal(
     contacts: list[str] = (),
     domains: list[str] = (),
     title: str = "",
+    at: dt.datetime | None = None,
 ) -> None:  # type: ignore[assignment]
     body = DealIn.model_validate(
         {
@@ -54,7 +56,7 @@ def add_deal(
             crm_id,
             body,
             actor="test",
-            now=utcnow() - dt.timedelta(days=20),
+            now=at or utcnow() - dt.timedelta(days=20),
             default_pipeline="classic5",
         )
 
@@ -92,8 +94,9 @@ def test_a_customer_meeting_is_logged_on_the_contacts_deal(m365: Tenant) -> None
     assert deal_of(m365, logged) == "OPP-1"
     assert (logged.match_rule, logged.matched_address) == ("contact", "dana@fabrikam.com")
     assert logged.status == "held"
-    assert "body" not in logged.details
-    assert logged.details["attendees"][0]["email"] == "dana@fabrikam.com"
+    assert logged.details is not None
+    assert "body" not in logged.details.stored()
+    assert logged.details.attendees[0].email == "dana@fabrikam.com"
     with get_store(m365.app).session() as session:
         deal = session.scalar(select(Deal).where(Deal.crm_id == "OPP-1"))
         assert deal is not None
@@ -138,7 +141,8 @@ def test_equally_good_deals_need_a_choice_that_the_api_settles(m365: Tenant) -> 
     assert report.needs_choice == 1
     [pending] = interactions(m365)
     assert pending.status == "needs_choice"
-    assert {c["deal"] for c in pending.details["candidates"]} == {"A", "B"}
+    assert pending.details is not None
+    assert {c.deal for c in pending.details.candidates} == {"A", "B"}
     client = m365.app.test_client()
     headers = {"Authorization": f"Bearer {_key(m365)}"}
     listed = client.get("/api/v1/interactions?status=needs_choice", headers=headers).json["items"]
@@ -151,6 +155,57 @@ def test_equally_good_deals_need_a_choice_that_the_api_settles(m365: Tenant) -> 
     sync(m365, ann, full=True)  # a later round keeps the rep's choice
     [settled] = interactions(m365)
     assert deal_of(m365, settled) == "B"
+
+
+def test_a_meeting_two_deals_could_own_asks_even_when_one_was_active_later(
+    m365: Tenant,
+) -> None:
+    """Issue 11: the newer deal was taken by an unwritten "most recently active" rule."""
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OLD", ann, domains=["fabrikam.com"], at=utcnow() - dt.timedelta(days=20))
+    add_deal(m365, "NEW", ann, domains=["fabrikam.com"], at=utcnow() - dt.timedelta(days=1))
+    m365.add_event(ann, meeting("Which project?", PAST, ["cto@fabrikam.com"]))
+    asked: list[tuple[int, list[str]]] = []
+
+    def ask(_session: Any, *, interaction: Interaction, reps: list[str]) -> None:
+        asked.append((interaction.id, reps))
+
+    with meeting_needs_choice.connected_to(ask):
+        [report] = sync(m365, ann)
+
+    assert report.needs_choice == 1
+    [pending] = interactions(m365)
+    assert (pending.status, pending.deal_id) == ("needs_choice", None)
+    assert asked == [(pending.id, [ann])]  # teams sends the pick-a-deal card on this signal
+    assert pending.details is not None
+    assert [c.deal for c in pending.details.candidates] == ["NEW", "OLD"]
+    assert pending.details.explanation is not None
+    assert pending.details.explanation.startswith("needs a choice between NEW")
+
+
+def test_the_explanation_names_the_deal_a_rep_chose_and_says_so(m365: Tenant) -> None:
+    """Issue 11: after the rep chose another deal, the stored explanation named the old one."""
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    add_deal(m365, "OPP-2", ann, title="Fabrikam support renewal")
+    m365.add_event(ann, meeting("Pricing review", PAST, ["dana@fabrikam.com"]))
+    sync(m365, ann)
+    client = m365.app.test_client()
+    headers = {"Authorization": f"Bearer {_key(m365)}"}
+    [logged] = client.get("/api/v1/deals/OPP-1/interactions", headers=headers).json["items"]
+    assert logged["details"]["explanation"].startswith("matched deal OPP-1")
+
+    moved = client.post(
+        f"/api/v1/interactions/{logged['id']}/deal", json={"deal": "OPP-2"}, headers=headers
+    )
+
+    assert moved.status_code == 200, moved.json
+    said = "key:test chose deal OPP-2, moving it from deal OPP-1"  # the API key's name
+    assert moved.json["details"]["explanation"].startswith(said)
+    assert "OPP-1 by contact" not in moved.json["details"]["explanation"]
+    sync(m365, ann, full=True)  # a later round keeps the choice and its explanation
+    [kept] = client.get("/api/v1/deals/OPP-2/interactions", headers=headers).json["items"]
+    assert kept["details"]["explanation"].startswith(said)
 
 
 def _key(t: Tenant) -> str:
@@ -197,8 +252,9 @@ def test_one_meeting_in_two_mailboxes_is_one_interaction(m365: Tenant) -> None:
     m365.add_event(ann, meeting("Demo", PAST, [raj, "dana@fabrikam.com"]))
     sync(m365, ann, raj)
     [logged] = interactions(m365)
-    assert logged.details["mailboxes"] == sorted([ann, raj])
-    assert set(logged.details["internal_participants"]) == {ann, raj}
+    assert logged.details is not None
+    assert list(logged.details.mailboxes) == sorted([ann, raj])
+    assert set(logged.details.internal_participants) == {ann, raj}
 
 
 def test_updates_move_the_meeting_and_cancellation_keeps_it_visible(m365: Tenant) -> None:
@@ -287,7 +343,8 @@ def test_the_organizers_deletion_cancels_the_meeting_before_attendees_sync(m365:
     [kept] = interactions(m365)
     assert (kept.id, kept.status) == (scheduled.id, "cancelled")
     assert deal_of(m365, kept) == "OPP-1"
-    assert kept.details["mailboxes"] == [raj]
+    assert kept.details is not None
+    assert list(kept.details.mailboxes) == [raj]
 
 
 def test_recurring_weekly_call_logs_each_occurrence_once(m365: Tenant) -> None:
@@ -309,7 +366,8 @@ def test_recurring_weekly_call_logs_each_occurrence_once(m365: Tenant) -> None:
     logged = interactions(m365)
     assert len(logged) == 4
     assert len({i.external_key for i in logged}) == 4
-    assert len({i.details["series_id"] for i in logged}) == 1
+    assert len({i.details.series_id for i in logged if i.details}) == 1
+    assert all(i.details is not None for i in logged)
     assert [i.status for i in logged] == ["held", "held", "held", "scheduled"]
 
 

@@ -17,6 +17,7 @@ from connector.signals import deal_changed
 from connector.stage_reminders.replan import on_deal_changed
 from connector.store.db import get_store
 from connector.store.models import Interaction, OutboxItem, Reminder, utcnow
+from connector.store.types import MeetingDetails
 from tests.connector.conftest import make_app
 from tests.databases import Template
 
@@ -100,7 +101,7 @@ def test_a_chosen_deal_becomes_one_webhook(tmp_path: Path, migrated_template: Te
                 started_at=start,
                 ended_at=start + dt.timedelta(hours=1),
                 created_by="ann@contoso.example",
-                details={},
+                details=MeetingDetails(),
             )
             session.add(interaction)
             session.flush()

@@ -9,7 +9,6 @@ from connector.api.schemas import InteractionIn, InteractionList, InteractionOut
 from connector.deals.changes import get_deal, log_interaction
 from connector.store.db import db_session
 from connector.store.models import Interaction, utcnow
-from connector.store.types import MeetingDetails
 
 api = Api("api_v1_interactions", "/api/v1")
 
@@ -28,7 +27,7 @@ def interaction_out(interaction: Interaction, crm_id: str | None) -> Interaction
         created_by=interaction.created_by,
         match_rule=interaction.match_rule,
         matched_address=interaction.matched_address,
-        details=MeetingDetails.model_validate(interaction.details or {}),
+        details=interaction.details,
     )
 
 

@@ -37,6 +37,13 @@ class MailboxStatus(BaseModel):
     last_round_at: dt.datetime | None
     last_success_at: dt.datetime | None
     last_error: str | None
+    last_error_code: str | None = Field(
+        description="The last error's code as Graph or Entra gave it (ErrorAccessDenied, "
+        "AADSTS65001)."
+    )
+    missing_permission: str | None = Field(
+        description="The application permission that error's code says is not consented."
+    )
     failures: int
     events_seen: int
     window_start: dt.datetime | None
@@ -76,7 +83,7 @@ def list_all_interactions(query: InteractionQuery) -> InteractionList:
     items = []
     for interaction, crm_id in session.execute(stmt):
         out = interaction_out(interaction, crm_id)
-        participants = out.details.internal_participants
+        participants = out.details.internal_participants if out.details else ()
         if query.rep and query.rep not in participants and interaction.created_by != query.rep:
             continue
         items.append(out)
@@ -126,6 +133,8 @@ def sync_status() -> SyncStatus:
                 last_round_at=m.last_round_at,
                 last_success_at=m.last_success_at,
                 last_error=m.last_error,
+                last_error_code=m.last_error_code,
+                missing_permission=m.missing_permission,
                 failures=m.failures,
                 events_seen=m.events_seen,
                 window_start=m.window_start,

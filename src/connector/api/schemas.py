@@ -157,7 +157,10 @@ class InteractionOut(BaseModel):
     created_by: str | None
     match_rule: str | None
     matched_address: str | None
-    details: MeetingDetails
+    details: MeetingDetails | None = Field(
+        description="What DealBridge keeps of a meeting read from a calendar (never its body); "
+        "null for a call, email or note logged by hand."
+    )
 
 
 class InteractionList(BaseModel):

@@ -28,6 +28,7 @@ from connector.store.models import (
     Stage,
     StageChange,
 )
+from connector.store.types import DealStatus, InteractionStatus
 
 CENTS = Decimal("0.01")
 Outcome = Literal["created", "updated", "unchanged"]
@@ -64,12 +65,12 @@ def check_deal(pipelines: dict[str, Pipeline], data: DealIn, default_pipeline: s
     return stage_of(pipeline, data.stage)
 
 
-def _status_for(stage: Stage, asked: str | None) -> str:
+def _status_for(stage: Stage, asked: str | None) -> DealStatus:
     if stage.is_won:
-        return "won"
+        return DealStatus.WON
     if stage.is_lost:
-        return "lost"
-    return asked or "open"
+        return DealStatus.LOST
+    return DealStatus(asked) if asked else DealStatus.OPEN
 
 
 def _snapshot(deal: Deal) -> dict[str, Any]:
@@ -236,13 +237,13 @@ def log_interaction(
         kind=data.kind,
         source=source,
         external_key=key or f"{source}:{uuid.uuid4()}",
-        status="held" if occurred <= now else "scheduled",
+        status=InteractionStatus.HELD if occurred <= now else InteractionStatus.SCHEDULED,
         subject=data.subject,
         text=data.text,
         started_at=occurred,
         ended_at=occurred,
         created_by=data.by or actor,
-        details={},
+        details=None,  # a call, email or note logged by hand has no meeting details
     )
     session.add(interaction)
     if occurred <= now and (

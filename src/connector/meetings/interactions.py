@@ -16,6 +16,7 @@ from connector.deals.changes import announce, get_deal
 from connector.errors import Conflict, NotFound
 from connector.signals import meeting_deal_chosen
 from connector.store.models import Deal, Interaction
+from connector.store.types import InteractionStatus
 
 
 def get_interaction(session: Session, interaction_id: int) -> Interaction:
@@ -25,9 +26,12 @@ def get_interaction(session: Session, interaction_id: int) -> Interaction:
     return interaction
 
 
-def meeting_status(started_at: dt.datetime, ended_at: dt.datetime | None, now: dt.datetime) -> str:
+def meeting_status(
+    started_at: dt.datetime, ended_at: dt.datetime | None, now: dt.datetime
+) -> InteractionStatus:
     """Scheduled until it ends, held after."""
-    return "held" if (ended_at or started_at) <= now else "scheduled"
+    ended = (ended_at or started_at) <= now
+    return InteractionStatus.HELD if ended else InteractionStatus.SCHEDULED
 
 
 def choose_deal(
@@ -40,25 +44,33 @@ def choose_deal(
 ) -> Interaction:
     """Settle a meeting that needed a choice, or move a logged meeting to another deal."""
     interaction = get_interaction(session, interaction_id)
-    if interaction.status == "cancelled":
+    if interaction.status == InteractionStatus.CANCELLED:
         raise Conflict(f"interaction {interaction_id} was cancelled", interaction=interaction_id)
     deal = get_deal(session, deal_crm_id)
     previous = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
-    details: dict[str, Any] = dict(interaction.details or {})
-    candidates = details.get("candidates") or []
-    details["chosen_by"] = by
-    details["chosen_at"] = now.isoformat()
-    if previous is not None and previous.id != deal.id:
-        details["moved_from"] = previous.crm_id
-    interaction.details = details
+    moved = previous is not None and previous.id != deal.id
     interaction.deal_id = deal.id
     interaction.match_rule = "chosen"
     interaction.matched_address = by
-    if interaction.status == "needs_choice":
+    if interaction.status == InteractionStatus.NEEDS_CHOICE:
         interaction.status = meeting_status(interaction.started_at, interaction.ended_at, now)
-    if candidates and deal.crm_id not in {c.get("deal") for c in candidates}:
-        details["chosen_outside_candidates"] = True
-    touched = [deal] + ([previous] if previous is not None and previous.id != deal.id else [])
+    if interaction.details is not None:  # a meeting; one logged by hand has no details
+        details = interaction.details
+        suggested = [str(c.deal) for c in details.candidates]
+        outside = bool(suggested) and deal.crm_id not in suggested
+        changes: dict[str, Any] = {
+            "chosen_by": by,
+            "chosen_at": now.isoformat(),
+            "explanation": chosen_explanation(
+                deal.crm_id, by, previous.crm_id if moved and previous else None, suggested
+            ),
+        }
+        if moved and previous is not None:
+            changes["moved_from"] = previous.crm_id
+        if outside:
+            changes["chosen_outside_candidates"] = True
+        interaction.details = details.but(**changes)
+    touched = [deal] + ([previous] if moved and previous is not None else [])
     for affected in touched:
         refresh_last_interaction(session, affected, now)
     session.flush()
@@ -68,13 +80,25 @@ def choose_deal(
     return interaction
 
 
+def chosen_explanation(deal: str, by: str, moved_from: str | None, suggested: list[str]) -> str:
+    """Why a meeting is on the deal a rep chose, in words (the card's and the API's "why")."""
+    text = f"{by} chose deal {deal}"
+    if moved_from is not None:
+        text += f", moving it from deal {moved_from}"
+    if len(suggested) > 1 and deal in suggested:
+        text += f" (DealBridge had asked: {', '.join(suggested)} were equally good)"
+    elif suggested and deal not in suggested:
+        text += f" (not one of the deals DealBridge suggested: {', '.join(suggested)})"
+    return text
+
+
 def refresh_last_interaction(session: Session, deal: Deal, now: dt.datetime) -> None:
     """The deal's last interaction: the latest held one (cancelled ones do not count)."""
 
     latest = session.scalar(
         select(func.max(Interaction.started_at)).where(
             Interaction.deal_id == deal.id,
-            Interaction.status == "held",
+            Interaction.status == InteractionStatus.HELD,
             Interaction.started_at <= now,
         )
     )

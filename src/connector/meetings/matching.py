@@ -11,15 +11,20 @@ The rules, in order:
    those deals. Consumer mail domains (``consumer_domains.txt``) never match this way, even
    when a deal lists one. Domains match exactly (no subdomains: without the public suffix
    list, ``acme.co.uk`` cannot be told from ``co.uk``).
-3. **ranking**: deals owned by an internal participant who did not decline come first, then
-   the most recently active (``last_activity_at``, else ``updated_at``). Activity times are
-   compared by UTC minute (floored, so "equally recent" is transitive): CRM imports often keep
-   only minutes, and a bulk update touches many deals within one. One best deal → matched;
-   several equally good → needs a choice.
+3. **evidence**: a deal owned by an internal participant who did not decline is better
+   evidence than one that is not. One best deal → matched; two or more open deals equally
+   good on this evidence (same rule, same ownership) → **ambiguous**: the meeting needs a
+   choice and the rep is asked (the pick-a-deal card).
+
+Recency is not evidence: which deal moved last says nothing about what this meeting was about,
+so it never picks a deal (it used to: "most recently active" took the meeting, issue 11). It
+only orders the list: best evidence first, then the most recently active
+(``last_activity_at``, else ``updated_at``), then by deal id.
 
 Only open deals are candidates: a won or lost deal takes no new meetings by itself (a rep can
-still move an interaction to it). Ties are listed deterministically: best first, then by
-deal id. When a deal is found through several addresses, the alphabetically first is named.
+still move an interaction to it). When a deal is found through several addresses, the
+alphabetically first is named. ``docs/admin-guide.md`` ("How a meeting finds its deal") says
+the same for admins.
 """
 
 from __future__ import annotations
@@ -136,10 +141,9 @@ class CandidateReason(BaseModel):
     active_at: AwareDatetime
 
     @property
-    def rank(self) -> tuple[bool, dt.datetime]:
-        """Larger is better; equal ranks are equally good (activity floored to the minute)."""
-        minute = self.active_at.astimezone(dt.UTC).replace(second=0, microsecond=0)
-        return (self.owned_by_participant, minute)
+    def rank(self) -> tuple[bool]:
+        """The evidence: larger is better; equal ranks are equally good (a choice)."""
+        return (self.owned_by_participant,)
 
 
 class MatchResult(BaseModel):
@@ -155,7 +159,7 @@ class MatchResult(BaseModel):
     address: str | None = None
     """The attendee address behind the match; None unless status is matched."""
     candidates: tuple[CandidateReason, ...] = ()
-    """Every deal the rule found, best first, ties by deal id."""
+    """Every deal the rule found: best evidence first, then most recently active, then id."""
     consumer_domains_ignored: tuple[str, ...] = ()
     """External domains not used for the domain rule because they are consumer mail."""
 
@@ -258,12 +262,8 @@ def match_meeting(
 
 
 def _rank_key(reason: CandidateReason) -> tuple[bool, float, str]:
-    owned, minute = reason.rank
-    return (not owned, -minute.timestamp(), reason.deal_id)
-
-
-def _when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    (owned,) = reason.rank
+    return (not owned, -reason.active_at.timestamp(), reason.deal_id)
 
 
 def _by(reason: CandidateReason) -> str:
@@ -288,18 +288,10 @@ def explain(result: MatchResult) -> str:
             if best.owned_by_participant
             else "none owned by a participant"
         )
-        return (
-            f"needs a choice between {names}: equally good ({owned}, all last active "
-            f"{_when(best.active_at)})"
-        )
+        return f"needs a choice between {names}: equally good ({owned})"
     why: list[str] = []
     if best.owned_by_participant:
         why.append("owned by a participant")
     if len(result.candidates) == 1:
         why.append("the only candidate")
-    elif any(c.rank[0] == best.rank[0] for c in result.candidates[1:]):
-        why.append(
-            f"most recently active of {len(result.candidates)} candidates "
-            f"(last active {_when(best.active_at)})"
-        )
     return f"matched deal {best.deal_id} {_by(best)}; " + ", ".join(why)

@@ -26,7 +26,7 @@ from connector.errors import BadRequest, Forbidden
 from connector.jobs import run_task
 from connector.meetings import sync
 from connector.meetings.sync import mailbox_for, new_client_state
-from connector.microsoft365 import NotConfigured, graph_client
+from connector.microsoft365 import Failure, NotConfigured, graph_client
 from connector.outbox import Delivered, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import rep_changed
@@ -232,6 +232,9 @@ def ensure_subscriptions(
             with store.session() as session:
                 mailbox = mailbox_for(session, email)
                 mailbox.last_error = f"subscription: {exc}"[:2000]
+                failure = Failure.of(exc)
+                mailbox.last_error_code = failure.code
+                mailbox.missing_permission = failure.missing_permission
             log.warning("subscription for %s failed: %s", email, exc)
     return outcome
 

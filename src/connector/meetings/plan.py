@@ -35,13 +35,15 @@ from connector.meetings.privacy import (
     internal_participants,
     skip_reason,
 )
+from connector.store.types import Attendee as StoredAttendee
+from connector.store.types import Candidate, InteractionStatus, MeetingDetails
 from graph_sync.meetings import DeltaRound
 from graph_sync.models import Meeting
 
 SOURCE = "outlook"
 REMINDER_CATEGORY = "DealBridge"  # graph_sync.calendar tags our reminder events with it
-NEEDS_CHOICE = "needs_choice"
-CANCELLED = "cancelled"
+NEEDS_CHOICE = InteractionStatus.NEEDS_CHOICE
+CANCELLED = InteractionStatus.CANCELLED
 GUARD_MINIMUM = 5
 """The removal guard only watches a mailbox with at least this many logged meetings."""
 # Privacy wins over history: a meeting skipped for these leaves no trace, whoever logged it.
@@ -94,17 +96,17 @@ class StoredInteraction:
     id: int | None
     """None while it is only planned (logged in this round)."""
     deal_id: int | None
-    status: str
+    status: InteractionStatus
     subject: str | None
     started_at: dt.datetime
     ended_at: dt.datetime | None
     match_rule: str | None
     matched_address: str | None
-    details: Mapping[str, Any]
+    details: MeetingDetails
 
     @property
     def mailboxes(self) -> set[str]:
-        return set(self.details.get("mailboxes", []))
+        return set(self.details.mailboxes)
 
 
 @dataclass(frozen=True)
@@ -380,7 +382,7 @@ def _plan_meeting(work: _Work, meeting: Meeting) -> PlannedChange:
         key=key,
         before=before,
         after=after,
-        note=str(after.details.get("explanation") or ""),
+        note=after.details.explanation or "",
         link=link,
         deals=_deals(before.deal_id if before else None, after.deal_id),
     )
@@ -401,7 +403,7 @@ def _logged_as(
     elif not chosen and result.status == MatchStatus.NEEDS_CHOICE:
         status = NEEDS_CHOICE
     elif not chosen and result.status == MatchStatus.NO_MATCH:
-        status = "unmatched"
+        status = InteractionStatus.UNMATCHED
     else:
         status = meeting_status(meeting.start, meeting.end, work.policy.now)
     return StoredInteraction(
@@ -426,36 +428,33 @@ def _details(
     before: StoredInteraction | None,
     *,
     chosen: bool,
-) -> dict[str, Any]:
-    """What the interaction keeps of the meeting (never its body), merged over mailboxes."""
-    details = dict(before.details) if before is not None else {}
-    participants = set(details.get("internal_participants", []))
+) -> MeetingDetails:
+    """What the interaction keeps of the meeting (never its body), merged over mailboxes.
+
+    A rep's choice keeps its own explanation (``interactions.choose_deal`` wrote it)."""
+    details = before.details if before is not None else MeetingDetails()
+    participants = set(details.internal_participants)
     participants |= {p.email for p in internal_participants(facts, work.policy.privacy)}
-    details.update(
-        {
-            "ical_uid": meeting.ical_uid,
-            "series_id": meeting.series_master_id,
-            "event_type": meeting.event_type,
-            "original_start": meeting.original_start.isoformat()
-            if meeting.original_start
-            else None,
-            "organizer": meeting.organizer_email,
-            "attendees": [
-                {"email": a.email, "name": a.name, "response": a.response, "type": a.type}
-                for a in facts.attendees
-            ],
-            "online": meeting.is_online,
-            "location": meeting.location_name,
-            "mailboxes": sorted(set(details.get("mailboxes", [])) | {work.rep}),
-            "internal_participants": sorted(participants),
-            "explanation": explain(result) if not chosen else details.get("explanation"),
-            "candidates": [
-                {"deal": c.deal_id, "rule": c.rule.value, "address": c.address}
-                for c in (result.choices if result.status == MatchStatus.NEEDS_CHOICE else ())
-            ],
-        }
+    return details.but(
+        ical_uid=meeting.ical_uid,
+        series_id=meeting.series_master_id,
+        event_type=meeting.event_type,
+        original_start=meeting.original_start.isoformat() if meeting.original_start else None,
+        organizer=meeting.organizer_email,
+        attendees=[
+            StoredAttendee(email=a.email, name=a.name, response=a.response, type=a.type)
+            for a in facts.attendees
+        ],
+        online=meeting.is_online,
+        location=meeting.location_name,
+        mailboxes=sorted(set(details.mailboxes) | {work.rep}),
+        internal_participants=sorted(participants),
+        explanation=explain(result) if not chosen else details.explanation,
+        candidates=[
+            Candidate(deal=c.deal_id, rule=c.rule.value, address=c.address)
+            for c in (result.choices if result.status == MatchStatus.NEEDS_CHOICE else ())
+        ],
     )
-    return details
 
 
 def _plan_skip(
@@ -475,7 +474,7 @@ def _plan_skip(
     if not mailboxes or reason in PRIVACY_REASONS:
         del work.interactions[key]
         return _about(ChangeKind.FORGET, meeting, before=before, link=link, deals=deals, **common)
-    after = replace(before, details={**before.details, "mailboxes": sorted(mailboxes)})
+    after = replace(before, details=before.details.but(mailboxes=sorted(mailboxes)))
     work.interactions[key] = after
     kind = ChangeKind.SKIP if after == before else ChangeKind.LEAVE
     return _about(kind, meeting, before=before, after=after, link=link, deals=deals, **common)
@@ -501,12 +500,12 @@ def _plan_removal(work: _Work, event_id: str) -> list[PlannedChange]:
         items.append(PlannedChange(ChangeKind.UNLINK, event_id, key=key, unlink=True))
         return items
     mailboxes = before.mailboxes - {work.rep}
-    organizer_removed = before.details.get("organizer") == work.rep
+    organizer_removed = before.details.organizer == work.rep
     # Deleted by the organizer (or gone from every calendar we read): cancelled, visible.
     cancel = (organizer_removed or not mailboxes) and before.status != CANCELLED
     after = replace(
         before,
-        details={**before.details, "mailboxes": sorted(mailboxes)},
+        details=before.details.but(mailboxes=sorted(mailboxes)),
         status=CANCELLED if cancel else before.status,
     )
     work.interactions[key] = after
@@ -547,7 +546,7 @@ def describe(item: PlannedChange, deal_names: Mapping[int, str]) -> str:
     match item.kind:
         case ChangeKind.LOG if after is not None and after.status == NEEDS_CHOICE:
             return f"log {meeting}: {item.note}"
-        case ChangeKind.LOG if after is not None and after.status == "unmatched":
+        case ChangeKind.LOG if after is not None and after.status == InteractionStatus.UNMATCHED:
             return f"log {meeting} without a deal: {item.note}"
         case ChangeKind.LOG:
             return f"log {meeting} on {deal(after)} ({after.status if after else ''}): {item.note}"

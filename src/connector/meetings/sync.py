@@ -48,7 +48,7 @@ from connector.meetings.plan import (
     plan_round,
 )
 from connector.meetings.privacy import PrivacyPolicy, is_internal, normalize_address
-from connector.microsoft365 import graph_client
+from connector.microsoft365 import Failure, graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_logged, meeting_needs_choice
 from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
@@ -64,6 +64,7 @@ from connector.store.models import (
     Rep,
     utcnow,
 )
+from connector.store.types import InteractionKind, InteractionStatus, MeetingDetails
 from graph_sync.directory import get_mailbox_settings, get_user, get_verified_domains
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
@@ -246,11 +247,11 @@ def sync_mailbox(
     except GraphSyncError as exc:  # Microsoft 365 said no: no traceback to show
         report.error = str(exc)
         log.warning("sync of %s failed: %s", rep_email, exc)
-        _record_failure(app, rep_email, report.error)
+        _record_failure(app, rep_email, report.error, failure=Failure.of(exc))
     except Exception as exc:
         report.error = f"{type(exc).__name__}: {exc}"
         log.exception("sync of %s failed", rep_email)
-        _record_failure(app, rep_email, report.error)
+        _record_failure(app, rep_email, report.error, failure=Failure.of(exc))
     finally:
         lock.release()
     return report
@@ -331,6 +332,7 @@ def _round_done(
     mailbox.window_start, mailbox.window_end = window.start, window.end
     mailbox.last_success_at = now
     mailbox.last_error = "; ".join(report.failed)[:2000] or None
+    mailbox.last_error_code = mailbox.missing_permission = None
     mailbox.failures = 0
     mailbox.events_seen += len(delta.meetings)
     if mailbox.notified_at == notified:  # no notification came during the round
@@ -398,13 +400,24 @@ def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
     return found.id
 
 
-def _record_failure(app: Flask, rep_email: str, error: str, *, retry: bool = True) -> None:
-    """The round failed: said on the mailbox, and retried after the backoff (``retry``) or
-    at the next poll."""
+def _record_failure(
+    app: Flask,
+    rep_email: str,
+    error: str,
+    *,
+    retry: bool = True,
+    failure: Failure | None = None,
+) -> None:
+    """The round failed: said on the mailbox (with the error's code and a missing permission,
+    when Microsoft 365 named one), and retried after the backoff (``retry``) or at the next
+    poll."""
+    failure = failure or Failure()
     try:
         with get_store(app).session() as session:
             mailbox = mailbox_for(session, rep_email)
             mailbox.last_error = error[:2000]
+            mailbox.last_error_code = failure.code
+            mailbox.missing_permission = failure.missing_permission
             mailbox.failures += 1
             mailbox.needs_sync = retry
     except Exception:  # the store itself fails: the next mailbox still gets its round
@@ -506,7 +519,7 @@ def _stored(interaction: Interaction) -> StoredInteraction:
         ended_at=interaction.ended_at,
         match_rule=interaction.match_rule,
         matched_address=interaction.matched_address,
-        details=dict(interaction.details or {}),
+        details=interaction.details or MeetingDetails(),
     )
 
 
@@ -644,12 +657,11 @@ def _apply_change(
     row = rows.get(item.key)
     if row is None:
         row = Interaction(
-            kind="meeting", source=SOURCE, external_key=item.key, created_by=rep_email, details={}
+            kind=InteractionKind.MEETING, source=SOURCE, external_key=item.key, created_by=rep_email
         )
         session.add(row)
         rows[item.key] = row
-    if row.details != after.details:
-        row.details = dict(after.details)
+    row.details = after.details  # a new model: written when what it stores differs
     row.subject, row.started_at, row.ended_at = after.subject, after.started_at, after.ended_at
     row.deal_id, row.status = after.deal_id, after.status
     row.match_rule, row.matched_address = after.match_rule, after.matched_address
@@ -734,7 +746,8 @@ def _tell_others(
     if signal is None:
         return
     reps = [deal.owner_email] if deal and deal.owner_email else []
-    reps = reps or list((interaction.details or {}).get("internal_participants", []))[:1]
+    details = interaction.details or MeetingDetails()
+    reps = reps or list(details.internal_participants)[:1]
     signal.send(session, interaction=interaction, reps=reps)
 
 
@@ -756,7 +769,7 @@ def mark_held(app: Flask, now: dt.datetime | None = None) -> int:
         )
         deals: set[int] = set()
         for interaction in ended:
-            interaction.status = "held"
+            interaction.status = InteractionStatus.HELD
             if interaction.deal_id is not None:
                 deals.add(interaction.deal_id)
         session.flush()

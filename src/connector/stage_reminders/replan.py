@@ -25,6 +25,7 @@ from connector.outbox import enqueue
 from connector.settings import Settings
 from connector.signals import reminder_changed, settings_of
 from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep
+from connector.store.types import ReminderKind, ReminderStatus
 from reminders.planner import DealState, PlannedReminder, plan_reminders
 from reminders.rules import INTERACTION_KINDS, InteractionKind, ReminderRule, parse_stage_rules
 from reminders.worktime import WorkingCalendar
@@ -212,7 +213,7 @@ def replan(
                 queue_deliveries(session, reminder, settings, now, new=True)
     for key, reminder in stored.items():
         if key not in wanted and reminder.status in ACTIVE:
-            reminder.status = "cancelled"
+            reminder.status = ReminderStatus.CANCELLED
             reminder.version += 1
             report.cancelled.append(key)
             queue_deliveries(session, reminder, settings, now)
@@ -270,7 +271,7 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
 
 
 def _new_reminder(deal: Deal, plan: PlannedReminder) -> Reminder:
-    reminder = Reminder(key=plan.key, deal_id=deal.id, status="open", version=1)
+    reminder = Reminder(key=plan.key, deal_id=deal.id, status=ReminderStatus.OPEN, version=1)
     _copy_plan(reminder, plan, deal)
     return reminder
 
@@ -279,7 +280,7 @@ def _copy_plan(reminder: Reminder, plan: PlannedReminder, deal: Deal) -> None:
     reminder.rep_email = deal.owner_email
     reminder.stage_key = plan.stage_key
     reminder.rule_id = plan.rule_id
-    reminder.kind = plan.kind
+    reminder.kind = ReminderKind(plan.kind)
     reminder.occurrence = plan.occurrence
     reminder.title = plan.title[:500]
     reminder.message = plan.message
@@ -354,7 +355,7 @@ def snooze(
             f"reminder {reminder.id} is {reminder.status}; only open reminders can be snoozed",
             reminder=reminder.id,
         )
-    reminder.status = "snoozed"
+    reminder.status = ReminderStatus.SNOOZED
     reminder.snoozed_until = until
     reminder.version += 1
     queue_deliveries(session, reminder, settings, now)
@@ -371,7 +372,7 @@ def complete(
             f"reminder {reminder.id} was cancelled (the deal moved on); nothing to do",
             reminder=reminder.id,
         )
-    reminder.status = "done"
+    reminder.status = ReminderStatus.DONE
     reminder.done_at = now
     reminder.done_by = by
     reminder.version += 1
@@ -383,6 +384,6 @@ def withdraw_all(session: Session, deal: Deal, settings: Settings, now: dt.datet
     """Before a deal is deleted: cancel its reminders so their events and cards go too."""
     for reminder in session.scalars(select(Reminder).where(Reminder.deal_id == deal.id)):
         if reminder.status in ACTIVE:
-            reminder.status = "cancelled"
+            reminder.status = ReminderStatus.CANCELLED
             reminder.version += 1
             queue_deliveries(session, reminder, settings, now)

@@ -24,6 +24,19 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from connector.store.types import (
+    CardKind,
+    DealStatus,
+    InteractionKind,
+    InteractionStatus,
+    MeetingDetails,
+    MeetingDetailsJSON,
+    OutboxStatus,
+    ReminderKind,
+    ReminderStatus,
+    StrEnumColumn,
+)
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -122,7 +135,9 @@ class Deal(Timestamps, Base):
     title: Mapped[str] = mapped_column(String(300))
     pipeline_id: Mapped[str] = mapped_column(ForeignKey("pipelines.id"))
     stage_key: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(8), default="open", index=True)
+    status: Mapped[DealStatus] = mapped_column(
+        StrEnumColumn(DealStatus, 8), default=DealStatus.OPEN, index=True
+    )
     owner_email: Mapped[str | None] = mapped_column(String(320), index=True)
     account_name: Mapped[str | None] = mapped_column(String(300))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
@@ -181,10 +196,12 @@ class Interaction(Timestamps, Base):
     deal_id: Mapped[int | None] = mapped_column(
         ForeignKey("deals.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[InteractionKind] = mapped_column(StrEnumColumn(InteractionKind, 16))
     source: Mapped[str] = mapped_column(String(32))
     external_key: Mapped[str] = mapped_column(String(512), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="logged", index=True)
+    status: Mapped[InteractionStatus] = mapped_column(
+        StrEnumColumn(InteractionStatus, 16), index=True
+    )
     subject: Mapped[str | None] = mapped_column(String(500))
     text: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -192,7 +209,9 @@ class Interaction(Timestamps, Base):
     created_by: Mapped[str | None] = mapped_column(String(200))
     match_rule: Mapped[str | None] = mapped_column(String(32))
     matched_address: Mapped[str | None] = mapped_column(String(320))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[MeetingDetails | None] = mapped_column(MeetingDetailsJSON)
+    """A meeting's details (from the calendar); None for a call, email or note logged by hand.
+    Frozen: assign a changed copy (``details.but(...)``)."""
 
 
 class ApiKey(Base):
@@ -216,9 +235,12 @@ class OutboxItem(Timestamps, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
+    """The handler's name (``register_handler``): the registry is its enumeration."""
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[OutboxStatus] = mapped_column(
+        StrEnumColumn(OutboxStatus, 16), default=OutboxStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -238,13 +260,15 @@ class Reminder(Timestamps, Base):
     rep_email: Mapped[str | None] = mapped_column(String(320))
     stage_key: Mapped[str] = mapped_column(String(64))
     rule_id: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[ReminderKind] = mapped_column(StrEnumColumn(ReminderKind, 32))
     occurrence: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(500))
     message: Mapped[str] = mapped_column(Text)
     due_at: Mapped[dt.datetime] = mapped_column()
     stage_deadline: Mapped[bool] = mapped_column(Boolean, default=False)  # an sla's limit
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[ReminderStatus] = mapped_column(
+        StrEnumColumn(ReminderStatus, 16), default=ReminderStatus.OPEN, index=True
+    )
     snoozed_until: Mapped[dt.datetime | None] = mapped_column()
     done_at: Mapped[dt.datetime | None] = mapped_column()
     done_by: Mapped[str | None] = mapped_column(String(320))
@@ -256,7 +280,9 @@ class Reminder(Timestamps, Base):
     @property
     def effective_due_at(self) -> dt.datetime:
         return (
-            self.snoozed_until if self.status == "snoozed" and self.snoozed_until else self.due_at
+            self.snoozed_until
+            if self.status == ReminderStatus.SNOOZED and self.snoozed_until
+            else self.due_at
         )
 
 
@@ -276,6 +302,11 @@ class Mailbox(Timestamps, Base):
     last_round_at: Mapped[dt.datetime | None] = mapped_column()
     last_success_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_code: Mapped[str | None] = mapped_column(String(100))
+    """The code of the last error as Graph or Entra gave it (``ErrorAccessDenied``,
+    ``AADSTS65001``): what the health card decides by, never the text."""
+    missing_permission: Mapped[str | None] = mapped_column(String(100))
+    """The application permission the last error said is not granted (admin consent needed)."""
     failures: Mapped[int] = mapped_column(Integer, default=0)
     events_seen: Mapped[int] = mapped_column(Integer, default=0)
     subscription_id: Mapped[str | None] = mapped_column(String(100), index=True)
@@ -321,7 +352,7 @@ class TeamsCard(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300), unique=True)
     rep_email: Mapped[str | None] = mapped_column(String(320), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[CardKind] = mapped_column(StrEnumColumn(CardKind, 32))
     conversation_id: Mapped[str | None] = mapped_column(String(300))
     activity_id: Mapped[str | None] = mapped_column(String(200))
     stamp: Mapped[str | None] = mapped_column(String(64))

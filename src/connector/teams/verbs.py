@@ -52,6 +52,7 @@ from connector.store.models import (
     Rep,
     StageChange,
 )
+from connector.store.types import MeetingDetails, Outcome
 from connector.teams.views import (
     after_meeting_view,
     meeting_logged_view,
@@ -286,8 +287,8 @@ def _outcome(
     activity: Activity,
     now: dt.datetime,
 ) -> None:
-    details = dict(interaction.details or {})
-    if isinstance(details.get("outcome"), dict):
+    details = interaction.details or MeetingDetails()
+    if details.outcome is not None:
         return  # answered already (a stale card): show what was recorded
     deal = get_deal(session, action.deal_id)
     if deal.status != "open" or interaction.status == "cancelled":
@@ -299,14 +300,10 @@ def _outcome(
         moved_to = stage.name if stage else deal.stage_key
     if action.note:
         _note(session, deal, action.note, actor, rep, settings, activity, now)
-    details["outcome"] = {
-        "outcome": action.outcome,
-        "note": action.note,
-        "stage_name": moved_to,
-        "by": actor,
-        "at": now.isoformat(),
-    }
-    interaction.details = details
+    outcome = Outcome(
+        outcome=action.outcome, note=action.note, stage_name=moved_to, by=actor, at=now.isoformat()
+    )
+    interaction.details = details.but(outcome=outcome)
     session.flush()
     event = InteractionUpdated(
         interaction=interaction.id,

@@ -57,6 +57,7 @@ from connector.store.models import (
     Reminder,
     Rep,
 )
+from connector.store.types import MeetingDetails
 from connector.teams.chats import conversation_of
 
 # --- card views from the store ---------------------------------------------------------------
@@ -173,13 +174,14 @@ def reminder_view(
 
 def interaction_stamp(interaction: Interaction) -> str:
     """The version of what a meeting card shows."""
-    details = interaction.details or {}
-    parts = (
+    details = interaction.details or MeetingDetails()
+    outcome = details.outcome.model_dump(mode="json") if details.outcome else None
+    parts = (  # plain strings: repr() of an enum member would change every stored stamp
         interaction.deal_id,
-        interaction.status,
+        str(interaction.status),
         interaction.match_rule,
-        details.get("chosen_at"),
-        str(details.get("outcome")),
+        details.chosen_at,
+        str(outcome),
     )
     return "i" + hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
@@ -191,17 +193,17 @@ def meeting_logged_view(
     deal = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
     if deal is None:
         return None
-    details = interaction.details or {}
+    details = interaction.details or MeetingDetails()
     state: MeetingLoggedAutomatically | MeetingLoggedByChoice | MeetingCancelled
     state = MeetingLoggedAutomatically()
     if interaction.status == "cancelled":
         state = MeetingCancelled()
     elif interaction.match_rule == "chosen":
         state = MeetingLoggedByChoice(
-            by=str(details.get("chosen_by") or "someone"),
-            at=_parsed(details.get("chosen_at")) or interaction.updated_at,
+            by=details.chosen_by or "someone",
+            at=_parsed(details.chosen_at) or interaction.updated_at,
         )
-    rule = str(details.get("explanation") or _rule_words(interaction.match_rule))
+    rule = details.explanation or _rule_words(interaction.match_rule)
     return MeetingLoggedView(
         interaction_id=str(interaction.id),
         meeting_subject=interaction.subject or "(no subject)",
@@ -242,18 +244,16 @@ def pick_deal_view(
 
     `asking` keeps it pending even when the meeting is already on a deal ("wrong deal?").
     """
-    details = interaction.details or {}
+    details = interaction.details or MeetingDetails()
     current = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
     candidates: list[DealCandidate] = []
     seen: set[str] = set()
-    for stored in details.get("candidates") or []:
-        if not isinstance(stored, dict):
-            continue
-        deal = session.scalar(select(Deal).where(Deal.crm_id == str(stored.get("deal"))))
+    for stored in details.candidates:
+        deal = session.scalar(select(Deal).where(Deal.crm_id == str(stored.deal)))
         if deal is None or deal.crm_id in seen:
             continue
         seen.add(deal.crm_id)
-        why = stored.get("address") or stored.get("rule") or "a possible match"
+        why = stored.address or stored.rule or "a possible match"
         candidates.append(_candidate(session, deal, f"Matched by {why}"))
     if len(candidates) < 2 and rep_email:
         mine = session.scalars(
@@ -272,8 +272,8 @@ def pick_deal_view(
     elif not asking and interaction.match_rule == "chosen" and current is not None:
         state = PickSettled(
             deal_title=current.title,
-            by=str(details.get("chosen_by") or "someone"),
-            at=_parsed(details.get("chosen_at")) or interaction.updated_at,
+            by=details.chosen_by or "someone",
+            at=_parsed(details.chosen_at) or interaction.updated_at,
         )
     return PickDealView(
         interaction_id=str(interaction.id),
@@ -305,16 +305,15 @@ def after_meeting_view(
     if deal is None:
         return None
     pipeline = _pipeline(session, deal)
-    details = interaction.details or {}
-    recorded = details.get("outcome")
+    recorded = (interaction.details or MeetingDetails()).outcome
     state: OutcomeAsked | OutcomeRecorded | OutcomeNotNeeded = OutcomeAsked()
-    if isinstance(recorded, dict) and recorded.get("outcome"):
+    if recorded is not None and recorded.outcome:
         state = OutcomeRecorded(
-            outcome=recorded["outcome"],
-            note=recorded.get("note"),
-            stage_name=recorded.get("stage_name"),
-            by=str(recorded.get("by") or "someone"),
-            at=_parsed(recorded.get("at")) or interaction.updated_at,
+            outcome=recorded.outcome,
+            note=recorded.note,
+            stage_name=recorded.stage_name,
+            by=recorded.by or "someone",
+            at=_parsed(recorded.at) or interaction.updated_at,
         )
     elif deal.status != "open":
         state = OutcomeNotNeeded(reason=f"The deal was {deal.status}")
@@ -401,12 +400,6 @@ def my_deals_view(session: Session, rep: Rep, settings: Settings, now: dt.dateti
 DIGEST_LIST = 10
 FAILING_AFTER = 3  # failed rounds in a row before admins hear of a mailbox
 SECRET_WARNING = dt.timedelta(days=30)
-PERMISSION_HINTS = {
-    "MailboxSettings": "MailboxSettings.Read",
-    "Calendars": "Calendars.ReadWrite",
-    "User": "User.Read.All",
-    "Organization": "Organization.Read.All",
-}
 
 
 def digest_view(
@@ -474,13 +467,11 @@ def health_view(session: Session, settings: Settings, now: dt.datetime) -> Healt
     ]
     consent_url = f"{settings.public_url or 'http://localhost'}/admin/consented"
     missing: dict[str, ConsentMissing] = {}
-    for mailbox in session.scalars(select(Mailbox).where(Mailbox.last_error.is_not(None))):
-        error = mailbox.last_error or ""
-        if "403" not in error and "Forbidden" not in error and "denied" not in error.lower():
-            continue
-        for hint, permission in PERMISSION_HINTS.items():
-            if hint in error:
-                missing[permission] = ConsentMissing(permission=permission, consent_url=consent_url)
+    # Decided by the error's code when the round failed (microsoft365.Failure), never its text.
+    lacking = select(Mailbox.missing_permission).where(Mailbox.missing_permission.is_not(None))
+    for permission in session.scalars(lacking.distinct().order_by(Mailbox.missing_permission)):
+        if permission is not None:
+            missing[permission] = ConsentMissing(permission=permission, consent_url=consent_url)
     expiring = []
     if settings.client_secret_expires_on is not None:
         expires = dt.datetime.combine(settings.client_secret_expires_on, dt.time(), dt.UTC)
