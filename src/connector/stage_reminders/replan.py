@@ -25,7 +25,7 @@ from connector.outbox import enqueue
 from connector.settings import Settings
 from connector.signals import reminder_changed, settings_of
 from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep
-from connector.store.types import ReminderKind, ReminderStatus
+from connector.store.types import InteractionStatus, ReminderKind, ReminderStatus
 from reminders.planner import DealState, PlannedReminder, plan_reminders
 from reminders.rules import INTERACTION_KINDS, InteractionKind, ReminderRule, parse_stage_rules
 from reminders.worktime import WorkingCalendar
@@ -92,15 +92,16 @@ def last_held(session: Session, deal: Deal, now: dt.datetime) -> dict[Interactio
         select(Interaction.kind, func.max(Interaction.started_at))
         .where(
             Interaction.deal_id == deal.id,
-            Interaction.status == "held",
+            Interaction.status == InteractionStatus.HELD,
             Interaction.started_at <= now,
         )
         .group_by(Interaction.kind)
     )
+    kinds = {kind: kind for kind in INTERACTION_KINDS}  # the store's enum to the rules' words
     return {
-        kind: at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+        kinds[kind.value]: at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
         for kind, at in rows
-        if kind in INTERACTION_KINDS and at is not None
+        if kind.value in kinds and at is not None
     }
 
 
@@ -193,7 +194,7 @@ def replan(
             report.added.append(key)
         elif revive and reminder.status == "cancelled":
             _copy_plan(reminder, plan, deal)
-            reminder.status, reminder.snoozed_until = "open", None
+            reminder.status, reminder.snoozed_until = ReminderStatus.OPEN, None
             reminder.version += 1
             report.updated.append(key)
             queue_deliveries(session, reminder, settings, now)
@@ -246,7 +247,7 @@ def on_rep_changed(
         return
     left = select(Reminder).where(Reminder.rep_email == rep.email, Reminder.status.in_(ACTIVE))
     for reminder in session.scalars(left).all():  # reminders of deals she no longer owns
-        reminder.status = "cancelled"
+        reminder.status = ReminderStatus.CANCELLED
         reminder.version += 1
         queue_deliveries(session, reminder, settings, now)
 
