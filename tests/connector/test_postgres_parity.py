@@ -229,7 +229,9 @@ def test_a_second_writer_waits_for_the_first_and_sees_its_write(app: Flask) -> N
 
     store = get_store(app)
     with store.session() as session:
-        session.add(Interaction(kind="note", source="api", external_key="x", details={"n": 0}))
+        session.add(
+            Interaction(kind="note", source="api", external_key="x", status="held", subject="0")
+        )
     inside = threading.Event()
     errors: list[BaseException] = []
 
@@ -241,7 +243,7 @@ def test_a_second_writer_waits_for_the_first_and_sees_its_write(app: Flask) -> N
                     sa.select(Interaction).where(Interaction.external_key == "x").with_for_update()
                 ).one()
                 inside.set()
-                row.details = {"n": row.details["n"] + 1}
+                row.subject = str(int(row.subject or "0") + 1)
                 threading.Event().wait(0.2)  # hold the lock while the other tries
         except BaseException as exc:
             errors.append(exc)
@@ -253,7 +255,7 @@ def test_a_second_writer_waits_for_the_first_and_sees_its_write(app: Flask) -> N
     first.join(10)
     assert errors == []
     with store.session() as session:
-        assert session.scalars(sa.select(Interaction.details)).one() == {"n": 2}
+        assert session.scalars(sa.select(Interaction.subject)).one() == "2"
 
 
 # ---- migrations ----------------------------------------------------------------------------
