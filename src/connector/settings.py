@@ -175,6 +175,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request.")
     scheduler_enabled: bool = Field(default=True, description="Run background jobs in-process.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one a line.")
 
     @field_validator("public_url", "webhook_url")
     @classmethod

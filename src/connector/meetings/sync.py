@@ -23,6 +23,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector import metrics
 from connector.crm import webhooks as crm_webhooks
 from connector.crm.events import InteractionLogged, InteractionUpdated, ReminderCompleted
 from connector.deals.changes import announce
@@ -160,7 +161,16 @@ ROUND_ATTEMPTS = 3  # a round that met another mailbox's round on a meeting plan
 def sync_mailbox(
     app: Flask, rep_email: str, *, full: bool = False, now: dt.datetime | None = None
 ) -> SyncReport:
-    """One delta round for a rep's mailbox, applied in one transaction."""
+    """One delta round for a rep's mailbox, applied in one transaction; logged and counted."""
+    started = time.monotonic()
+    report = _round(app, rep_email, full=full, now=now)
+    metrics.sync_round(app, log, report, time.monotonic() - started)
+    return report
+
+
+def _round(
+    app: Flask, rep_email: str, *, full: bool = False, now: dt.datetime | None = None
+) -> SyncReport:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     store = get_store(app)
     now = now or utcnow()
