@@ -159,9 +159,9 @@ def configure(settings: Settings | None = None, *, stream: IO[str] | None = None
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # Their DEBUG lines are wire dumps (hpack frames, every SQL statement): INFO at most.
-    for noisy in ("hpack", "httpcore", "urllib3.connectionpool", "sqlalchemy.engine"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
+    # Their lines are wire dumps (hpack frames; SQLAlchemy logs every statement at INFO).
+    for noisy in ("hpack", "httpcore", "sqlalchemy.engine", "sqlalchemy.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def masked_url(url: str) -> str:
@@ -170,9 +170,7 @@ def masked_url(url: str) -> str:
         parsed = make_url(url)
     except Exception:  # not parseable: show the scheme only, never the rest
         return url.split("://", 1)[0] + "://" + MASK
-    if parsed.password is None:
-        return parsed.render_as_string(hide_password=False)
-    return parsed.set(password=MASK).render_as_string(hide_password=False)
+    return parsed.render_as_string(hide_password=True)  # SQLAlchemy writes *** for it
 
 
 def start_line(log: logging.Logger, settings: Settings, role: Role, **fields: Any) -> None:

@@ -46,17 +46,12 @@ def serve(host: str, port: int, threads: int) -> None:
     that also works and may lead (DEALBRIDGE_SCHEDULER_ENABLED=false: web only)."""
     # why: waitress and the pages' Flask: --help 0.08 s -> 0.4 s
     from connector import logs
-    from connector.admin.server import serve_app, shared_database
+    from connector.admin.server import serve_app
     from connector.settings import SETTINGS_EXTENSION
 
     app = _app()
-    settings = app.extensions[SETTINGS_EXTENSION]
-    logs.configure(settings)
-    role = "web" if not settings.scheduler_enabled else "web+worker"
-    if not shared_database(app) and settings.scheduler_enabled:
-        role = "leader"  # embedded: the one process leads, schedules and works
-    logs.start_line(_log(), settings, role)  # type: ignore[arg-type]
-    serve_app(app, host=host, port=port, threads=threads)
+    logs.configure(app.extensions[SETTINGS_EXTENSION])
+    serve_app(app, host=host, port=port, threads=threads)  # logs the start line, with the role
 
 
 def _log() -> logging.Logger:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from connector.leader import LeaderLoop
+from connector.logs import start_line
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.worker import Worker
@@ -41,6 +42,10 @@ class Background:
         if self.leader is not None:
             self.leader.stop()
 
+    def shutdown(self, wait: bool = False) -> None:
+        """As APScheduler's: the demo stops what it started the same way."""
+        self.stop()
+
 
 def shared_database(app: Flask) -> bool:
     """True when other processes may share the database (anything but SQLite)."""
@@ -48,17 +53,21 @@ def shared_database(app: Flask) -> bool:
 
 
 def start_background(app: Flask) -> Background:
-    """The leader candidate and, on a shared database, a worker thread (if jobs are on)."""
+    """The leader candidate and, on a shared database, a worker thread (if jobs are on);
+    the process's start line says which."""
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
-    if not settings.scheduler_enabled:
-        return Background()
-    shared = shared_database(app)
-    leader = LeaderLoop(app, dispatch=shared).start()
-    worker = None
-    if shared:
-        worker = Worker(app)
-        worker.start_thread()
-    return Background(leader, worker)
+    background = Background()
+    if settings.scheduler_enabled:
+        shared = shared_database(app)
+        background.leader = LeaderLoop(app, dispatch=shared)
+        if shared:
+            background.worker = Worker(app)
+    start_line(log, settings, background.role)  # type: ignore[arg-type]
+    if background.leader is not None:
+        background.leader.start()
+    if background.worker is not None:
+        background.worker.start_thread()
+    return background
 
 
 def serve_app(app: Flask, *, host: str, port: int, threads: int = 8) -> None:
