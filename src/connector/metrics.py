@@ -282,14 +282,17 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def exposition(app: Flask) -> bytes:
-    """The text a scrape gets: this process's (or every process's) metrics, then the store's."""
+def process_metrics() -> bytes:
+    """The counters: this process's, or with PROMETHEUS_MULTIPROC_DIR every process's sum."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes)  # type: ignore[no-untyped-call]
-        own = generate_latest(processes)
-    else:
-        own = generate_latest(REGISTRY)
+        return generate_latest(processes)
+    return generate_latest(REGISTRY)
+
+
+def exposition(app: Flask) -> bytes:
+    """The text a scrape gets: the processes' counters, then what the store knows."""
     stored = CollectorRegistry(auto_describe=False)
     stored.register(StoreCollector(app))
-    return own + generate_latest(stored)
+    return process_metrics() + generate_latest(stored)
