@@ -1,0 +1,254 @@
+"""One scheduler leader among all processes; a dead leader is replaced; a period runs once.
+
+PostgreSQL: a throwaway cluster (``initdb``/``pg_ctl``, run as the ``postgres`` user when the
+tests run as root), local to this file until the suite's own PostgreSQL fixture takes over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from connector.app import create_app, prepare_database
+from connector.jobs import claim_runs, dispatch, register_job, run_claimed
+from connector.leader import LEADER_NAME, LeaderLoop, Leadership, last_seen
+from connector.store.db import Store, get_store
+from connector.store.models import JobRun, SchedulerLeader
+from tests.connector.conftest import _free_port, make_app
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _pg_tool(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidate = PG_BIN / name
+    return str(candidate) if candidate.exists() else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    initdb, pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="dealbridge-pg-"))
+    data = folder / "data"
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+        folder.chmod(0o700)
+    port = _free_port()
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
+    subprocess.run(
+        [
+            *as_user,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        store = Store(url)
+        prepare_database(store)
+        store.dispose()
+        yield url
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pg_app(url: str, **overrides: Any) -> Any:
+    return create_app(
+        {
+            "TESTING": True,
+            "database_url": url,
+            "auto_migrate": False,
+            "scheduler_enabled": False,
+            **overrides,
+        }
+    )
+
+
+def _wait_for(predicate: Any, seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    return None
+
+
+# ---- SQLite: the one process leads ----------------------------------------------------------
+
+
+def test_on_sqlite_the_one_process_leads_and_beats(tmp_path: Path, migrated_template: Path) -> None:
+    app = make_app(tmp_path / "one.db", migrated_template)
+    loop = LeaderLoop(app, dispatch=False, interval=0.2).start()
+    try:
+        assert loop.leading
+        assert loop.scheduler is not None
+        assert loop.scheduler.running
+        seen = last_seen(get_store(app))
+        assert seen is not None
+        assert seen.holder == loop.leadership.holder
+    finally:
+        loop.stop()
+        get_store(app).dispose()
+    assert app.extensions.get("dealbridge.scheduler") is None
+
+
+# ---- PostgreSQL: the advisory lock -----------------------------------------------------------
+
+
+def test_one_leader_at_a_time_on_postgresql(postgres_url: str) -> None:
+    first, second = Store(postgres_url), Store(postgres_url)
+    one, other = Leadership(first, "one"), Leadership(second, "other")
+    try:
+        assert one.try_acquire()
+        assert not other.try_acquire()
+        assert one.still_held()
+        assert not other.still_held()
+        one.release()
+        assert other.try_acquire()
+        assert not one.try_acquire()
+    finally:
+        one.release()
+        other.release()
+        first.dispose()
+        second.dispose()
+
+
+def test_a_period_is_dispatched_once_and_each_run_claimed_once(postgres_url: str) -> None:
+    app = _pg_app(postgres_url)
+    runs: list[str] = []
+    lock = threading.Lock()
+
+    def count(app: Any) -> None:
+        with lock:
+            runs.append("counted")
+
+    register_job(app, "counted", count, seconds=60)
+    try:
+        with get_store(app).session() as session:
+            session.query(JobRun).delete()
+        keys = [f"counted@2026-12-02T01:{m:02d}:00+00:00" for m in range(12)]
+        assert all(dispatch(app, "counted", run_key=k) for k in keys)
+        assert not any(dispatch(app, "counted", run_key=k) for k in keys)  # a new leader's try
+
+        claimed: list[list[int]] = []
+
+        def worker(name: str) -> None:
+            mine = []
+            while batch := claim_runs(app, name, limit=2):
+                for run in batch:
+                    run_claimed(app, run)
+                    mine.append(run.id)
+            with lock:
+                claimed.append(mine)
+
+        threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        ids = [i for mine in claimed for i in mine]
+        assert len(ids) == len(set(ids)) == len(keys)
+        assert len(runs) == len(keys)
+        with get_store(app).session() as session:
+            done = session.scalar(
+                select(func.count()).select_from(JobRun).where(JobRun.status == "done")
+            )
+        assert done == len(keys)
+    finally:
+        get_store(app).dispose()
+
+
+def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "DEALBRIDGE_DATABASE_URL": url,
+        "DEALBRIDGE_AUTO_MIGRATE": "false",
+        "DEALBRIDGE_LOG_FORMAT": "json",
+    }
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "connector", "worker", "--interval", "0.5", "--idle", "0.2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_a_killed_leader_is_replaced_within_seconds(postgres_url: str, tmp_path: Path) -> None:
+    store = Store(postgres_url)
+    first = _worker(postgres_url, tmp_path / "first.log")
+    second = None
+    try:
+
+        def holder() -> str | None:
+            row = last_seen(store)
+            return row.holder if row else None
+
+        assert _wait_for(lambda: (holder() or "").endswith(f":{first.pid}"), 60), (
+            tmp_path / "first.log"
+        ).read_text()
+        second = _worker(postgres_url, tmp_path / "second.log")
+        assert _wait_for(lambda: "starting as worker" in (tmp_path / "second.log").read_text(), 60)
+        time.sleep(1.5)  # three election turns of the second: the lock stays with the first
+        assert (holder() or "").endswith(f":{first.pid}")
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        killed = time.monotonic()
+        assert _wait_for(lambda: (holder() or "").endswith(f":{second.pid}"), 30), (
+            tmp_path / "second.log"
+        ).read_text()
+        took = time.monotonic() - killed
+        print(f"leader takeover after SIGKILL: {took:.2f} s")  # a figure, not an assertion
+        assert "leader elected" in (tmp_path / "second.log").read_text()
+        with store.sessions() as session:
+            row = session.get(SchedulerLeader, LEADER_NAME)
+            assert row is not None
+            assert row.since >= row.seen_at - dt.timedelta(seconds=30)  # a new lead, just begun
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        store.dispose()
