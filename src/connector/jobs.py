@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from connector import metrics
@@ -31,6 +31,7 @@ from connector.store.models import JobRun, utcnow
 log = logging.getLogger(__name__)
 SCHEDULER_EXTENSION = "dealbridge.scheduler"
 DISPATCH_EXTENSION = "dealbridge.dispatch"  # True: the leader dispatches, workers run
+KEEP_RUNS = dt.timedelta(days=7)  # finished job runs are deleted after this
 RUN_LEASE = dt.timedelta(minutes=10)  # a worker that died mid-run leaves it to another then
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # interval jobs fire on multiples from here
 _APPS: dict[str, Flask] = {}
@@ -72,11 +73,18 @@ def period_of(now: dt.datetime, seconds: float) -> dt.datetime:
 
 def dispatch(app: Flask, job: str, *, run_key: str, arg: str | None = None) -> bool:
     """The leader's part: a run of ``job`` is due (False when this period is already there)."""
+    now = utcnow()
     try:
         with get_store(app).session() as session:
-            session.add(JobRun(job=job, arg=arg, run_key=run_key, status="due", due_at=utcnow()))
+            session.add(JobRun(job=job, arg=arg, run_key=run_key, status="due", due_at=now))
     except IntegrityError:
         return False
+    with get_store(app).session() as session:  # the record of runs is kept for KEEP_RUNS
+        session.execute(
+            delete(JobRun).where(
+                JobRun.status.in_(("done", "failed")), JobRun.due_at < now - KEEP_RUNS
+            )
+        )
     log.debug("job %s dispatched", job, extra={"job": job, "run_key": run_key})
     return True
 

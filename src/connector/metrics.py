@@ -189,6 +189,12 @@ def set_leader(is_leader: bool) -> None:
     LEADER.set(1 if is_leader else 0)
 
 
+def process_exit() -> None:
+    """A process stops: its live gauges (the leader's 1) leave the multiprocess sum."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
 # ---- what the store knows, read at scrape time -----------------------------------------------
 
 

@@ -252,3 +252,43 @@ def test_a_killed_leader_is_replaced_within_seconds(postgres_url: str, tmp_path:
                 except subprocess.TimeoutExpired:
                     process.kill()
         store.dispose()
+
+
+def test_serve_on_postgresql_works_leads_and_is_ready(postgres_url: str, tmp_path: Path) -> None:
+    import requests
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "DEALBRIDGE_DATABASE_URL": postgres_url,
+        "DEALBRIDGE_AUTO_MIGRATE": "false",
+        "DEALBRIDGE_REMINDER_CHANNELS": "[]",  # no Microsoft 365 feature: no settings needed
+    }
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "connector", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def ready() -> Any:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            except requests.ConnectionError:
+                return None
+            return answer if answer.status_code == 200 else None
+
+        answer = _wait_for(ready, 60)
+        assert answer is not None, log.read_text()
+        checks = {c["name"]: c for c in answer.json()["checks"]}
+        assert str(server.pid) in checks["leader"]["detail"]
+        text = log.read_text()
+        assert "starting as web+worker" in text
+        assert "postgresql+psycopg://postgres@127.0.0.1" in text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)

@@ -86,7 +86,7 @@ def _logging(app: Flask, role: str) -> None:
 def worker(interval: float, idle: float) -> None:
     """Do the background work on a shared database (PostgreSQL): drain the outbox, run due
     rounds and jobs; one of all the processes also leads the scheduler."""
-    from connector import logs
+    from connector import logs, metrics
     from connector.admin.server import shared_database
     from connector.leader import LeaderLoop
     from connector.settings import SETTINGS_EXTENSION
@@ -110,6 +110,7 @@ def worker(interval: float, idle: float) -> None:
         pass
     finally:
         leader.stop()
+        metrics.process_exit()
         _log().info("worker stopped", extra={"role": "worker"})
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from connector import metrics
 from connector.leader import LeaderLoop
 from connector.logs import start_line
 from connector.settings import SETTINGS_EXTENSION, Settings
@@ -41,6 +42,7 @@ class Background:
             self.worker.stop()
         if self.leader is not None:
             self.leader.stop()
+        metrics.process_exit()
 
     def shutdown(self, wait: bool = False) -> None:
         """As APScheduler's: the demo stops what it started the same way."""
