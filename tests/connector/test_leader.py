@@ -129,6 +129,28 @@ def test_on_sqlite_the_one_process_leads_and_beats(tmp_path: Path, migrated_temp
     assert app.extensions.get("dealbridge.scheduler") is None
 
 
+def test_on_sqlite_a_dispatched_run_is_claimed_once_and_recorded(
+    tmp_path: Path, migrated_template: Path
+) -> None:
+    app = make_app(tmp_path / "runs.db", migrated_template)
+    ran: list[str] = []
+    register_job(app, "counted", lambda app: ran.append("job"), seconds=60)
+    try:
+        assert dispatch(app, "counted", run_key="counted@p1")
+        assert not dispatch(app, "counted", run_key="counted@p1")
+        first = claim_runs(app, "w1")
+        assert [r.run_key for r in first] == ["counted@p1"]
+        assert claim_runs(app, "w2") == []  # taken, and its lease has not ended
+        assert run_claimed(app, first[0]) is None
+        assert ran == ["job"]
+        with get_store(app).session() as session:
+            row = session.scalar(select(JobRun).where(JobRun.run_key == "counted@p1"))
+            assert row is not None
+            assert (row.status, row.holder, row.attempts) == ("done", "w1", 1)
+    finally:
+        get_store(app).dispose()
+
+
 # ---- PostgreSQL: the advisory lock -----------------------------------------------------------
 
 
