@@ -32,7 +32,7 @@ from bench.serving import free_port
 REPS = 8
 DEALS = 120
 MEETINGS = 40  # per mailbox
-WORKERS = (1, 2, 4)
+WORKERS = tuple(int(n) for n in os.environ.get("BENCH_WORKERS", "1,2,4").split(","))
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -128,7 +128,7 @@ def _seed(url: str, sandbox: SandboxProcess) -> Any:
                 {
                     "title": f"Deal {d}",
                     "pipeline": "classic5",
-                    "stage": "proposal",
+                    "stage": "negotiation",
                     "owner": f"rep{d % REPS}@contoso.example",
                     "account": {"name": f"Customer {d}", "domains": []},
                     "contacts": [{"email": f"buyer{d}@fabrikam{d}.example"}],
@@ -218,6 +218,7 @@ def one_run(base: str, count: int, sandbox: SandboxProcess, folder: Path) -> dic
     with store.sessions() as session:
         items = session.scalar(select(func.count()).select_from(OutboxItem))
     workers = _start_workers(count, _settings(url, sandbox), folder)
+    print(f"   {count} workers: logs in {folder}")
     try:
         assert _wait(lambda: last_seen(store) is not None, 120), "no leader"
         for n in range(count):
@@ -232,17 +233,28 @@ def one_run(base: str, count: int, sandbox: SandboxProcess, folder: Path) -> dic
                 left = session.scalar(
                     select(func.count())
                     .select_from(OutboxItem)
-                    .where(OutboxItem.status.in_(("pending", "in_flight")))
-                    .where(OutboxItem.next_attempt_at <= utcnow() + dt.timedelta(minutes=1))
+                    .where(
+                        (OutboxItem.status == "in_flight")
+                        | (
+                            (OutboxItem.status == "pending")
+                            & (OutboxItem.next_attempt_at <= utcnow() + dt.timedelta(minutes=1))
+                        )
+                    )
                 )
             return left == 0
 
         assert _wait(delivered, 600, 0.1), "the outbox did not drain"
         deliveries = time.monotonic() - started
         with store.sessions() as session:
-            done = session.scalar(
-                select(func.count()).select_from(OutboxItem).where(OutboxItem.status == "done")
+            by_status = dict(
+                session.execute(
+                    select(OutboxItem.status, func.count()).group_by(OutboxItem.status)
+                ).all()
             )
+            errors = session.scalars(select(OutboxItem.last_error).limit(3)).all()
+        done = by_status.get("done", 0)
+        if done != items:
+            print(f"   {count} workers: outbox {by_status}; errors {errors}")
         started = time.monotonic()
         for r in range(REPS):
             email = f"rep{r}@contoso.example"
@@ -298,7 +310,8 @@ def main() -> None:
             results = {n: one_run(base, n, sandbox, folder) for n in WORKERS}
         finally:
             sandbox.stop()
-            shutil.rmtree(folder, ignore_errors=True)
+            if os.environ.get("BENCH_KEEP_LOGS") is None:
+                shutil.rmtree(folder, ignore_errors=True)
     first = results[WORKERS[0]]
     print(
         f"   {REPS} reps, {DEALS} deals ({int(first['items'])} calendar deliveries), "
