@@ -31,6 +31,7 @@ from connector.store.models import JobRun, utcnow
 log = logging.getLogger(__name__)
 SCHEDULER_EXTENSION = "dealbridge.scheduler"
 DISPATCH_EXTENSION = "dealbridge.dispatch"  # True: the leader dispatches, workers run
+FAN_OUTS = "dealbridge.fan_outs"
 KEEP_RUNS = dt.timedelta(days=7)  # finished job runs are deleted after this
 RUN_LEASE = dt.timedelta(minutes=10)  # a worker that died mid-run leaves it to another then
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # interval jobs fire on multiples from here
@@ -45,7 +46,14 @@ def run_in_app(app_name: str, job: str) -> None:
         return
     if app.extensions.get(DISPATCH_EXTENSION):
         seconds = app.extensions["dealbridge.job_intervals"][job]
-        dispatch(app, job, run_key=f"{job}@{period_of(utcnow(), seconds).isoformat()}")
+        period = period_of(utcnow(), seconds).isoformat()
+        fan_out = app.extensions.get(FAN_OUTS, {}).get(job)
+        if fan_out is None:
+            dispatch(app, job, run_key=f"{job}@{period}")
+            return
+        due, task = fan_out
+        for key in due(app):  # one run per key, for the workers to share
+            dispatch(app, task, arg=key, run_key=f"{task}:{key}@{period}", alone=True)
         return
     task: Callable[[Flask], Any] = app.extensions["dealbridge.jobs"][job]
     with app.app_context():
@@ -71,11 +79,35 @@ def period_of(now: dt.datetime, seconds: float) -> dt.datetime:
     return _EPOCH + step * ((now - _EPOCH) // step)
 
 
-def dispatch(app: Flask, job: str, *, run_key: str, arg: str | None = None) -> bool:
-    """The leader's part: a run of ``job`` is due (False when this period is already there)."""
+def register_fan_out(app: Flask, job: str, due: Callable[[Flask], list[str]], task: str) -> None:
+    """With many processes, the periodic ``job`` is one run of the one-off ``task`` per key
+    ``due`` names (e.g. a mailbox round per due mailbox), so the workers share the rounds;
+    embedded, ``job`` runs as registered."""
+    app.extensions.setdefault(FAN_OUTS, {})[job] = (due, task)
+
+
+def dispatch(
+    app: Flask, job: str, *, run_key: str, arg: str | None = None, alone: bool = False
+) -> bool:
+    """The leader's part: a run of ``job`` is due (False when this period is already there).
+
+    ``alone``: not while a run of the same job and ``arg`` is due or running (one round per
+    mailbox at a time across all processes; what arrived meanwhile waits for the next)."""
     now = utcnow()
     try:
         with get_store(app).session() as session:
+            if alone and session.scalar(
+                select(JobRun.id)
+                .where(JobRun.job == job, JobRun.arg == arg)
+                .where(
+                    or_(
+                        JobRun.status == "due",
+                        (JobRun.status == "running") & (JobRun.lease_until > now),
+                    )
+                )
+                .limit(1)
+            ):
+                return False
             session.add(JobRun(job=job, arg=arg, run_key=run_key, status="due", due_at=now))
     except IntegrityError:
         return False
@@ -211,7 +243,7 @@ def run_task(app_name: str, name: str, key: str) -> None:
         log.warning("task %s(%s) skipped: app %s is not running here", name, key, app_name)
         return
     if app.extensions.get(DISPATCH_EXTENSION):
-        dispatch(app, name, arg=key, run_key=f"{name}:{key}@{utcnow().isoformat()}")
+        dispatch(app, name, arg=key, run_key=f"{name}:{key}@{utcnow().isoformat()}", alone=True)
         return
     task: Callable[[Flask, str], Any] = app.extensions["dealbridge.tasks"][name]
     with app.app_context():

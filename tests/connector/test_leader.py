@@ -23,7 +23,17 @@ import pytest
 from sqlalchemy import func, select
 
 from connector.app import create_app, prepare_database
-from connector.jobs import claim_runs, dispatch, register_job, run_claimed
+from connector.jobs import (
+    _APPS,
+    DISPATCH_EXTENSION,
+    claim_runs,
+    dispatch,
+    register_fan_out,
+    register_job,
+    register_task,
+    run_claimed,
+    run_in_app,
+)
 from connector.leader import LEADER_NAME, LeaderLoop, Leadership, last_seen
 from connector.store.db import Store, get_store
 from connector.store.models import JobRun, SchedulerLeader
@@ -148,6 +158,40 @@ def test_on_sqlite_a_dispatched_run_is_claimed_once_and_recorded(
             assert row is not None
             assert (row.status, row.holder, row.attempts) == ("done", "w1", 1)
     finally:
+        get_store(app).dispose()
+
+
+def test_a_fanned_out_job_is_one_run_per_key_and_one_at_a_time_per_key(
+    tmp_path: Path, migrated_template: Path
+) -> None:
+    """Many processes: the leader turns the periodic job into one round per due mailbox; a
+    mailbox whose round is still running gets none until it ends."""
+    app = make_app(tmp_path / "fan.db", migrated_template)
+    rounds: list[str] = []
+    register_task(app, "round", lambda app, key: rounds.append(key))
+    register_job(app, "sweep", lambda app: pytest.fail("fanned out: never run whole"), seconds=1)
+    register_fan_out(app, "sweep", lambda app: ["ann", "raj"], "round")
+    app.extensions[DISPATCH_EXTENSION] = True
+    _APPS[app.name] = app
+    try:
+
+        def runs() -> list[tuple[str | None, str]]:
+            with get_store(app).session() as session:
+                return [
+                    (r.arg, r.status) for r in session.scalars(select(JobRun).order_by(JobRun.id))
+                ]
+
+        run_in_app(app.name, "sweep")
+        assert runs() == [("ann", "due"), ("raj", "due")]
+        claimed = claim_runs(app, "w1")
+        ann = next(r for r in claimed if r.arg == "ann")
+        run_claimed(app, ann)  # raj's round is still running
+        time.sleep(1.1)  # the next period
+        run_in_app(app.name, "sweep")
+        assert runs() == [("ann", "done"), ("raj", "running"), ("ann", "due")]
+        assert rounds == ["ann"]
+    finally:
+        _APPS.pop(app.name, None)
         get_store(app).dispose()
 
 
