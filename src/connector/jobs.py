@@ -51,9 +51,9 @@ def run_in_app(app_name: str, job: str) -> None:
         if fan_out is None:
             dispatch(app, job, run_key=f"{job}@{period}")
             return
-        due, task = fan_out
+        due, one_off = fan_out
         for key in due(app):  # one run per key, for the workers to share
-            dispatch(app, task, arg=key, run_key=f"{task}:{key}@{period}", alone=True)
+            dispatch(app, one_off, arg=key, run_key=f"{one_off}:{key}@{period}", alone=True)
         return
     task: Callable[[Flask], Any] = app.extensions["dealbridge.jobs"][job]
     with app.app_context():
