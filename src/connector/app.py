@@ -6,11 +6,20 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask
 from sqlalchemy import func, select
 
-from connector import __version__, admin, api, crm, errors, meetings, stage_reminders, teams
-from connector.api.schemas import Health
+from connector import (
+    admin,
+    api,
+    crm,
+    errors,
+    health,
+    logs,
+    meetings,
+    stage_reminders,
+    teams,
+)
 from connector.deals.pipelines import ensure_presets
 from connector.jobs import register_job
 from connector.outbox import drain
@@ -38,6 +47,7 @@ def create_app(
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.config.update(flask_config)
     app.extensions[SETTINGS_EXTENSION] = settings
+    logs.remember_secrets(settings)  # masked in every log line of this process from now on
 
     if settings.is_embedded_sqlite:
         settings.instance_path.mkdir(parents=True, exist_ok=True)
@@ -56,22 +66,7 @@ def create_app(
     api.init_app(app)  # REST v1 and OpenAPI
     admin.init_app(app)  # the start page
 
-    @app.get("/healthz")
-    def healthz() -> tuple[Response, int]:
-        """No key needed: the database, the scheduler and the version."""
-        database = store.ping()
-        current = database and store.is_current()
-        scheduler = app.extensions.get("dealbridge.scheduler")
-        state = "disabled" if scheduler is None else ("running" if scheduler.running else "stopped")
-        ok = database and current and state != "stopped"
-        body = Health(
-            status="ok" if ok else "degraded",
-            database=database,
-            migrations_current=current,
-            scheduler=state,
-            version=__version__,
-        )
-        return jsonify(body.model_dump()), 200 if ok else 503
+    health.init_app(app)  # /healthz (alive), /readyz (or what is wrong), /metrics (Prometheus)
 
     return app
 

@@ -1,23 +1,40 @@
-"""Background jobs (APScheduler): the outbox drain and, later, syncs and renewals.
+"""Background jobs (APScheduler): the outbox drain, syncs, renewals, digests.
 
 Jobs are stored in the same database (SQLAlchemyJobStore), so they survive a restart, and
 ``coalesce`` plus ``max_instances=1`` make a missed run happen once, not many times. Every job
 is a function of ids that runs inside ``app.app_context()``.
+
+APScheduler runs in the scheduler leader only (``connector.leader``). Embedded (one process on
+SQLite) the leader runs each job itself, as it always did. With many processes (``dispatch``)
+the leader only decides that a job is due: it writes a ``job_runs`` row per job and period
+(the unique ``run_key`` makes a period run once however often the lead changes hands), and
+the workers claim and run those rows (``claim_runs``, ``run_claimed``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from connector import metrics
 from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
+from connector.store.models import JobRun, utcnow
 
 log = logging.getLogger(__name__)
 SCHEDULER_EXTENSION = "dealbridge.scheduler"
+DISPATCH_EXTENSION = "dealbridge.dispatch"  # True: the leader dispatches, workers run
+FAN_OUTS = "dealbridge.fan_outs"
+KEEP_RUNS = dt.timedelta(days=7)  # finished job runs are deleted after this
+RUN_LEASE = dt.timedelta(minutes=10)  # a worker that died mid-run leaves it to another then
+_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # interval jobs fire on multiples from here
 _APPS: dict[str, Flask] = {}
 
 
@@ -27,12 +44,149 @@ def run_in_app(app_name: str, job: str) -> None:
     if app is None:
         log.warning("job %s skipped: app %s is not running here", job, app_name)
         return
+    if app.extensions.get(DISPATCH_EXTENSION):
+        seconds = app.extensions["dealbridge.job_intervals"][job]
+        period = period_of(utcnow(), seconds).isoformat()
+        fan_out = app.extensions.get(FAN_OUTS, {}).get(job)
+        if fan_out is None:
+            dispatch(app, job, run_key=f"{job}@{period}")
+            return
+        due, one_off = fan_out
+        for key in due(app):  # one run per key, for the workers to share
+            dispatch(app, one_off, arg=key, run_key=f"{one_off}:{key}@{period}", alone=True)
+        return
     task: Callable[[Flask], Any] = app.extensions["dealbridge.jobs"][job]
     with app.app_context():
-        try:
-            task(app)
-        except Exception:  # one failing run must not kill the scheduler; it is logged
-            log.exception("job %s failed", job)
+        _timed(job, None, lambda: task(app))
+
+
+def _timed(job: str, arg: str | None, call: Callable[[], Any]) -> str | None:
+    """Run one job, log and count it; the error text when it failed (never raised)."""
+    started = time.monotonic()
+    error = None
+    try:
+        call()
+    except Exception as exc:  # one failing run must not kill the scheduler; it is logged
+        error = f"{type(exc).__name__}: {exc}"
+        log.exception("job %s failed", job, extra={"job": job, "arg": arg})
+    metrics.job_run(log, job, time.monotonic() - started, error, arg=arg)
+    return error
+
+
+def period_of(now: dt.datetime, seconds: float) -> dt.datetime:
+    """The start of the period of ``seconds`` that ``now`` falls in (counted from _EPOCH)."""
+    step = dt.timedelta(seconds=seconds)
+    return _EPOCH + step * ((now - _EPOCH) // step)
+
+
+def register_fan_out(app: Flask, job: str, due: Callable[[Flask], list[str]], task: str) -> None:
+    """With many processes, the periodic ``job`` is one run of the one-off ``task`` per key
+    ``due`` names (e.g. a mailbox round per due mailbox), so the workers share the rounds;
+    embedded, ``job`` runs as registered."""
+    app.extensions.setdefault(FAN_OUTS, {})[job] = (due, task)
+
+
+def dispatch(
+    app: Flask, job: str, *, run_key: str, arg: str | None = None, alone: bool = False
+) -> bool:
+    """The leader's part: a run of ``job`` is due (False when this period is already there).
+
+    ``alone``: not while a run of the same job and ``arg`` is due or running (one round per
+    mailbox at a time across all processes; what arrived meanwhile waits for the next)."""
+    now = utcnow()
+    try:
+        with get_store(app).session() as session:
+            if alone and session.scalar(
+                select(JobRun.id)
+                .where(JobRun.job == job, JobRun.arg == arg)
+                .where(
+                    or_(
+                        JobRun.status == "due",
+                        (JobRun.status == "running") & (JobRun.lease_until > now),
+                    )
+                )
+                .limit(1)
+            ):
+                return False
+            session.add(JobRun(job=job, arg=arg, run_key=run_key, status="due", due_at=now))
+    except IntegrityError:
+        return False
+    with get_store(app).session() as session:  # the record of runs is kept for KEEP_RUNS
+        session.execute(
+            delete(JobRun).where(
+                JobRun.status.in_(("done", "failed")), JobRun.due_at < now - KEEP_RUNS
+            )
+        )
+    log.debug("job %s dispatched", job, extra={"job": job, "run_key": run_key})
+    return True
+
+
+def claim_runs(app: Flask, holder: str, *, limit: int = 4) -> list[JobRun]:
+    """A worker's part: take due runs (and runs whose worker's lease ended).
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers never wait on each other's rows; SQLite
+    has one writer at a time and renders no ``FOR UPDATE``: the compare-and-set decides."""
+    now = utcnow()
+    with get_store(app).session() as session:
+        due = list(
+            session.scalars(
+                select(JobRun)
+                .where(
+                    or_(
+                        JobRun.status == "due",
+                        (JobRun.status == "running") & (JobRun.lease_until <= now),
+                    )
+                )
+                .order_by(JobRun.due_at, JobRun.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        taken = []
+        for run in due:
+            claimed = session.execute(
+                update(JobRun)
+                .where(JobRun.id == run.id, JobRun.status == run.status)
+                .where(JobRun.attempts == run.attempts)
+                .values(
+                    status="running",
+                    lease_until=now + RUN_LEASE,
+                    attempts=run.attempts + 1,
+                    holder=holder,
+                    started_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                taken.append(run)
+        return taken
+
+
+def run_claimed(app: Flask, run: JobRun) -> str | None:
+    """Run a claimed job run and record how it ended."""
+    if run.arg is None:
+        task: Callable[[Flask], Any] | None = app.extensions.get("dealbridge.jobs", {}).get(run.job)
+        call = None if task is None else (lambda: task(app))
+    else:
+        one: Callable[[Flask, str], Any] | None = app.extensions.get("dealbridge.tasks", {}).get(
+            run.job
+        )
+        arg = run.arg
+        call = None if one is None else (lambda: one(app, arg))
+    with app.app_context():
+        error = "no such job here" if call is None else _timed(run.job, run.arg, call)
+    with get_store(app).session() as session:
+        session.execute(
+            update(JobRun)
+            .where(JobRun.id == run.id)
+            .values(
+                status="failed" if error else "done",
+                finished_at=utcnow(),
+                lease_until=None,
+                error=error[:2000] if error else None,
+            )
+        )
+    return error
 
 
 def register_job(app: Flask, name: str, task: Callable[[Flask], Any], seconds: float) -> None:
@@ -41,8 +195,11 @@ def register_job(app: Flask, name: str, task: Callable[[Flask], Any], seconds: f
     app.extensions.setdefault("dealbridge.job_intervals", {})[name] = seconds
 
 
-def start_scheduler(app: Flask, *, force: bool = False) -> Any | None:
-    """Start the in-process scheduler (None when disabled by settings, unless ``force``)."""
+def start_scheduler(app: Flask, *, force: bool = False, dispatch: bool = False) -> Any | None:
+    """Start the in-process scheduler (None when disabled by settings, unless ``force``).
+
+    With ``dispatch`` (many processes) a job's run becomes a ``job_runs`` row for the workers,
+    and the outbox is not a job: every worker drains it in its own loop."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -50,6 +207,7 @@ def start_scheduler(app: Flask, *, force: bool = False) -> Any | None:
     if not (settings.scheduler_enabled or force):
         return None
     _APPS[app.name] = app
+    app.extensions[DISPATCH_EXTENSION] = dispatch
     store = get_store(app)
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename="scheduled_jobs")},
@@ -57,11 +215,14 @@ def start_scheduler(app: Flask, *, force: bool = False) -> Any | None:
         timezone="UTC",
     )
     for name, seconds in app.extensions.get("dealbridge.job_intervals", {}).items():
+        if dispatch and name == "outbox":
+            continue
         scheduler.add_job(
             run_in_app,
             "interval",
             args=[app.name, name],
             seconds=seconds,
+            start_date=_EPOCH,  # runs fall on period boundaries: run_key names the period
             id=name,
             replace_existing=True,
         )
@@ -81,9 +242,9 @@ def run_task(app_name: str, name: str, key: str) -> None:
     if app is None:
         log.warning("task %s(%s) skipped: app %s is not running here", name, key, app_name)
         return
+    if app.extensions.get(DISPATCH_EXTENSION):
+        dispatch(app, name, arg=key, run_key=f"{name}:{key}@{utcnow().isoformat()}", alone=True)
+        return
     task: Callable[[Flask, str], Any] = app.extensions["dealbridge.tasks"][name]
     with app.app_context():
-        try:
-            task(app, key)
-        except Exception:  # recorded by the task where it can be; the scheduler must live on
-            log.exception("task %s(%s) failed", name, key)
+        _timed(name, key, lambda: task(app, key))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from connector import metrics
 from connector.errors import DealBridgeError
 from connector.settings import SETTINGS_EXTENSION, Settings
 from graph_sync.auth import CertificateCredential, GraphCredentials, TokenProvider
@@ -76,7 +77,12 @@ def graph_client(app: Flask) -> GraphClient:
             if client is None:
                 settings: Settings = app.extensions[SETTINGS_EXTENSION]
                 creds = credentials(settings)
-                client = GraphClient(creds, settings.graph_base_url, tokens=TokenProvider(creds))
+                client = GraphClient(
+                    creds,
+                    settings.graph_base_url,
+                    tokens=TokenProvider(creds),
+                    observer=metrics.graph_call,
+                )
                 app.extensions[EXTENSION] = client
     return client
 

@@ -21,6 +21,7 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from connector import metrics
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, utcnow
 from connector.store.types import OutboxStatus
@@ -207,3 +208,4 @@ def _record(
                 item.last_error = outcome.error[:2000]
                 item.next_attempt_at = now + backoff(item.attempts, outcome.after)
                 report.retried += 1
+            metrics.delivery(log, item, getattr(outcome, "error", None))

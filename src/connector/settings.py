@@ -192,6 +192,7 @@ class Settings(BaseSettings):
         "days ago, daily; unset (the default) keeps them. At least the calendar window back "
         "(DEALBRIDGE_SYNC_DAYS_BACK), or a round would log them again.",
     )
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one a line.")
 
     @field_validator("public_url", "webhook_url")
     @classmethod

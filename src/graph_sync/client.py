@@ -36,6 +36,62 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _ALWAYS_RETRY = frozenset({429, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
 HttpMethod = Literal["GET", "POST", "PATCH", "PUT", "DELETE"]
+Observer = Callable[[str, str, int, float | None], None]
+"""Told of every answer (each retry too): method, route template, status, Retry-After."""
+# Path segments that are Graph's own words; any other segment is an id (or an address).
+_ROUTE_WORDS = frozenset(
+    [
+        "v1.0",
+        "beta",
+        "users",
+        "me",
+        "events",
+        "calendar",
+        "calendars",
+        "calendarview",
+        "delta",
+        "subscriptions",
+        "$batch",
+        "organization",
+        "mailboxsettings",
+        "teamwork",
+        "installedapps",
+        "chats",
+        "chat",
+        "appcatalogs",
+        "teamsapps",
+        "appdefinitions",
+        "messages",
+        "instances",
+        "findmeetingtimes",
+        "getschedule",
+        "directoryobjects",
+        "serviceprincipals",
+        "applications",
+        "groups",
+        "members",
+    ]
+)
+
+
+def route_of(url: str) -> str:
+    """The route template of a Graph URL: ``/users/{id}/calendarView/delta`` (no query)."""
+    path = urlsplit(url).path if "://" in url else url.split("?", 1)[0]
+    parts = [p for p in path.split("/") if p]
+    if parts and parts[0].lower() in {"v1.0", "beta"}:
+        parts = parts[1:]
+    return "/" + "/".join(p if p.lower() in _ROUTE_WORDS else "{id}" for p in parts)
+
+
+def _throttled(observe: Observer | None, method: str, url: str, status: int, wait: Any) -> None:
+    """Count an answer; a 429 is also logged with its Retry-After (retried after it)."""
+    route = route_of(url)
+    retry_after = parse_retry_after(wait) if isinstance(wait, str) else wait
+    if status == 429:
+        extra = {"method": method, "route": route, "status": 429, "retry_after": retry_after}
+        log.warning("graph throttled: 429, Retry-After %s s", retry_after, extra=extra)
+    if observe is not None:
+        observe(method, route, status, retry_after)
 
 
 class AsyncBridge:
@@ -291,7 +347,9 @@ class GraphClient:
         backoff_seconds: float = 1.0,
         timeout: float = 120.0,
         tokens: AccessTokens | None = None,
+        observer: Observer | None = None,
     ) -> None:
+        self.observer = observer
         self.graph_base_url = graph_base_url.rstrip("/")
         parts = urlsplit(self.graph_base_url)
         if not parts.hostname:
@@ -344,7 +402,7 @@ class GraphClient:
         """msgraph's request adapter (auth, retry, redirect middleware), built on first use."""
         with self._build_lock:
             if self._adapter is None:
-                self._adapter = _build_adapter(self.tokens, self.api_base, self.host)
+                self._adapter = _build_adapter(self.tokens, self.api_base, self.host, self.observer)
             return self._adapter
 
     @property
@@ -631,6 +689,11 @@ class GraphClient:
         parsed = _BatchAnswer.model_validate_json(answer.content)
         found: dict[str, BatchResult] = {}
         for entry in parsed.responses:
+            if entry.status == 429:  # the call was 200; this item was throttled inside it
+                wait = next(
+                    (v for k, v in entry.headers.items() if k.lower() == "retry-after"), None
+                )
+                _throttled(self.observer, "POST", "/$batch", 429, wait)
             error = None
             if entry.status >= 400:
                 error = graph_error(
@@ -705,7 +768,9 @@ class _RawResponse:
         return response
 
 
-def _build_adapter(tokens: AccessTokens, api_base: str, host: str) -> Any:
+def _build_adapter(
+    tokens: AccessTokens, api_base: str, host: str, observer: Observer | None = None
+) -> Any:
     """msgraph's GraphRequestAdapter with the default middleware, our retry handler and auth."""
     import httpx
     from kiota_abstractions.authentication import (
@@ -714,7 +779,7 @@ def _build_adapter(tokens: AccessTokens, api_base: str, host: str) -> Any:
         BaseBearerTokenAuthenticationProvider,
     )
     from kiota_http.kiota_client_factory import KiotaClientFactory
-    from kiota_http.middleware import REQUEST_OPTIONS_KEY, RetryHandler
+    from kiota_http.middleware import REQUEST_OPTIONS_KEY, BaseMiddleware, RetryHandler
     from msgraph import GraphRequestAdapter
     from msgraph_core import GraphClientFactory
     from msgraph_core.middleware import GraphTelemetryHandler
@@ -758,12 +823,22 @@ def _build_adapter(tokens: AccessTokens, api_base: str, host: str) -> Any:
             retry: bool = super().should_retry(request, options, response)
             return retry
 
+    class Observed(BaseMiddleware):  # type: ignore[misc]
+        """Last before the wire: sees every attempt the retry handler makes."""
+
+        async def send(self, request: Any, transport: Any) -> Any:
+            response = await super().send(request, transport)
+            wait = response.headers.get("retry-after")
+            _throttled(observer, request.method, str(request.url), response.status_code, wait)
+            return response
+
     middleware = [
         FractionalRetryAfter() if isinstance(handler, RetryHandler) else handler
         for handler in KiotaClientFactory.get_default_middleware(None)
     ]
     assert any(isinstance(handler, RetryHandler) for handler in middleware)
     middleware.append(GraphTelemetryHandler())
+    middleware.append(Observed())
     http_client = httpx.AsyncClient(
         timeout=httpx.Timeout(100.0, connect=30.0),
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,12 +40,78 @@ def cli() -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
 def serve(host: str, port: int, threads: int) -> None:
-    """Run the web app and the background jobs (waitress)."""
+    """Run the web app and the background jobs (waitress).
+
+    On SQLite this one process is web, scheduler and worker. On PostgreSQL it is a web process
+    that also works and may lead (DEALBRIDGE_SCHEDULER_ENABLED=false: web only)."""
     # why: waitress and the pages' Flask: --help 0.08 s -> 0.4 s
+    from connector import logs
     from connector.admin.server import serve_app
+    from connector.settings import SETTINGS_EXTENSION
 
     app = _app()
-    serve_app(app, host=host, port=port, threads=threads)
+    logs.configure(app.extensions[SETTINGS_EXTENSION])
+    serve_app(app, host=host, port=port, threads=threads)  # logs the start line, with the role
+
+
+def _log() -> logging.Logger:
+    return logging.getLogger("connector.admin")
+
+
+def _logging(app: Flask, role: str) -> None:
+    """Logs from the settings (DEALBRIDGE_LOG_LEVEL, DEALBRIDGE_LOG_FORMAT), then the start line."""
+    from connector import logs
+    from connector.settings import SETTINGS_EXTENSION
+
+    settings = app.extensions[SETTINGS_EXTENSION]
+    logs.configure(settings)
+    logs.start_line(_log(), settings, role)  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.2, 60),
+    help="Seconds between leader-election turns (a dead leader is replaced within this).",
+)
+@click.option(
+    "--idle",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 60),
+    help="Seconds a worker with nothing to do waits before looking again.",
+)
+def worker(interval: float, idle: float) -> None:
+    """Do the background work on a shared database (PostgreSQL): drain the outbox, run due
+    rounds and jobs; one of all the processes also leads the scheduler."""
+    from connector import logs, metrics
+    from connector.admin.server import shared_database
+    from connector.leader import LeaderLoop
+    from connector.settings import SETTINGS_EXTENSION
+    from connector.worker import Worker
+
+    app = _app()
+    settings = app.extensions[SETTINGS_EXTENSION]
+    logs.configure(settings)
+    if not shared_database(app):
+        raise click.ClickException(
+            "`dealbridge worker` needs a shared database (DEALBRIDGE_DATABASE_URL=postgresql+"
+            "psycopg://...): on SQLite, `dealbridge serve` runs the jobs itself"
+        )
+    logs.start_line(_log(), settings, "worker")
+    work = Worker(app, idle=idle)
+    leader = LeaderLoop(app, dispatch=True, interval=interval).start()
+    signal.signal(signal.SIGTERM, lambda *_: work.stop())
+    try:
+        work.run_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        leader.stop()
+        metrics.process_exit()
+        _log().info("worker stopped", extra={"role": "worker"})
 
 
 @cli.command()
@@ -53,8 +121,10 @@ def serve(host: str, port: int, threads: int) -> None:
 def demo(port: int, sandbox_port: int, seed_only: bool) -> None:
     """Run DealBridge against the sandbox tenant with realistic demo data."""
     # why: the whole app and the seed data: --help 0.08 s -> 2.2 s
+    from connector import logs
     from connector.admin.demo import run_demo
 
+    logs.configure()  # DEALBRIDGE_LOG_LEVEL / _FORMAT; each app's secrets are masked as it starts
     run_demo(port=port, sandbox_port=sandbox_port, seed_only=seed_only)
 
 
@@ -123,7 +193,7 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", required=True, help="Who uses the key, e.g. salesforce-prod.")
-@click.option("--scope", type=click.Choice(["read", "write"]), required=True)
+@click.option("--scope", type=click.Choice(["read", "write", "metrics"]), required=True)
 def keys_create(name: str, scope: str) -> None:
     """Create a key. It is printed once, as the last line; only its hash is stored."""
     # why: the store pulls SQLAlchemy: --help 0.08 s -> 0.9 s
@@ -233,6 +303,7 @@ def sync(reps: tuple[str, ...], full: bool, dry_run: bool) -> None:
     from connector.store.models import Rep
 
     app = _app()
+    _logging(app, "sync")
     with get_store(app).sessions() as session:
         known = list(session.scalars(select(Rep.email).where(Rep.active.is_(True))))
     wanted = [r.strip().lower() for r in reps] or known

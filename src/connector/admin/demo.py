@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connector.admin.server import start_background
 from connector.api.keys import create_key
 from connector.app import create_app
 from connector.deals.changes import log_interaction, move_stage, upsert_deal
 from connector.deals.models import DealIn, InteractionIn
-from connector.jobs import start_scheduler
 from connector.meetings.notifications import ensure_subscriptions
 from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
 from connector.microsoft365 import close, graph_client
@@ -409,7 +409,7 @@ def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
         if seed_only:
             close(run.app)
             return
-        serve_demo(run, port, sandbox, ensure_subscriptions, start_scheduler)
+        serve_demo(run, port, sandbox, ensure_subscriptions, start_background)  # leads, logs
 
 
 def serve_demo(run: DemoRun, port: int, sandbox: Any, subscribe: Any, start_scheduler: Any) -> None:

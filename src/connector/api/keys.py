@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from connector.store.models import ApiKey, utcnow
 
-Scope = Literal["read", "write"]
+Scope = Literal["read", "write", "metrics"]  # metrics: /metrics only, nothing else
 KEY_PREFIX = "dbk"
 _TOUCH_EVERY = dt.timedelta(minutes=1)
 

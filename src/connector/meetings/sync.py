@@ -24,6 +24,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector import metrics
 from connector.crm import webhooks as crm_webhooks
 from connector.crm.events import InteractionLogged, InteractionUpdated, ReminderCompleted
 from connector.deals.changes import announce
@@ -242,6 +243,7 @@ def sync_mailbox(
     if not lock.acquire(blocking=False):
         report.busy = True
         return report
+    started = time.monotonic()
     try:
         _round(app, rep_email, full=full, now=now or utcnow(), report=report)
     except GraphSyncError as exc:  # Microsoft 365 said no: no traceback to show
@@ -254,6 +256,7 @@ def sync_mailbox(
         _record_failure(app, rep_email, report.error, failure=Failure.of(exc))
     finally:
         lock.release()
+    metrics.sync_round(app, log, report, time.monotonic() - started)
     return report
 
 

@@ -367,3 +367,37 @@ class RepPreference(Base):
     rep_email: Mapped[str] = mapped_column(String(320), unique=True)
     daily_digest: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SchedulerLeader(Base):
+    """The scheduler leader's heartbeat (one row): who holds the lead and when it last beat."""
+
+    __tablename__ = "scheduler_leader"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    since: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JobRun(Base):
+    """One run of a job the leader found due; a worker claims it, runs it, records the end.
+
+    ``run_key`` is the job and its period (``meetings@2026-12-02T01:00:30``), unique: a period
+    is dispatched once however often leaders change."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    arg: Mapped[str | None] = mapped_column(String(320))
+    run_key: Mapped[str] = mapped_column(String(400), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="due")
+    due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,332 @@
+"""Delivery and meeting-sync throughput with 1, 2 and 4 `dealbridge worker` processes on
+PostgreSQL, the ratio to 1 worker, and the leader's failover time after a SIGKILL.
+
+A throwaway PostgreSQL cluster (initdb/pg_ctl, as the `postgres` user when run as root) and the
+sandbox tenant (its own process). For each worker count: a fresh database, REPS reps and
+DEALS deals whose stage reminders wait in the outbox (held back until the workers are up),
+then the clock runs until every calendar delivery is done; then one `mailbox_round` job run
+per mailbox (MEETINGS events each, an external attendee on a deal) until all are done.
+Skipped with one line when the PostgreSQL binaries are absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, text, update
+
+from bench.bench_meetings import CLIENT_ID, SECRET, TENANT, SandboxProcess
+from bench.serving import free_port
+
+REPS = 8
+DEALS = 120
+MEETINGS = 40  # per mailbox
+WORKERS = tuple(int(n) for n in os.environ.get("BENCH_WORKERS", "1,2,4").split(","))
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _tool(name: str) -> str | None:
+    found = shutil.which(name)
+    return found or (str(PG_BIN / name) if (PG_BIN / name).exists() else None)
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str | None]:
+    initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
+    if not (initdb and pg_ctl):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="dealbridge-bench-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    port = free_port()
+    data = folder / "data"
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
+    subprocess.run(
+        [
+            *as_user,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _settings(url: str, sandbox: SandboxProcess) -> dict[str, str]:
+    return {
+        "DEALBRIDGE_DATABASE_URL": url,
+        "DEALBRIDGE_AUTO_MIGRATE": "false",
+        "DEALBRIDGE_TENANT_ID": TENANT,
+        "DEALBRIDGE_CLIENT_ID": CLIENT_ID,
+        "DEALBRIDGE_CLIENT_SECRET": SECRET,
+        "DEALBRIDGE_LOGIN_BASE_URL": sandbox.base_url,
+        "DEALBRIDGE_GRAPH_BASE_URL": sandbox.base_url,
+        "DEALBRIDGE_PUBLIC_URL": "http://127.0.0.1:9",
+        "DEALBRIDGE_REMINDER_CHANNELS": '["calendar"]',
+        "DEALBRIDGE_CALENDAR_LEAD_HOURS": str(24 * 14),
+        "DEALBRIDGE_LOG_LEVEL": "INFO",
+    }
+
+
+def _seed(url: str, sandbox: SandboxProcess) -> Any:
+    """A fresh database and tenant: reps, deals (reminders held back), meetings."""
+    from connector.api.schemas import DealIn
+    from connector.app import create_app, prepare_database
+    from connector.deals.changes import upsert_deal
+    from connector.store.db import Store, get_store
+    from connector.store.models import OutboxItem, Rep, utcnow
+
+    prepare_database(Store(url))
+    env = {k.removeprefix("DEALBRIDGE_").lower(): v for k, v in _settings(url, sandbox).items()}
+    env["reminder_channels"] = ["calendar"]
+    env.pop("log_level")
+    app = create_app({"TESTING": True, **env, "scheduler_enabled": False})
+    sandbox.control("POST", "/reset", {})
+    now = utcnow()
+    start = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    with get_store(app).session() as session:
+        for r in range(REPS):
+            email = f"rep{r}@contoso.example"
+            user = sandbox.control(
+                "POST", "/users", {"userPrincipalName": email, "displayName": f"Rep {r}"}
+            )
+            session.add(Rep(email=email, display_name=f"Rep {r}", entra_id=user["id"]))
+    with get_store(app).session() as session:
+        for d in range(DEALS):
+            body = DealIn.model_validate(
+                {
+                    "title": f"Deal {d}",
+                    "pipeline": "classic5",
+                    "stage": "negotiation",
+                    "owner": f"rep{d % REPS}@contoso.example",
+                    "account": {"name": f"Customer {d}", "domains": []},
+                    "contacts": [{"email": f"buyer{d}@fabrikam{d}.example"}],
+                }
+            )
+            upsert_deal(
+                session,
+                f"OPP-{d}",
+                body,
+                actor="bench",
+                now=now - dt.timedelta(days=3),
+                default_pipeline="classic5",
+            )
+        later = utcnow() + dt.timedelta(days=1)  # held back until the workers are up
+        session.execute(update(OutboxItem).values(next_attempt_at=later))
+    for r in range(REPS):
+        for m in range(MEETINGS):
+            d = (r + m * REPS) % DEALS
+            begins = start + dt.timedelta(hours=m)
+            sandbox.control(
+                "POST",
+                f"/users/rep{r}@contoso.example/events",
+                {
+                    "subject": f"Call {m}",
+                    "start": {"dateTime": f"{begins:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+                    "end": {
+                        "dateTime": f"{begins + dt.timedelta(minutes=30):%Y-%m-%dT%H:%M:%S}",
+                        "timeZone": "UTC",
+                    },
+                    "attendees": [{"emailAddress": {"address": f"buyer{d}@fabrikam{d}.example"}}],
+                },
+            )
+    return app
+
+
+def _start_workers(count: int, env: dict[str, str], folder: Path) -> list[subprocess.Popen[bytes]]:
+    workers = []
+    for n in range(count):
+        log = (folder / f"worker{n}.log").open("w")
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "connector", "worker", "--interval", "0.5", "--idle", "0.1"],
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    return workers
+
+
+def _wait(predicate: Any, seconds: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def one_run(base: str, count: int, sandbox: SandboxProcess, folder: Path) -> dict[str, float]:
+    from connector.jobs import dispatch
+    from connector.leader import last_seen
+    from connector.meetings.notifications import MAILBOX_ROUND
+    from connector.store.db import get_store
+    from connector.store.models import JobRun, OutboxItem, utcnow
+
+    name = f"bench_{count}"
+    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = f"{base}/{name}"
+    app = _seed(url, sandbox)
+    store = get_store(app)
+    with store.sessions() as session:
+        items = session.scalar(select(func.count()).select_from(OutboxItem))
+    workers = _start_workers(count, _settings(url, sandbox), folder)
+    print(f"   {count} workers: logs in {folder}")
+    try:
+        assert _wait(lambda: last_seen(store) is not None, 120), "no leader"
+        for n in range(count):
+            log = folder / f"worker{n}.log"
+            assert _wait(lambda log=log: "starting as worker" in log.read_text(), 120), n
+        with store.session() as session:
+            session.execute(update(OutboxItem).values(next_attempt_at=utcnow()))
+        started = time.monotonic()
+
+        def delivered() -> bool:
+            with store.sessions() as session:
+                left = session.scalar(
+                    select(func.count())
+                    .select_from(OutboxItem)
+                    .where(
+                        (OutboxItem.status == "in_flight")
+                        | (
+                            (OutboxItem.status == "pending")
+                            & (OutboxItem.next_attempt_at <= utcnow() + dt.timedelta(minutes=1))
+                        )
+                    )
+                )
+            return left == 0
+
+        assert _wait(delivered, 600, 0.1), "the outbox did not drain"
+        deliveries = time.monotonic() - started
+        with store.sessions() as session:
+            by_status = dict(
+                session.execute(
+                    select(OutboxItem.status, func.count()).group_by(OutboxItem.status)
+                ).all()
+            )
+            errors = session.scalars(select(OutboxItem.last_error).limit(3)).all()
+        done = by_status.get("done", 0)
+        if done != items:
+            print(f"   {count} workers: outbox {by_status}; errors {errors}")
+        started = time.monotonic()
+        for r in range(REPS):
+            email = f"rep{r}@contoso.example"
+            dispatch(app, MAILBOX_ROUND, arg=email, run_key=f"bench:{email}")
+
+        def rounds_done() -> bool:
+            with store.sessions() as session:
+                left = session.scalar(
+                    select(func.count())
+                    .select_from(JobRun)
+                    .where(JobRun.run_key.like("bench:%"), JobRun.status.in_(("due", "running")))
+                )
+            return left == 0
+
+        assert _wait(rounds_done, 600, 0.1), "the rounds did not end"
+        rounds = time.monotonic() - started
+        failover = float("nan")
+        if count >= 2:
+            row = last_seen(store)
+            assert row is not None
+            pid = int(row.holder.rsplit(":", 1)[1])
+            leader = next(w for w in workers if w.pid == pid)
+            leader.send_signal(signal.SIGKILL)
+            leader.wait(timeout=10)
+            killed = time.monotonic()
+
+            def replaced() -> bool:
+                now = last_seen(store)
+                return now is not None and not now.holder.endswith(f":{pid}")
+
+            assert _wait(replaced, 60, 0.02), "no new leader"
+            failover = time.monotonic() - killed
+        return {
+            "items": float(items or 0),
+            "delivered": float(done or 0),
+            "deliveries_per_s": (done or 0) / deliveries,
+            "events_per_s": REPS * MEETINGS / rounds,
+            "failover_s": failover,
+        }
+    finally:
+        _stop(workers)
+        store.dispose()
+
+
+def main() -> None:
+    with postgres() as base:
+        if base is None:
+            print("   skipped: no PostgreSQL server binaries (apt-get install postgresql)")
+            return
+        sandbox = SandboxProcess()
+        folder = Path(tempfile.mkdtemp(prefix="dealbridge-bench-scale-"))
+        try:
+            results = {n: one_run(base, n, sandbox, folder) for n in WORKERS}
+        finally:
+            sandbox.stop()
+            if os.environ.get("BENCH_KEEP_LOGS") is None:
+                shutil.rmtree(folder, ignore_errors=True)
+    first = results[WORKERS[0]]
+    print(
+        f"   {REPS} reps, {DEALS} deals ({int(first['items'])} calendar deliveries), "
+        f"{REPS * MEETINGS} meetings; workers on {os.cpu_count()} cores"
+    )
+    print("   workers  deliveries/s  ratio  events/s (rounds)  ratio  leader failover")
+    for n, r in results.items():
+        fail = "-" if r["failover_s"] != r["failover_s"] else f"{r['failover_s']:.2f} s"
+        print(
+            f"   {n:>7}  {r['deliveries_per_s']:>12.1f}  "
+            f"{r['deliveries_per_s'] / first['deliveries_per_s']:>5.2f}  "
+            f"{r['events_per_s']:>17.1f}  {r['events_per_s'] / first['events_per_s']:>5.2f}  "
+            f"{fail:>15}"
+        )
+
+
+if __name__ == "__main__":
+    main()

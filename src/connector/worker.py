@@ -1,0 +1,57 @@
+"""A worker: drain the outbox and run the job runs the leader found due, until stopped.
+
+Any number of workers share one PostgreSQL database; each claims its own rows (the outbox's
+claim and ``jobs.claim_runs``), so they never do the same work twice and never wait on each
+other. ``dealbridge worker`` runs one in the foreground, beside a leader candidate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask
+
+from connector.jobs import claim_runs, run_claimed
+from connector.leader import holder_name
+from connector.outbox import drain
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Turns of: the due job runs, then the outbox; sleeps ``idle`` seconds when idle."""
+
+    def __init__(self, app: Flask, *, idle: float = 1.0) -> None:
+        self.app = app
+        self.idle = idle
+        self.holder = holder_name()
+        self.stopping = threading.Event()
+
+    def turn(self) -> int:
+        """One turn; how much work it did (job runs and outbox items)."""
+        done = 0
+        for run in claim_runs(self.app, self.holder):
+            run_claimed(self.app, run)
+            done += 1
+        with self.app.app_context():
+            done += drain(self.app).claimed
+        return done
+
+    def run_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                busy = self.turn()
+            except Exception:  # the database is away or a bug: log, wait, go on
+                log.exception("worker turn failed")
+                busy = 0
+            if not busy:
+                self.stopping.wait(self.idle)
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="dealbridge-worker", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stopping.set()
