@@ -2,9 +2,10 @@
 
 from flask import Flask
 
-from connector.jobs import register_job, register_task
+from connector.jobs import register_fan_out, register_job, register_task
 from connector.meetings import notifications, retention, sync
 from connector.settings import SETTINGS_EXTENSION, Settings
+from connector.store.models import utcnow
 
 
 def init_app(app: Flask) -> None:
@@ -16,6 +17,8 @@ def init_app(app: Flask) -> None:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     if settings.microsoft365_configured:
         register_job(app, "meetings", _safety_net, seconds=30)
+        # With several processes the leader hands each due mailbox's round to a worker.
+        register_fan_out(app, "meetings", _due, notifications.MAILBOX_ROUND)
         register_job(
             app, "subscriptions", lambda app: notifications.ensure_subscriptions(app), seconds=600
         )
@@ -28,6 +31,10 @@ def _mailbox_round(app: Flask, email: str) -> None:
     if not report.busy:  # a busy one: the running round schedules what follows it
         notifications.schedule_sync(app, email)
     sync.mark_held(app)
+
+
+def _due(app: Flask) -> list[str]:
+    return sync.due_mailboxes(app, utcnow())
 
 
 def _safety_net(app: Flask) -> None:
