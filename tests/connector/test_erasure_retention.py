@@ -55,6 +55,7 @@ def _meeting(deal_id: int | None, key: str, started: dt.datetime, *people: str) 
         kind="meeting",
         source="outlook",
         external_key=key,
+        status="held",
         subject="Pricing call",
         started_at=started,
         match_rule="contact",
@@ -77,7 +78,7 @@ def _seed(app: Flask, auth: dict[str, str]) -> int:
                 kind="webhook",
                 idempotency_key="webhook:x",
                 payload={"type": "interaction.logged", "data": {"address": DANA}},
-                status="delivered",
+                status="done",
             )
         )
         return deal.id
@@ -86,7 +87,8 @@ def _seed(app: Flask, auth: dict[str, str]) -> int:
 def _everything(app: Flask) -> str:
     with get_store(app).session() as session:
         rows: list[Any] = [
-            [i.details, i.matched_address, i.subject] for i in session.scalars(select(Interaction))
+            [i.details.model_dump(mode="json") if i.details else None, i.matched_address, i.subject]
+            for i in session.scalars(select(Interaction))
         ]
         rows += [c.email for c in session.scalars(select(DealContact))]
         rows += [o.payload for o in session.scalars(select(OutboxItem))]

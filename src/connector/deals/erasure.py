@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from connector.store.models import DealContact, Interaction, OutboxItem
+from connector.store.types import MeetingDetails
 
 ERASED = "[erased]"
 
@@ -87,18 +87,15 @@ def apply_erasure(session: Session, plan: ErasurePlan) -> None:
     ):
         if (interaction.matched_address or "").lower() == plan.email:
             interaction.matched_address = None
-        interaction.details = _scrub(_plain(interaction.details), plan.email)
+        if interaction.details is not None:  # a meeting's; one logged by hand has none
+            scrubbed = _scrub(
+                interaction.details.model_dump(mode="json", exclude_unset=True), plan.email
+            )
+            interaction.details = MeetingDetails.model_validate(scrubbed)
     for contact in session.scalars(select(DealContact).where(DealContact.id.in_(plan.contacts))):
         session.delete(contact)
     for item in session.scalars(select(OutboxItem).where(OutboxItem.id.in_(plan.deliveries))):
         item.payload = _scrub(dict(item.payload or {}), plan.email)
-
-
-def _plain(details: object) -> dict[str, Any]:
-    """The details as JSON, whether the column gives a dict or a typed model."""
-    if isinstance(details, BaseModel):
-        return details.model_dump(mode="json", exclude_unset=True)
-    return dict(details) if isinstance(details, dict) else {}
 
 
 def _scrub(value: Any, email: str) -> Any:
