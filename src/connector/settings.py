@@ -175,6 +175,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request.")
     scheduler_enabled: bool = Field(default=True, description="Run background jobs in-process.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    outbox_drain_seconds: float = Field(
+        default=5.0, gt=0, description="How often the outbox is drained (seconds)."
+    )
+    outbox_lease_seconds: float = Field(
+        default=300.0, gt=0, description="How long a claimed delivery is held before another try."
+    )
+    outbox_first_retry_seconds: float = Field(
+        default=30.0, gt=0, description="First retry delay of a failed delivery (then doubling)."
+    )
 
     @field_validator("public_url", "webhook_url")
     @classmethod

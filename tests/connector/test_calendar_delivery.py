@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connector.deals.changes import move_stage
-from connector.outbox import LEASE, claim, drain
+from connector.outbox import LEASE, claim, delivery_of, drain
 from connector.settings import SETTINGS_EXTENSION
 from connector.stage_reminders.replan import complete, snooze
 from connector.store.db import get_store
@@ -114,7 +114,7 @@ def test_a_crash_after_graph_created_the_event_makes_no_second_one(m365: Tenant)
         ids = [item.id for item in claimed]
     with get_store(m365.app).sessions() as session:
         items = list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids))))
-    deliver(m365.app, items)
+    list(deliver(m365.app, [delivery_of(m365.app, item) for item in items]))
     with get_store(m365.app).session() as session:  # the crash: nothing recorded
         for reminder in session.scalars(select(Reminder)):
             reminder.calendar_event_id = None

@@ -7,6 +7,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from connector.outbox import Delivered, delivery_of
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, Reminder, TeamsCard, TeamsConversation
 from connector.teams.delivery import deliver_reminders
@@ -84,10 +85,10 @@ def test_a_retried_delivery_never_posts_a_second_card(world: TeamsWorld) -> None
     world.drain()
     item = world.outbox(_key(world, reminder_id))
 
-    outcomes = deliver_reminders(world.app, [item])
+    outcomes = dict(deliver_reminders(world.app, [delivery_of(world.app, item)]))
 
     assert len(world.chat()) == 1
-    assert outcomes[item.id].result == {"skipped": "the card is current"}  # type: ignore[union-attr]
+    assert outcomes[item.id] == Delivered({"skipped": "the card is current"})
 
 
 def test_a_rep_who_blocked_the_bot_is_recorded_and_not_retried(world: TeamsWorld) -> None:
