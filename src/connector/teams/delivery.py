@@ -88,7 +88,7 @@ from connector.teams.views import (
     pick_deal_view,
     reminder_view,
 )
-from graph_sync.errors import Forbidden, GraphSyncError
+from graph_sync.errors import Forbidden, GraphSyncError, NotFound
 from graph_sync.teams import (
     CHAT_READ,
     list_chat_messages,
@@ -427,6 +427,8 @@ def find_posted_card(app: Flask, chat: Chat, activity: dict[str, Any]) -> Found 
         messages = list_chat_messages(client, chat.conversation_id, pages=LOOK_BACK)
     except Forbidden as e:
         return CannotLook(f"the chat cannot be read ({CHAT_READ}): {e}")
+    except NotFound:
+        return None  # a chat with nothing in it yet
     for message in messages:
         if message.from_application is None:
             continue

@@ -33,6 +33,7 @@ from sandbox.teams.chats import (
     Chat,
     TeamsChats,
     activity_size,
+    graph_message,
     personal_chat_id,
     utc_now,
 )
@@ -386,6 +387,16 @@ def create_blueprint(
         threading.Thread(target=greet, name="teams-install", daemon=True).start()
 
     tenant.teams.on_install.append(installed_through_graph)
+
+    def read_chat(chat_id: str) -> list[dict[str, Any]] | None:
+        """Graph's view of a chat (`GET /chats/{id}/messages`); the caller holds the lock."""
+        chat = side.chats.chats.get(chat_id)
+        if chat is None:
+            return None
+        bot = side.chats.bot
+        return [graph_message(chat, line, bot) for line in chat.lines.values()]
+
+    tenant.teams.chat_readers.append(read_chat)
 
     @blueprint.post("/_sandbox/teams/<key>/install")
     def install(key: str) -> Response:
