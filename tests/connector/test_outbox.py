@@ -345,3 +345,19 @@ def test_failed_outcome_is_final(app: Flask) -> None:
         enqueue(session, "test", "k1", Numbered())
     drain(app)
     assert _items(app)[0].status == "dead"
+
+
+def test_a_webhook_answer_lost_after_the_crm_got_it_is_sent_again_and_counted(
+    hooked_app: Flask, crm: Receiver
+) -> None:
+    crm.answer_next(504)  # the CRM received it; a proxy gave up on its answer
+    _notify(hooked_app)
+    first = drain(hooked_app)
+    assert (first.uncertain, first.retried) == (1, 1)
+    drain(hooked_app, now=utcnow() + dt.timedelta(hours=1))
+    item = _items(hooked_app)[0]
+    assert item.status == "done"
+    assert item.result == {"status": 200, "lost_answers": 1}
+    ids = [r.headers["X-Dealbridge-Delivery"] for r in crm.received]
+    assert len(ids) == 2
+    assert len(set(ids)) == 1  # the CRM drops the repeat by its id
