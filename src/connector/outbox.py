@@ -8,8 +8,8 @@ stored as JSON and validated back into the model before the handler sees it.
 The drain job claims due items with a lease (``status='in_flight'``, ``next_attempt_at`` =
 lease end) and records each item's outcome in its own short commit as soon as the handler
 yields it, so after a crash only the item then in flight is uncertain; the rest of the claimed
-batch is claimed again when the lease ends, and each item claimed again after a lease ended is
-marked ``uncertain`` for its handler (the process that held it may have acted). So is an item
+batch is claimed again when the lease ends. An item the handler said it was acting on
+(:data:`ATTEMPTING`) when its process died is claimed again as ``uncertain``; so is an item
 whose last answer was lost after the other side may have acted (:class:`Uncertain`): a
 handler that cannot simply repeat itself (a Teams card) looks first. Handlers are idempotent
 themselves (Graph ``transactionId``, stored ids, the webhook's delivery id).
@@ -36,6 +36,9 @@ from connector.store.models import OutboxItem, utcnow
 
 log = logging.getLogger(__name__)
 HANDLERS = "dealbridge.outbox_handlers"
+UNSETTLED = "unsettled"
+ATTEMPTING_NOW = "attempting"
+"""``result`` flag: an attempt may have acted unheard (lost answer, death); cleared once done."""
 LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 15
 FIRST_RETRY = dt.timedelta(seconds=30)
@@ -70,6 +73,16 @@ class Failed:
 
 
 Outcome = Delivered | RetryLater | Uncertain | Failed
+
+
+@dataclass(frozen=True)
+class Attempting:
+    """Not an outcome: the handler is about to do what cannot be repeated blindly (post a
+    card). Recorded at once, so if the process dies now the item is claimed again as
+    ``uncertain``; items of the batch it never reached are not."""
+
+
+ATTEMPTING = Attempting()
 P = TypeVar("P")
 
 
@@ -88,8 +101,9 @@ class Delivery(Generic[P]):
     process holding the item died. Look before repeating what cannot be repeated."""
 
 
-Handler = Callable[[Flask, Sequence[Delivery[Any]]], Iterable[tuple[int, Outcome]]]
-"""Yields ``(item id, outcome)`` for each item as soon as it is known; each is recorded at once."""
+Handler = Callable[[Flask, Sequence[Delivery[Any]]], Iterable[tuple[int, Outcome | Attempting]]]
+"""Yields ``(item id, outcome)`` for each item as soon as it is known (and, optionally,
+``(item id, ATTEMPTING)`` just before acting on it); each is recorded at once."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +278,7 @@ def drain(
         ]
         for item in batch:
             if item.reclaimed:
-                _count(session, item.id, "reclaimed")
+                _count(session, item.id, "reclaimed", unsettled=item.uncertain)
     report.claimed = len(batch)
     report.reclaimed = sum(1 for item in batch if item.reclaimed)
     by_kind: dict[str, list[_Claimed]] = defaultdict(list)
@@ -277,7 +291,8 @@ def drain(
 
 def _claimed(item: OutboxItem, *, reclaimed: bool) -> _Claimed:
     """The row as claimed (``item`` still shows what it was before the claim)."""
-    lost = int((item.result or {}).get("lost_answers") or 0)
+    result = item.result or {}
+    died_attempting = reclaimed and bool(result.get(ATTEMPTING_NOW))
     return _Claimed(
         item.id,
         item.kind,
@@ -286,16 +301,26 @@ def _claimed(item: OutboxItem, *, reclaimed: bool) -> _Claimed:
         item.delivered_at,
         dict(item.payload or {}),
         reclaimed=reclaimed,
-        uncertain=reclaimed or lost > 0,
+        uncertain=died_attempting or bool(result.get(UNSETTLED)),
     )
 
 
-def _count(session: Session, item_id: int, name: str) -> None:
+def _count(session: Session, item_id: int, name: str, *, unsettled: bool = True) -> None:
+    """Count a lost answer or a reclaimed lease on the item; ``unsettled`` until delivered."""
     item = session.get(OutboxItem, item_id)
     if item is not None:
-        result = dict(item.result or {})
+        result = {k: v for k, v in (item.result or {}).items() if k != ATTEMPTING_NOW}
         result[name] = int(result.get(name) or 0) + 1
+        if unsettled:
+            result[UNSETTLED] = True
         item.result = result
+
+
+def _attempting(app: Flask, item_id: int) -> None:
+    with get_store(app).session() as session:
+        item = session.get(OutboxItem, item_id)
+        if item is not None:
+            item.result = {**(item.result or {}), ATTEMPTING_NOW: True}
 
 
 def _deliver_kind(
@@ -326,7 +351,9 @@ def _deliver_kind(
         return
     try:
         for item_id, outcome in registration.handler(app, deliveries):
-            if item_id in pending:
+            if isinstance(outcome, Attempting):
+                _attempting(app, item_id)
+            elif item_id in pending:
                 pending.discard(item_id)
                 _record(app, by_id[item_id], outcome, report, timing)
     except Exception as exc:  # a handler bug must not lose the batch: retry what is left
@@ -357,6 +384,7 @@ def _record(
             item.result = {**outcome.result, **kept}
             report.delivered += 1
         elif isinstance(outcome, Failed) or item.attempts >= MAX_ATTEMPTS:
+            item.result = {k: v for k, v in (item.result or {}).items() if k != ATTEMPTING_NOW}
             item.status = "dead"
             item.last_error = outcome.error[:2000]
             report.failed += 1
@@ -364,9 +392,10 @@ def _record(
             log.warning("delivery %s gave up: %s", item.idempotency_key, outcome.error)
         else:
             if isinstance(outcome, Uncertain):
-                kept["lost_answers"] = int(kept.get("lost_answers") or 0) + 1
-                item.result = {**(item.result or {}), **kept}
+                _count(session, item.id, "lost_answers")
                 report.uncertain += 1
+            else:
+                item.result = {k: v for k, v in (item.result or {}).items() if k != ATTEMPTING_NOW}
                 log.warning(
                     "delivery %s: answer lost after a possible delivery (%s); retried with care",
                     item.idempotency_key,

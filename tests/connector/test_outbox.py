@@ -255,7 +255,7 @@ import os, signal, sys
 from pathlib import Path
 from pydantic import BaseModel
 from connector.app import create_app
-from connector.outbox import Delivered, drain, register_handler
+from connector.outbox import ATTEMPTING, Delivered, drain, register_handler
 
 class Numbered(BaseModel):
     n: int = 0
@@ -266,6 +266,7 @@ app = create_app({"TESTING": True, "database_url": f"sqlite:///{db}", "auto_migr
 
 def handler(app, items):
     for item in items:
+        yield item.id, ATTEMPTING
         if item.payload.n == 3:
             os.kill(os.getpid(), signal.SIGKILL)  # dies delivering the third
         with made.open("a") as log:
@@ -279,7 +280,8 @@ drain(app)
 
 def test_a_kill_mid_batch_repeats_only_the_item_in_flight(app: Flask, tmp_path: Path) -> None:
     """A real process, killed with SIGKILL while delivering the third of four claimed items:
-    the two delivered before are recorded and never delivered again."""
+    the two delivered before are recorded and never delivered again; only the third, which
+    it had said it was attempting, comes back as uncertain."""
     with get_store(app).session() as session:
         for n in (1, 2, 3, 4):
             enqueue(session, "test", f"k{n}", Numbered(n=n))
@@ -303,7 +305,7 @@ def test_a_kill_mid_batch_repeats_only_the_item_in_flight(app: Flask, tmp_path: 
 
     register_handler(app, "test", handler, payload=Numbered)
     drain(app, now=utcnow() + LEASE + dt.timedelta(seconds=1))
-    assert again == ["k3 uncertain=True", "k4 uncertain=True"]
+    assert again == ["k3 uncertain=True", "k4 uncertain=False"]
     assert {i.status for i in _items(app)} == {"done"}
 
 

@@ -14,9 +14,9 @@ read before every POST, and an activity id is committed right after the POST tha
 
 The Bot Connector has no idempotency key, so an answer lost after it may have posted (a
 timeout, a reset, a 500/502/504) is recorded as :class:`~connector.outbox.Uncertain`, and so
-is an item whose process died holding it. Before posting such a card again we look for it in
-the chat through Graph (``GET /chats/{id}/messages``, application permission
-``Chat.Read.All``): a bot message whose card has the same ``refresh`` data (the card's key:
+is an item whose process died while posting it (each post is announced to the outbox first).
+Before posting such a card again we look for it in the chat through Graph
+(``GET /chats/{id}/messages``, application permission ``Chat.Read.All``): a bot message whose card has the same ``refresh`` data (the card's key:
 its view, subject id and stamp) is the card we posted, and its id is stored instead of posting
 again. Where the tenant does not grant that permission (403) or the chat has no Graph id, we
 post again: a missed card is worse than a duplicate. That possible duplicate is counted on
@@ -45,6 +45,8 @@ from cards.models import (
 from cards.teams import BotConnector, BotConnectorError, card_activity
 from connector.microsoft365 import NotConfigured, graph_client
 from connector.outbox import (
+    ATTEMPTING,
+    Attempting,
     Delivered,
     Delivery,
     Failed,
@@ -288,21 +290,21 @@ def queue_reminder_refresh(session: Session, reminder: Reminder) -> None:
 
 def deliver_reminders(
     app: Flask, items: Sequence[Delivery[ReminderDelivery]]
-) -> Iterator[tuple[int, Outcome]]:
+) -> Iterator[tuple[int, Outcome | Attempting]]:
     """Outbox handler for ``teams``: each reminder's card, as the reminder is now."""
     return _deliver(app, items)
 
 
 def deliver_cards(
     app: Flask, items: Sequence[Delivery[CardPayload]]
-) -> Iterator[tuple[int, Outcome]]:
+) -> Iterator[tuple[int, Outcome | Attempting]]:
     """Outbox handler for ``teams_card``: meeting logged, pick a deal, after the meeting."""
     return _deliver(app, items)
 
 
 def _deliver(
     app: Flask, items: Sequence[Delivery[ReminderDelivery] | Delivery[CardPayload]]
-) -> Iterator[tuple[int, Outcome]]:
+) -> Iterator[tuple[int, Outcome | Attempting]]:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     try:
         connector = bot_connector(app)
@@ -320,6 +322,8 @@ def _deliver(
         if not isinstance(planned, Planned):
             yield item.id, planned
             continue
+        if planned.action == "send":
+            yield item.id, ATTEMPTING  # a post cannot be repeated blindly: say so first
         try:
             outcome = apply_plan(app, connector, planned, now, uncertain=item.uncertain)
         except Exception as e:  # one rep's failure must not stop the others' cards
