@@ -16,11 +16,12 @@ The Bot Connector has no idempotency key, so an answer lost after it may have po
 timeout, a reset, a 500/502/504) is recorded as :class:`~connector.outbox.Uncertain`, and so
 is an item whose process died while posting it (each post is announced to the outbox first).
 Before posting such a card again we look for it in the chat through Graph
-(``GET /chats/{id}/messages``, application permission ``Chat.Read.All``): a bot message whose card has the same ``refresh`` data (the card's key:
-its view, subject id and stamp) is the card we posted, and its id is stored instead of posting
-again. Where the tenant does not grant that permission (403) or the chat has no Graph id, we
-post again: a missed card is worse than a duplicate. That possible duplicate is counted on
-the outbox item (``result.possible_duplicate``) and logged. See docs/reliability.md.
+(``GET /chats/{id}/messages``, application permission ``Chat.Read.All``): a bot message whose
+card has the same ``refresh`` data (the card's key: its view, subject id and stamp) is the
+card we posted, and its id is stored instead of posting again. Where the tenant does not grant
+that permission (403) or the chat has no Graph id, we post again: a missed card is worse than
+a duplicate. That possible duplicate is counted on the outbox item
+(``result.possible_duplicate``) and logged. See docs/reliability.md.
 """
 
 from __future__ import annotations
