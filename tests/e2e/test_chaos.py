@@ -280,7 +280,7 @@ def _arm(sandbox: RunningSandbox) -> None:
         {"route": r"^POST /teams/v3/conversations/[^/]+/activities$", "status": "lost"},
         {"route": r"^POST /teams/v3/conversations/[^/]+/activities$", "status": "lost_reset"},
         # answers lost after Graph created the event (in a $batch: a 504 for the item) ...
-        {"route": r"^POST /users/[^/]+/events", "status": "lost"},
+        {"route": r"^POST /v1\.0/users/[^/]+/events", "status": "lost"},
         # ... or after Graph ran the whole $batch
         {"route": r"^POST /v1\.0/\$batch|^POST /\$batch", "status": "lost_reset"},
     ]
@@ -288,9 +288,9 @@ def _arm(sandbox: RunningSandbox) -> None:
         {"route": r"^(POST|PUT) /teams/v3/", "status": 429, "retryAfter": 0.2},
         {"route": r"^(POST|PUT) /teams/v3/", "status": 500},
         {"route": r"^(POST|PUT) /teams/v3/", "status": "timeout"},
-        {"route": r"^POST /users/[^/]+/events", "status": 429, "retryAfter": 0.2},
-        {"route": r"^POST /users/[^/]+/events", "status": 500},
-        {"route": r"^POST /users/[^/]+/events", "status": "timeout", "timeoutSeconds": 0.3},
+        {"route": r"^POST /v1\.0/users/[^/]+/events", "status": 429, "retryAfter": 0.2},
+        {"route": r"^POST /v1\.0/users/[^/]+/events", "status": 500},
+        {"route": r"^POST /v1\.0/users/[^/]+/events", "status": "timeout", "timeoutSeconds": 0.3},
     ]
     for rule in rules:
         rate = half / (1 - half) if rule["status"] == "lost_reset" else half
