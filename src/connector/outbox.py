@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 HANDLERS = "dealbridge.outbox_handlers"
 UNSETTLED = "unsettled"
 ATTEMPTING_NOW = "attempting"
+UNCHECKED = "unchecked_repeats"
 """``result`` flag: an attempt may have acted unheard (lost answer, death); cleared once done."""
 LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 15
@@ -80,6 +81,10 @@ class Attempting:
     """Not an outcome: the handler is about to do what cannot be repeated blindly (post a
     card). Recorded at once, so if the process dies now the item is claimed again as
     ``uncertain``; items of the batch it never reached are not."""
+
+    unchecked: bool = False
+    """It repeats an attempt that may have acted, without being able to check: counted on the
+    item as ``result.unchecked_repeats`` (each may be a duplicate)."""
 
 
 ATTEMPTING = Attempting()
@@ -316,11 +321,15 @@ def _count(session: Session, item_id: int, name: str, *, unsettled: bool = True)
         item.result = result
 
 
-def _attempting(app: Flask, item_id: int) -> None:
+def _attempting(app: Flask, item_id: int, unchecked: bool) -> None:
     with get_store(app).session() as session:
         item = session.get(OutboxItem, item_id)
         if item is not None:
-            item.result = {**(item.result or {}), ATTEMPTING_NOW: True}
+            result = {**(item.result or {}), ATTEMPTING_NOW: True}
+            if unchecked:
+                result[UNCHECKED] = int(result.get(UNCHECKED) or 0) + 1
+                log.warning("delivery %s: repeated without checking", item.idempotency_key)
+            item.result = result
 
 
 def _deliver_kind(
@@ -352,7 +361,7 @@ def _deliver_kind(
     try:
         for item_id, outcome in registration.handler(app, deliveries):
             if isinstance(outcome, Attempting):
-                _attempting(app, item_id)
+                _attempting(app, item_id, outcome.unchecked)
             elif item_id in pending:
                 pending.discard(item_id)
                 _record(app, by_id[item_id], outcome, report, timing)
@@ -374,7 +383,8 @@ def _record(
         item = session.get(OutboxItem, claimed.id)
         if item is None:
             return
-        kept = {k: v for k, v in (item.result or {}).items() if k in ("lost_answers", "reclaimed")}
+        counters = ("lost_answers", "reclaimed", UNCHECKED)
+        kept = {k: v for k, v in (item.result or {}).items() if k in counters}
         if isinstance(outcome, Delivered) and item.payload != claimed.payload:
             item.status, item.next_attempt_at = "pending", now  # changed while in flight
             item.result = {**outcome.result, **kept}

@@ -21,7 +21,7 @@ card has the same ``refresh`` data (the card's key: its view, subject id and sta
 card we posted, and its id is stored instead of posting again. Where the tenant does not grant
 that permission (403) or the chat has no Graph id, we post again: a missed card is worse than
 a duplicate. That possible duplicate is counted on the outbox item
-(``result.possible_duplicate``) and logged. See docs/reliability.md.
+(``result.unchecked_repeats``) and logged. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from cards.models import (
 from cards.teams import BotConnector, BotConnectorError, card_activity
 from connector.microsoft365 import NotConfigured, graph_client
 from connector.outbox import (
-    ATTEMPTING,
     Attempting,
     Delivered,
     Delivery,
@@ -323,14 +322,12 @@ def _deliver(
         if not isinstance(planned, Planned):
             yield item.id, planned
             continue
-        if planned.action == "send":
-            yield item.id, ATTEMPTING  # a post cannot be repeated blindly: say so first
         try:
-            outcome = apply_plan(app, connector, planned, now, uncertain=item.uncertain)
+            for step in apply_plan(app, connector, planned, now, uncertain=item.uncertain):
+                yield item.id, step
         except Exception as e:  # one rep's failure must not stop the others' cards
             log.exception("Teams delivery of %s failed", planned.key)
-            outcome = RetryLater(f"{type(e).__name__}: {e}")
-        yield item.id, outcome
+            yield item.id, RetryLater(f"{type(e).__name__}: {e}")
 
 
 def apply_plan(
@@ -340,24 +337,26 @@ def apply_plan(
     now: dt.datetime,
     *,
     uncertain: bool = False,
-) -> Outcome:
-    """Send or update one card; store what was sent. ``uncertain``: an earlier try may have
-    posted it already (its answer was lost): look for it in the chat before posting again."""
+) -> Iterator[Outcome | Attempting]:
+    """Send or update one card; store what was sent. Ends with the outcome; just before a
+    POST, says it is attempting (a post cannot be repeated blindly). ``uncertain``: an earlier
+    try may have posted it already: look for it in the chat before posting again."""
     if planned.action == "skip" or planned.view is None or planned.rep_email is None:
-        return Delivered({"skipped": planned.note})
+        yield Delivered({"skipped": planned.note})
+        return
     activity = card_activity(planned.view)
     try:
         chat = open_chat(app, connector, planned.rep_email)
     except Unreachable as e:
-        if planned.action == "send":
-            return _notify_in_feed(app, planned, e.outcome)
-        return e.outcome
-    extra: dict[str, Any] = {}
+        yield _notify_in_feed(app, planned, e.outcome) if planned.action == "send" else e.outcome
+        return
+    unchecked = False
     if planned.action == "send" and uncertain:
         try:
             looked = find_posted_card(app, chat, activity)
         except GraphSyncError as e:
-            return RetryLater(f"looking for a card that may have been posted: {e}")
+            yield RetryLater(f"looking for a card that may have been posted: {e}")
+            return
         if isinstance(looked, Found):
             store_card(
                 app,
@@ -368,9 +367,10 @@ def apply_plan(
                 looked.activity_id,
                 planned.stamp,
             )
-            return Delivered({"activity": looked.activity_id, "action": "found"})
-        if isinstance(looked, CannotLook):  # post again, and say it may be a second card
-            extra = {"possible_duplicate": True, "unchecked": looked.reason[:300]}
+            yield Delivered({"activity": looked.activity_id, "action": "found"})
+            return
+        if isinstance(looked, CannotLook):  # post again, and count it: it may be a second card
+            unchecked = True
             log.warning(
                 "Teams card %s: an earlier post may have reached the chat and it cannot be "
                 "checked (%s); posting again",
@@ -384,14 +384,17 @@ def apply_plan(
             activity_id = planned.activity_id
         else:
             conversation_id = chat.conversation_id
+            yield Attempting(unchecked=unchecked)
             activity_id = connector.send(chat.service_url, conversation_id, activity)
     except BotConnectorError as e:
         if e.status == 403:
             record_blocked(app, planned.rep_email, str(e), now)
         if planned.action == "send" and e.status in LOST_ANSWER:
             after = dt.timedelta(seconds=e.retry_after) if e.retry_after else None
-            return Uncertain(f"Bot Connector: {e} (the card may have been posted)", after)
-        return connector_outcome(e)
+            yield Uncertain(f"Bot Connector: {e} (the card may have been posted)", after)
+        else:
+            yield connector_outcome(e)
+        return
     store_card(
         app,
         planned.key,
@@ -401,7 +404,7 @@ def apply_plan(
         activity_id,
         planned.stamp,
     )
-    return Delivered({"activity": activity_id, "action": planned.action, **extra})
+    yield Delivered({"activity": activity_id, "action": planned.action})
 
 
 @dataclass(frozen=True)
