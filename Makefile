@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 NPM_DIR := tests
 
-.PHONY: demo test lint typecheck pytest bench cards sandbox clean install dev npm
+.PHONY: demo test lint typecheck pytest bench cards sandbox clean install dev npm chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ pytest: dev npm
 	$(BIN)/pytest -q --database=postgresql
 
 test: lint typecheck pytest
+
+# The chaos run (tests/e2e/test_chaos.py): the service killed mid-delivery under lost answers.
+chaos: dev
+	DEALBRIDGE_CHAOS=1 $(BIN)/pytest -q -s tests/e2e/test_chaos.py
 
 bench: dev
 	$(BIN)/python -m bench

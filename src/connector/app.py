@@ -58,7 +58,7 @@ def create_app(
         prepare_database(store)
 
     errors.init_app(app)
-    register_job(app, "outbox", lambda app: drain(app), seconds=5)
+    register_job(app, "outbox", lambda app: drain(app), seconds=settings.outbox_drain_seconds)
     stage_reminders.init_app(app)  # re-plans on deal_changed; Outlook delivery
     meetings.init_app(app)  # Graph notifications; sync and renewals with Microsoft 365
     teams.init_app(app)  # cards, the bot, digests with Teams on

@@ -1,10 +1,18 @@
 """The outbox: every delivery (calendar event, Teams card, webhook) waits here until it is made.
 
 A delivery is written in the same transaction as the change that caused it, under an
-idempotency key, so it is never lost and never queued twice. The drain job claims due items
-with a lease (``status='in_flight'``, ``next_attempt_at`` = lease end): a process that dies
-mid-delivery leaves the item to be claimed again when the lease ends. Handlers must therefore
-be idempotent themselves (Graph ``transactionId``, stored ids, the webhook's delivery id).
+idempotency key, so it is never lost and never queued twice. Its payload is a pydantic model
+of its kind (registered with the handler; a discriminated union where a kind has sub-kinds),
+stored as JSON and validated back into the model before the handler sees it.
+
+The drain job claims due items with a lease (``status='in_flight'``, ``next_attempt_at`` =
+lease end) and records each item's outcome in its own short commit as soon as the handler
+yields it, so after a crash only the item then in flight is uncertain; the rest of the claimed
+batch is claimed again when the lease ends. An item the handler said it was acting on
+(:data:`ATTEMPTING`) when its process died is claimed again as ``uncertain``; so is an item
+whose last answer was lost after the other side may have acted (:class:`Uncertain`): a
+handler that cannot simply repeat itself (a Teams card) looks first. Handlers are idempotent
+themselves (Graph ``transactionId``, stored ids, the webhook's delivery id).
 """
 
 from __future__ import annotations
@@ -13,21 +21,27 @@ import datetime as dt
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flask import Flask
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connector import metrics
+from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, utcnow
 from connector.store.types import OutboxStatus
 
 log = logging.getLogger(__name__)
 HANDLERS = "dealbridge.outbox_handlers"
+UNSETTLED = "unsettled"
+ATTEMPTING_NOW = "attempting"
+UNCHECKED = "unchecked_repeats"
+"""``result`` flag: an attempt may have acted unheard (lost answer, death); cleared once done."""
 LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 15
 FIRST_RETRY = dt.timedelta(seconds=30)
@@ -46,25 +60,107 @@ class RetryLater:
 
 
 @dataclass(frozen=True)
+class Uncertain:
+    """The answer was lost after the other side may have acted (a timeout, a reset, a 504
+    after the post): retried like :class:`RetryLater`, and the next attempt is told so."""
+
+    error: str
+    after: dt.timedelta | None = None
+
+
+@dataclass(frozen=True)
 class Failed:
     """A permanent failure: retrying cannot help (e.g. the CRM answered 400)."""
 
     error: str
 
 
-Outcome = Delivered | RetryLater | Failed
-Handler = Callable[[Flask, Sequence[OutboxItem]], dict[int, Outcome]]
+Outcome = Delivered | RetryLater | Uncertain | Failed
 
 
-def register_handler(app: Flask, kind: str, handler: Handler) -> None:
-    app.extensions.setdefault(HANDLERS, {})[kind] = handler
+@dataclass(frozen=True)
+class Attempting:
+    """Not an outcome: the handler is about to do what cannot be repeated blindly (post a
+    card). Recorded at once, so if the process dies now the item is claimed again as
+    ``uncertain``; items of the batch it never reached are not."""
+
+    unchecked: bool = False
+    """It repeats an attempt that may have acted, without being able to check: counted on the
+    item as ``result.unchecked_repeats`` (each may be a duplicate)."""
+
+
+ATTEMPTING = Attempting()
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[P]):
+    """One claimed item as its handler sees it: the payload is the kind's model."""
+
+    id: int
+    key: str
+    attempts: int
+    """This attempt included."""
+    delivered_at: dt.datetime | None
+    payload: P
+    uncertain: bool = False
+    """An earlier attempt may have acted without our knowing: its answer was lost, or the
+    process holding the item died. Look before repeating what cannot be repeated."""
+
+
+Handler = Callable[[Flask, Sequence[Delivery[Any]]], Iterable[tuple[int, Outcome | Attempting]]]
+"""Yields ``(item id, outcome)`` for each item as soon as it is known (and, optionally,
+``(item id, ATTEMPTING)`` just before acting on it); each is recorded at once."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    handler: Handler
+    payload: TypeAdapter[Any]
+
+
+@dataclass(frozen=True)
+class OutboxTiming:
+    lease: dt.timedelta = LEASE
+    first_retry: dt.timedelta = FIRST_RETRY
+
+
+def _timing(app: Flask) -> OutboxTiming:
+    """The lease and first retry of the app's settings (``DEALBRIDGE_OUTBOX_*``)."""
+    settings: Settings | None = app.extensions.get(SETTINGS_EXTENSION)
+    if settings is None:
+        return OutboxTiming()
+    return OutboxTiming(
+        dt.timedelta(seconds=settings.outbox_lease_seconds),
+        dt.timedelta(seconds=settings.outbox_first_retry_seconds),
+    )
+
+
+def register_handler(app: Flask, kind: str, handler: Handler, *, payload: Any) -> None:
+    """Deliver ``kind`` with ``handler``; its payloads are ``payload`` (a model, or an
+    ``Annotated`` union with a discriminator)."""
+    app.extensions.setdefault(HANDLERS, {})[kind] = Registration(handler, TypeAdapter(payload))
+
+
+def delivery_of(app: Flask, item: OutboxItem, *, uncertain: bool = False) -> Delivery[Any]:
+    """A stored item as its kind's handler sees it (tools and tests call handlers directly)."""
+    registration: Registration = app.extensions[HANDLERS][item.kind]
+    payload = registration.payload.validate_python(item.payload)
+    return Delivery(
+        item.id, item.idempotency_key, item.attempts, item.delivered_at, payload, uncertain
+    )
+
+
+def stored(payload: BaseModel) -> dict[str, Any]:
+    """The JSON a payload is stored as (field order and keys as the models declare them)."""
+    return payload.model_dump(mode="json", by_alias=True)
 
 
 def enqueue(
     session: Session,
     kind: str,
     key: str,
-    payload: dict[str, Any],
+    payload: BaseModel,
     *,
     due: dt.datetime | None = None,
     replace: bool = False,
@@ -72,31 +168,34 @@ def enqueue(
 ) -> OutboxItem:
     """Queue a delivery once per key. With ``replace``, a pending one gets the new payload.
     ``new`` says the key cannot exist yet (its subject was just created): no lookup."""
+    data = stored(payload)
     found = (
         None if new else session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
     )
     if found is not None:
-        if replace and found.payload != payload:
+        if replace and found.payload != data:
             # An in-flight delivery keeps its lease; _record sees the new payload and requeues.
-            found.payload = payload
-            if found.status != "in_flight":
+            found.payload = data
+            if found.status != OutboxStatus.IN_FLIGHT:
                 found.status, found.attempts = OutboxStatus.PENDING, 0
                 found.next_attempt_at = due or utcnow()
         return found
     item = OutboxItem(
         kind=kind,
         idempotency_key=key,
-        payload=payload,
-        status="pending",
+        payload=data,
+        status=OutboxStatus.PENDING,
         next_attempt_at=due or utcnow(),
     )
     session.add(item)
     return item
 
 
-def backoff(attempts: int, after: dt.timedelta | None = None) -> dt.timedelta:
+def backoff(
+    attempts: int, after: dt.timedelta | None = None, first: dt.timedelta = FIRST_RETRY
+) -> dt.timedelta:
     """Exponential from 30 s to 1 h with ±10 % jitter; never earlier than the Retry-After."""
-    base: dt.timedelta = min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_RETRY)
+    base: dt.timedelta = min(first * 2 ** max(attempts - 1, 0), LONGEST_RETRY)
     jittered: dt.timedelta = base * random.uniform(0.9, 1.1)
     return max(jittered, after) if after else jittered
 
@@ -107,20 +206,33 @@ class DrainReport:
     delivered: int = 0
     retried: int = 0
     failed: int = 0
+    uncertain: int = 0
+    """Answers lost after the other side may have acted (each is retried, and counted on the
+    item as ``result.lost_answers``)."""
+    reclaimed: int = 0
+    """Items whose lease ended in another process (it died holding them)."""
     errors: list[str] = field(default_factory=list)
 
 
-def claim(session: Session, now: dt.datetime, limit: int, kinds: set[str]) -> list[OutboxItem]:
-    """Take due items (and in-flight ones whose lease ended) for this process."""
+def claim(
+    session: Session, now: dt.datetime, limit: int, kinds: set[str], lease: dt.timedelta = LEASE
+) -> list[OutboxItem]:
+    """Take due items (and in-flight ones whose lease ended) for this process. The returned
+    rows keep the status they had before (``in_flight``: their lease ended elsewhere).
+
+    On PostgreSQL the rows are locked as they are read (``FOR UPDATE SKIP LOCKED``), so
+    workers claiming at once take different items instead of waiting on each other; SQLite
+    has no row locks (one writer at a time) and relies on the compare-and-set below."""
     due = session.scalars(
         select(OutboxItem)
         .where(
             OutboxItem.kind.in_(kinds),
-            OutboxItem.status.in_(("pending", "in_flight")),
+            OutboxItem.status.in_((OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT)),
             OutboxItem.next_attempt_at <= now,
         )
         .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     ).all()
     claimed = []
     for item in due:
@@ -132,12 +244,28 @@ def claim(session: Session, now: dt.datetime, limit: int, kinds: set[str]) -> li
                 OutboxItem.status == item.status,
                 OutboxItem.next_attempt_at == item.next_attempt_at,
             )
-            .values(status="in_flight", next_attempt_at=now + LEASE, attempts=item.attempts + 1)
+            .values(
+                status=OutboxStatus.IN_FLIGHT,
+                next_attempt_at=now + lease,
+                attempts=item.attempts + 1,
+            )
             .execution_options(synchronize_session=False)
         )
         if taken.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(item)
     return claimed
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    kind: str
+    key: str
+    attempts: int
+    delivered_at: dt.datetime | None
+    payload: dict[str, Any]
+    reclaimed: bool
+    uncertain: bool
 
 
 def drain(
@@ -147,65 +275,155 @@ def drain(
     limit: int = 200,
     kinds: set[str] | None = None,
 ) -> DrainReport:
-    """Deliver what is due (of ``kinds``, default all), kind by kind; record each outcome."""
-    handlers: dict[str, Handler] = {
-        kind: handler
-        for kind, handler in app.extensions.get(HANDLERS, {}).items()
+    """Deliver what is due (of ``kinds``, default all), kind by kind; record each outcome as
+    soon as the handler gives it, in its own commit."""
+    registered: dict[str, Registration] = {
+        kind: registration
+        for kind, registration in app.extensions.get(HANDLERS, {}).items()
         if kinds is None or kind in kinds
     }
     report = DrainReport()
-    if not handlers:
+    if not registered:
         return report
-    store = get_store(app)
+    timing = _timing(app)
     now = now or utcnow()
-    with store.session() as session:
-        items = claim(session, now, limit, set(handlers))
-        ids = [item.id for item in items]
-    report.claimed = len(ids)
-    if not ids:
-        return report
-    with store.sessions() as session:
-        claimed = list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids))))
-    by_kind: dict[str, list[OutboxItem]] = defaultdict(list)
-    for item in claimed:
+    with get_store(app).session() as session:
+        batch = [
+            _claimed(item, reclaimed=item.status == OutboxStatus.IN_FLIGHT)
+            for item in claim(session, now, limit, set(registered), timing.lease)
+        ]
+        for item in batch:
+            if item.reclaimed:
+                _count(session, item.id, "reclaimed", unsettled=item.uncertain)
+    report.claimed = len(batch)
+    report.reclaimed = sum(1 for item in batch if item.reclaimed)
+    by_kind: dict[str, list[_Claimed]] = defaultdict(list)
+    for item in batch:
         by_kind[item.kind].append(item)
-    for kind, batch in by_kind.items():
-        try:
-            outcomes = handlers[kind](app, batch)
-        except Exception as exc:  # a handler bug must not lose the batch: retry it later
-            log.exception("outbox handler %s failed", kind)
-            outcomes = {item.id: RetryLater(f"{type(exc).__name__}: {exc}") for item in batch}
-        _record(app, batch, outcomes, report)
+    for kind, items in by_kind.items():
+        _deliver_kind(app, registered[kind], items, report, timing)
     return report
 
 
-def _record(
-    app: Flask, batch: Sequence[OutboxItem], outcomes: dict[int, Outcome], report: DrainReport
+def _claimed(item: OutboxItem, *, reclaimed: bool) -> _Claimed:
+    """The row as claimed (``item`` still shows what it was before the claim)."""
+    result = item.result or {}
+    died_attempting = reclaimed and bool(result.get(ATTEMPTING_NOW))
+    return _Claimed(
+        item.id,
+        item.kind,
+        item.idempotency_key,
+        item.attempts + 1,
+        item.delivered_at,
+        dict(item.payload or {}),
+        reclaimed=reclaimed,
+        uncertain=died_attempting or bool(result.get(UNSETTLED)),
+    )
+
+
+def _count(session: Session, item_id: int, name: str, *, unsettled: bool = True) -> None:
+    """Count a lost answer or a reclaimed lease on the item; ``unsettled`` until delivered."""
+    item = session.get(OutboxItem, item_id)
+    if item is not None:
+        result = {k: v for k, v in (item.result or {}).items() if k != ATTEMPTING_NOW}
+        result[name] = int(result.get(name) or 0) + 1
+        if unsettled:
+            result[UNSETTLED] = True
+        item.result = result
+
+
+def _attempting(app: Flask, item_id: int, unchecked: bool) -> None:
+    with get_store(app).session() as session:
+        item = session.get(OutboxItem, item_id)
+        if item is not None:
+            result = {**(item.result or {}), ATTEMPTING_NOW: True}
+            if unchecked:
+                result[UNCHECKED] = int(result.get(UNCHECKED) or 0) + 1
+                log.warning("delivery %s: repeated without checking", item.idempotency_key)
+            item.result = result
+
+
+def _deliver_kind(
+    app: Flask,
+    registration: Registration,
+    items: list[_Claimed],
+    report: DrainReport,
+    timing: OutboxTiming,
 ) -> None:
+    by_id = {item.id: item for item in items}
+    deliveries: list[Delivery[Any]] = []
+    for item in items:
+        try:
+            payload = registration.payload.validate_python(item.payload)
+        except ValidationError as exc:  # a stored payload the model no longer reads
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            error = f"the stored {item.kind} payload is not valid any more: {problems}"
+            _record(app, item, Failed(error), report, timing)
+            continue
+        deliveries.append(
+            Delivery(item.id, item.key, item.attempts, item.delivered_at, payload, item.uncertain)
+        )
+    pending = {d.id for d in deliveries}
+    if not deliveries:
+        return
+    try:
+        for item_id, outcome in registration.handler(app, deliveries):
+            if isinstance(outcome, Attempting):
+                _attempting(app, item_id, outcome.unchecked)
+            elif item_id in pending:
+                pending.discard(item_id)
+                _record(app, by_id[item_id], outcome, report, timing)
+    except Exception as exc:  # a handler bug must not lose the batch: retry what is left
+        log.exception("outbox handler %s failed", items[0].kind)
+        for item_id in sorted(pending):
+            _record(app, by_id[item_id], RetryLater(f"{type(exc).__name__}: {exc}"), report, timing)
+        return
+    for item_id in sorted(pending):
+        _record(app, by_id[item_id], RetryLater("the handler gave no outcome"), report, timing)
+
+
+def _record(
+    app: Flask, claimed: _Claimed, outcome: Outcome, report: DrainReport, timing: OutboxTiming
+) -> None:
+    """One item's outcome, in its own commit."""
     now = utcnow()
     with get_store(app).session() as session:
-        for claimed in batch:
-            item = session.get(OutboxItem, claimed.id)
-            if item is None:
-                continue
-            outcome = outcomes.get(item.id, RetryLater("the handler gave no outcome"))
-            if isinstance(outcome, Delivered) and item.payload != claimed.payload:
-                item.status, item.next_attempt_at = OutboxStatus.PENDING, now  # changed in flight
-                item.result = outcome.result
-                report.delivered += 1
-            elif isinstance(outcome, Delivered):
-                item.status, item.delivered_at, item.last_error = OutboxStatus.DONE, now, None
-                item.result = outcome.result
-                report.delivered += 1
-            elif isinstance(outcome, Failed) or item.attempts >= MAX_ATTEMPTS:
-                item.status = OutboxStatus.DEAD
-                item.last_error = outcome.error[:2000]
-                report.failed += 1
-                report.errors.append(f"{item.idempotency_key}: {outcome.error}")
-                log.warning("delivery %s gave up: %s", item.idempotency_key, outcome.error)
+        item = session.get(OutboxItem, claimed.id)
+        if item is None:
+            return
+        counters = ("lost_answers", "reclaimed", UNCHECKED)
+        kept = {k: v for k, v in (item.result or {}).items() if k in counters}
+        if isinstance(outcome, Delivered) and item.payload != claimed.payload:
+            item.status, item.next_attempt_at = OutboxStatus.PENDING, now  # changed in flight
+            item.result = {**outcome.result, **kept}
+            report.delivered += 1
+        elif isinstance(outcome, Delivered):
+            item.status, item.delivered_at, item.last_error = OutboxStatus.DONE, now, None
+            item.result = {**outcome.result, **kept}
+            report.delivered += 1
+        elif isinstance(outcome, Failed) or item.attempts >= MAX_ATTEMPTS:
+            item.result = {k: v for k, v in (item.result or {}).items() if k != ATTEMPTING_NOW}
+            item.status = OutboxStatus.DEAD
+            item.last_error = outcome.error[:2000]
+            report.failed += 1
+            report.errors.append(f"{item.idempotency_key}: {outcome.error}")
+            log.warning("delivery %s gave up: %s", item.idempotency_key, outcome.error)
+        else:
+            if isinstance(outcome, Uncertain):
+                _count(session, item.id, "lost_answers")
+                report.uncertain += 1
+                log.warning(
+                    "delivery %s: answer lost after a possible delivery (%s); retried with care",
+                    item.idempotency_key,
+                    outcome.error,
+                )
             else:
-                item.status = OutboxStatus.PENDING
-                item.last_error = outcome.error[:2000]
-                item.next_attempt_at = now + backoff(item.attempts, outcome.after)
-                report.retried += 1
-            metrics.delivery(log, item, getattr(outcome, "error", None))
+                item.result = {k: v for k, v in (item.result or {}).items() if k != ATTEMPTING_NOW}
+            item.status = OutboxStatus.PENDING
+            item.last_error = outcome.error[:2000]
+            item.next_attempt_at = now + backoff(item.attempts, outcome.after, timing.first_retry)
+            report.retried += 1
+        metrics.delivery(log, item, getattr(outcome, "error", None))

@@ -193,6 +193,15 @@ class Settings(BaseSettings):
         "(DEALBRIDGE_SYNC_DAYS_BACK), or a round would log them again.",
     )
     log_format: Literal["text", "json"] = Field(default="text", description="json: one a line.")
+    outbox_drain_seconds: float = Field(
+        default=5.0, gt=0, description="How often the outbox is drained (seconds)."
+    )
+    outbox_lease_seconds: float = Field(
+        default=300.0, gt=0, description="How long a claimed delivery is held before another try."
+    )
+    outbox_first_retry_seconds: float = Field(
+        default=30.0, gt=0, description="First retry delay of a failed delivery (then doubling)."
+    )
 
     @field_validator("public_url", "webhook_url")
     @classmethod

@@ -152,3 +152,54 @@ def send_activity_notification(
         mailbox=user,
         permission=ACTIVITY_PERMISSION,
     )
+
+
+CHAT_READ = "Chat.Read.All"
+"""Application permission to read chats (``ChatMessage.Read.Chat`` as RSC suffices too)."""
+
+
+class ChatMessageFrom(BaseModel):
+    """`chatMessageFromIdentitySet`: who sent a message (a user or an application)."""
+
+    application: dict[str, object] | None = None
+    user: dict[str, object] | None = None
+
+
+class ChatAttachment(BaseModel):
+    """`chatMessageAttachment`: for a bot's card, the card as a JSON string in `content`."""
+
+    id: str | None = None
+    content_type: str | None = Field(default=None, alias="contentType")
+    content: str | None = None
+
+
+class ChatMessage(BaseModel):
+    """`chatMessage` (chatmessage.md), the fields we read."""
+
+    id: str
+    sender: ChatMessageFrom | None = Field(default=None, alias="from")
+    attachments: list[ChatAttachment] = Field(default_factory=list)
+
+    @property
+    def from_application(self) -> dict[str, object] | None:
+        """The application (a bot) that sent it, if one did."""
+        return self.sender.application if self.sender is not None else None
+
+
+class _ChatMessages(BaseModel):
+    value: list[ChatMessage] = Field(default_factory=list)
+    next_link: str | None = Field(default=None, alias="@odata.nextLink")
+
+
+def list_chat_messages(client: GraphClient, chat_id: str, *, pages: int = 1) -> list[ChatMessage]:
+    """The chat's newest messages, newest first (`GET /chats/{id}/messages`, 50 a page, at
+    most `pages` pages). Forbidden without Chat.Read.All (or the chat's RSC grant)."""
+    url: str | None = f"/chats/{quote(chat_id, safe=':@')}/messages?$top=50"
+    found: list[ChatMessage] = []
+    for _ in range(pages):
+        if url is None:
+            break
+        page = _ChatMessages.model_validate_json(client.get_bytes(url, permission=CHAT_READ))
+        found.extend(page.value)
+        url = page.next_link
+    return found

@@ -1,19 +1,27 @@
 """Fault injection: answer chosen requests with 429, 5xx, 410, a hang, or (Graph) a 200 whose
 page no client can read, or (Graph) the real answer with fields left out (`incomplete` with
-`drop`), as Microsoft 365 or a proxy in between may."""
+`drop`), as Microsoft 365 or a proxy in between may; or perform the request and then lose its
+answer (`lost`: a 504 after the post, as a proxy that gave up waiting answers; `lost_reset`:
+the connection dropped after the post)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
+import socket
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-FaultStatus = Literal[410, 429, 500, 502, 503, 504, "timeout", "unreadable", "incomplete"]
+FaultStatus = Literal[
+    410, 429, 500, 502, 503, 504, "timeout", "unreadable", "incomplete", "lost", "lost_reset"
+]
+LOSES_ANSWER = ("lost", "lost_reset")
+"""Faults that let the request act, then lose its answer."""
 
 
 class FaultRule(BaseModel):
@@ -88,3 +96,17 @@ class FaultBook:
             fault.applied += 1
             return fault.rule
         return None
+
+
+def loses_answer(rule: FaultRule | None) -> bool:
+    """The request is performed, and then its answer is lost."""
+    return rule is not None and rule.status in LOSES_ANSWER
+
+
+def drop_connection(environ: dict[str, Any]) -> None:
+    """Close the client's connection under the answer (werkzeug's server gives its socket)."""
+    connection = environ.get("werkzeug.socket")
+    if connection is None:
+        return
+    with contextlib.suppress(OSError):  # the client may have gone already
+        connection.shutdown(socket.SHUT_RDWR)

@@ -97,7 +97,7 @@ class Tenant:
             self.random = random.Random(self.config.seed)
             self.delta = DeltaStates(self.config.delta_states_kept)
             hooks = self.teams.on_install  # the Teams side's listeners outlive a reset
-            self.teams = TeamsWork(on_install=hooks)
+            self.teams = TeamsWork(on_install=hooks, chat_readers=self.teams.chat_readers)
             self.throttle.reset()
             self.log.reset()
             self.notifier.clear()

@@ -4,29 +4,42 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import select
 
 from connector.crm import webhooks as crm_webhooks
 from connector.crm.events import DealStageChanged
+from connector.crm.webhooks import WebhookDelivery
 from connector.outbox import (
     LEASE,
     MAX_ATTEMPTS,
     Delivered,
+    Delivery,
     Failed,
+    Handler,
     Outcome,
     RetryLater,
+    Uncertain,
     backoff,
+    claim,
     drain,
     enqueue,
     register_handler,
+    stored,
 )
+from connector.stage_reminders.replan import ReminderDelivery
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, utcnow
+from connector.teams.delivery import CardPayload
 from tests.connector.conftest import make_app
 from tests.connector.receiver import Receiver, running_receiver
 from tests.databases import Template
@@ -121,48 +134,57 @@ def test_no_webhook_url_queues_nothing(app: Flask) -> None:
     assert _items(app) == []
 
 
-def _counting_handler(calls: list[int], outcome: Outcome) -> object:
-    def handler(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
-        calls.extend(item.id for item in items)
-        return {item.id: outcome for item in items}
+class Numbered(BaseModel):
+    """The payload of the tests' kind."""
+
+    n: int = 0
+
+
+def _counting_handler(calls: list[int], outcome: Outcome) -> Handler:
+    def handler(app: Flask, items: Sequence[Delivery[Numbered]]) -> Iterator[tuple[int, Outcome]]:
+        for item in items:
+            calls.append(item.id)
+            yield item.id, outcome
 
     return handler
 
 
 def test_a_crash_mid_delivery_is_delivered_after_the_lease(app: Flask) -> None:
     calls: list[int] = []
-    register_handler(app, "test", _counting_handler(calls, Delivered()))  # type: ignore[arg-type]
+    register_handler(app, "test", _counting_handler(calls, Delivered()), payload=Numbered)
     with get_store(app).session() as session:
-        enqueue(session, "test", "k1", {"n": 1})
+        enqueue(session, "test", "k1", Numbered(n=1))
     # A worker claims it and dies before recording anything.
-    from connector.outbox import claim
-
     now = utcnow()
     with get_store(app).session() as session:
         assert len(claim(session, now, 10, {"test"})) == 1
     assert drain(app, now=now + dt.timedelta(seconds=1)).claimed == 0  # still leased
     later = drain(app, now=now + LEASE + dt.timedelta(seconds=1))
-    assert later.delivered == 1
+    assert (later.delivered, later.reclaimed) == (1, 1)
     assert len(calls) == 1
-    assert _items(app)[0].attempts == 2
+    item = _items(app)[0]
+    assert item.attempts == 2
+    assert item.result == {"reclaimed": 1}
 
 
 def test_a_handler_that_raises_loses_nothing(app: Flask) -> None:
-    def broken(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
+    def broken(app: Flask, items: Sequence[Delivery[Numbered]]) -> Iterator[tuple[int, Outcome]]:
+        yield items[0].id, Delivered()
         raise RuntimeError("bug")
 
-    register_handler(app, "test", broken)
+    register_handler(app, "test", broken, payload=Numbered)
     with get_store(app).session() as session:
-        enqueue(session, "test", "k1", {})
+        enqueue(session, "test", "k1", Numbered(n=1))
+        enqueue(session, "test", "k2", Numbered(n=2))
     report = drain(app)
-    assert report.retried == 1
-    assert _items(app)[0].status == "pending"
+    assert (report.delivered, report.retried) == (1, 1)
+    assert [item.status for item in _items(app)] == ["done", "pending"]
 
 
 def test_gives_up_after_max_attempts(app: Flask) -> None:
-    register_handler(app, "test", _counting_handler([], RetryLater("down")))  # type: ignore[arg-type]
+    register_handler(app, "test", _counting_handler([], RetryLater("down")), payload=Numbered)
     with get_store(app).session() as session:
-        enqueue(session, "test", "k1", {})
+        enqueue(session, "test", "k1", Numbered())
     now = utcnow()
     for _ in range(MAX_ATTEMPTS):
         now += dt.timedelta(hours=2)
@@ -172,23 +194,146 @@ def test_gives_up_after_max_attempts(app: Flask) -> None:
 
 
 def test_payload_changed_while_in_flight_is_delivered_again(app: Flask) -> None:
-    seen: list[dict[str, object]] = []
+    seen: list[int] = []
 
-    def handler(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
+    def handler(app: Flask, items: Sequence[Delivery[Numbered]]) -> Iterator[tuple[int, Outcome]]:
         for item in items:
-            seen.append(dict(item.payload))
-            if item.payload == {"v": 1}:
+            seen.append(item.payload.n)
+            if item.payload.n == 1:
                 with get_store(app).session() as session:
-                    enqueue(session, "test", "k1", {"v": 2}, replace=True)
-        return {item.id: Delivered() for item in items}
+                    enqueue(session, "test", "k1", Numbered(n=2), replace=True)
+            yield item.id, Delivered()
 
-    register_handler(app, "test", handler)
+    register_handler(app, "test", handler, payload=Numbered)
     with get_store(app).session() as session:
-        enqueue(session, "test", "k1", {"v": 1})
+        enqueue(session, "test", "k1", Numbered(n=1))
     drain(app)
     drain(app)
-    assert seen == [{"v": 1}, {"v": 2}]
+    assert seen == [1, 2]
     assert _items(app)[0].status == "done"
+
+
+def test_a_payload_that_no_longer_validates_is_dead_and_the_drain_goes_on(app: Flask) -> None:
+    calls: list[int] = []
+    register_handler(app, "test", _counting_handler(calls, Delivered()), payload=Numbered)
+    with get_store(app).session() as session:
+        session.add(
+            OutboxItem(kind="test", idempotency_key="old", payload={"n": "many"}, status="pending")
+        )
+        enqueue(session, "test", "k2", Numbered(n=2))
+    report = drain(app)
+    assert (report.failed, report.delivered) == (1, 1)
+    old, new = _items(app)
+    assert old.status == "dead"
+    assert "not valid any more" in (old.last_error or "")
+    assert "n:" in (old.last_error or "")
+    assert new.status == "done"
+    assert calls == [new.id]
+
+
+def test_an_uncertain_outcome_is_retried_counted_and_told_to_the_next_try(app: Flask) -> None:
+    told: list[bool] = []
+
+    def handler(app: Flask, items: Sequence[Delivery[Numbered]]) -> Iterator[tuple[int, Outcome]]:
+        for item in items:
+            told.append(item.uncertain)
+            yield item.id, Uncertain("504 after the post") if not told[:-1] else Delivered()
+
+    register_handler(app, "test", handler, payload=Numbered)
+    with get_store(app).session() as session:
+        enqueue(session, "test", "k1", Numbered())
+    first = drain(app)
+    assert (first.uncertain, first.retried) == (1, 1)
+    drain(app, now=utcnow() + dt.timedelta(hours=1))
+    assert told == [False, True]
+    item = _items(app)[0]
+    assert item.status == "done"
+    assert item.result == {"lost_answers": 1}
+
+
+CRASHING_WORKER = r"""
+import os, signal, sys
+from pathlib import Path
+from pydantic import BaseModel
+from connector.app import create_app
+from connector.outbox import ATTEMPTING, Delivered, drain, register_handler
+
+class Numbered(BaseModel):
+    n: int = 0
+
+db, made = sys.argv[1], Path(sys.argv[2])
+app = create_app({"TESTING": True, "database_url": f"sqlite:///{db}", "auto_migrate": False,
+                  "scheduler_enabled": False, "instance_path": str(Path(db).parent)})
+
+def handler(app, items):
+    for item in items:
+        yield item.id, ATTEMPTING
+        if item.payload.n == 3:
+            os.kill(os.getpid(), signal.SIGKILL)  # dies delivering the third
+        with made.open("a") as log:
+            log.write(f"{item.key}\n")
+        yield item.id, Delivered()
+
+register_handler(app, "test", handler, payload=Numbered)
+drain(app)
+"""
+
+
+def test_a_kill_mid_batch_repeats_only_the_item_in_flight(app: Flask, tmp_path: Path) -> None:
+    """A real process, killed with SIGKILL while delivering the third of four claimed items:
+    the two delivered before are recorded and never delivered again; only the third, which
+    it had said it was attempting, comes back as uncertain."""
+    with get_store(app).session() as session:
+        for n in (1, 2, 3, 4):
+            enqueue(session, "test", f"k{n}", Numbered(n=n))
+    made = tmp_path / "made.log"
+    worker = tmp_path / "worker.py"
+    worker.write_text(CRASHING_WORKER)
+    settings = app.extensions["dealbridge.settings"]
+    db = settings.database_url.removeprefix("sqlite:///")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    died = subprocess.run([sys.executable, str(worker), db, str(made)], env=env, timeout=120)
+    assert died.returncode == -signal.SIGKILL
+    assert made.read_text().split() == ["k1", "k2"]
+    assert [i.status for i in _items(app)] == ["done", "done", "in_flight", "in_flight"]
+
+    again: list[str] = []
+
+    def handler(app: Flask, items: Sequence[Delivery[Numbered]]) -> Iterator[tuple[int, Outcome]]:
+        for item in items:
+            again.append(f"{item.key} uncertain={item.uncertain}")
+            yield item.id, Delivered()
+
+    register_handler(app, "test", handler, payload=Numbered)
+    drain(app, now=utcnow() + LEASE + dt.timedelta(seconds=1))
+    assert again == ["k3 uncertain=True", "k4 uncertain=False"]
+    assert {i.status for i in _items(app)} == {"done"}
+
+
+def test_stored_payloads_keep_their_keys_and_order(app: Flask) -> None:
+    """Rows queued before the payloads were models load, and new rows are the same JSON."""
+    before = {
+        "calendar": {
+            "reminder_id": 7,
+            "version": 2,
+            "key": "r",
+            "mailbox": "a@b",
+            "event_id": None,
+        },
+        "teams_card": {"kind": "pick_deal", "interaction_id": 3, "rep": "a@b"},
+        "teams_card ": {"kind": "reminder_refresh", "reminder_id": 7, "version": 2},
+        "teams_card  ": {"kind": "digest", "rep": "a@b", "day": "2026-11-30"},
+        "webhook": {"id": "d", "type": "deal.stage_changed", "occurred_at": "Z", "data": {"x": 1}},
+    }
+    models = {
+        "calendar": TypeAdapter(ReminderDelivery),
+        "teams_card": TypeAdapter(CardPayload),
+        "webhook": TypeAdapter(WebhookDelivery),
+    }
+    for kind, old in before.items():
+        model = models[kind.strip()].validate_python(old)
+        assert json.dumps(stored(model)) == json.dumps(old)
+    assert isinstance(models["teams_card"].validate_python(before["teams_card "]), BaseModel)
 
 
 def test_backoff_grows_and_respects_retry_after() -> None:
@@ -198,8 +343,24 @@ def test_backoff_grows_and_respects_retry_after() -> None:
 
 
 def test_failed_outcome_is_final(app: Flask) -> None:
-    register_handler(app, "test", _counting_handler([], Failed("gone")))  # type: ignore[arg-type]
+    register_handler(app, "test", _counting_handler([], Failed("gone")), payload=Numbered)
     with get_store(app).session() as session:
-        enqueue(session, "test", "k1", {})
+        enqueue(session, "test", "k1", Numbered())
     drain(app)
     assert _items(app)[0].status == "dead"
+
+
+def test_a_webhook_answer_lost_after_the_crm_got_it_is_sent_again_and_counted(
+    hooked_app: Flask, crm: Receiver
+) -> None:
+    crm.answer_next(504)  # the CRM received it; a proxy gave up on its answer
+    _notify(hooked_app)
+    first = drain(hooked_app)
+    assert (first.uncertain, first.retried) == (1, 1)
+    drain(hooked_app, now=utcnow() + dt.timedelta(hours=1))
+    item = _items(hooked_app)[0]
+    assert item.status == "done"
+    assert item.result == {"status": 200, "lost_answers": 1}
+    ids = [r.headers["X-Dealbridge-Delivery"] for r in crm.received]
+    assert len(ids) == 2
+    assert len(set(ids)) == 1  # the CRM drops the repeat by its id

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
+from connector.outbox import Delivered, DrainReport, delivery_of, drain
 from connector.store.db import get_store
-from connector.store.models import OutboxItem, Reminder, TeamsCard, TeamsConversation
+from connector.store.models import OutboxItem, Reminder, TeamsCard, TeamsConversation, utcnow
 from connector.teams.delivery import deliver_reminders
+from sandbox.config import ALL_ROLES
 from tests.connector.test_bot_world import REP, TeamsWorld, teams_sandbox, world
 
 __all__ = ["teams_sandbox", "world"]
@@ -84,10 +87,10 @@ def test_a_retried_delivery_never_posts_a_second_card(world: TeamsWorld) -> None
     world.drain()
     item = world.outbox(_key(world, reminder_id))
 
-    outcomes = deliver_reminders(world.app, [item])
+    outcomes = dict(deliver_reminders(world.app, [delivery_of(world.app, item)]))
 
     assert len(world.chat()) == 1
-    assert outcomes[item.id].result == {"skipped": "the card is current"}  # type: ignore[union-attr]
+    assert outcomes[item.id] == Delivered({"skipped": "the card is current"})
 
 
 def test_a_rep_who_blocked_the_bot_is_recorded_and_not_retried(world: TeamsWorld) -> None:
@@ -185,3 +188,77 @@ def _rows(world: TeamsWorld) -> list[tuple[str | None, str, str | None]]:
             (c.rep_email, c.service_url, c.conversation_id)
             for c in session.scalars(select(TeamsConversation))
         ]
+
+
+# --- an answer lost after the Bot Connector posted -------------------------------------------
+
+CHAT_READ_ROLES = [*ALL_ROLES, "Chat.Read.All"]
+
+
+def _lose_next_post(world: TeamsWorld, how: str = "lost") -> None:
+    fault = {"route": "POST .*/activities$", "status": how, "count": 1}
+    assert world.control("POST", "/faults", fault).status_code == 201
+
+
+def _grant(world: TeamsWorld, roles: list[str]) -> None:
+    # before the app's first token: the roles claim is read when a token is issued
+    assert world.control("PATCH", "/settings", {"roles": roles}).status_code == 200
+
+
+def _retry_all(world: TeamsWorld) -> DrainReport:
+    return drain(world.app, now=utcnow() + dt.timedelta(hours=2))
+
+
+@pytest.mark.parametrize("how", ["lost", "lost_reset"])
+def test_a_card_whose_answer_was_lost_is_found_in_the_chat_not_posted_again(
+    world: TeamsWorld, how: str
+) -> None:
+    _grant(world, CHAT_READ_ROLES)
+    world.install()
+    reminder_id = _due_card(world)
+    _lose_next_post(world, how)
+
+    first = world.drain()
+    assert (first.uncertain, first.delivered) == (1, 0)
+    assert len(world.chat()) == 1  # the Connector posted it; we did not hear back
+    _retry_all(world)
+
+    [sent] = world.chat()
+    item = world.outbox(_key(world, reminder_id))
+    assert item.status == "done"
+    assert item.result == {"activity": sent["id"], "action": "found", "lost_answers": 1}
+    with get_store(world.app).session() as session:
+        card = session.scalar(select(TeamsCard).where(TeamsCard.key == f"reminder:{reminder_id}"))
+        assert card is not None
+        assert card.activity_id == sent["id"]  # later changes update this very card
+
+
+def test_without_chat_read_a_lost_answer_is_posted_again_and_counted(world: TeamsWorld) -> None:
+    world.install()
+    reminder_id = _due_card(world)
+    _lose_next_post(world)
+
+    world.drain()
+    _retry_all(world)
+
+    assert len(world.chat()) == 2  # the documented trade-off: a duplicate, never a missed card
+    item = world.outbox(_key(world, reminder_id))
+    assert item.status == "done"
+    assert item.result["unchecked_repeats"] == 1
+    assert item.result["lost_answers"] == 1
+
+
+def test_a_card_lost_before_the_post_is_posted_after_looking(world: TeamsWorld) -> None:
+    _grant(world, CHAT_READ_ROLES)
+    world.install()
+    reminder_id = _due_card(world)
+    fault = {"route": "POST .*/activities$", "status": "timeout", "count": 1, "timeoutSeconds": 0}
+    assert world.control("POST", "/faults", fault).status_code == 201
+
+    world.drain()  # a 504 the Connector gave without posting: uncertain for us all the same
+    _retry_all(world)
+
+    [sent] = world.chat()
+    item = world.outbox(_key(world, reminder_id))
+    assert (item.status, item.result["action"]) == ("done", "send")
+    assert item.result["activity"] == sent["id"]

@@ -4,6 +4,11 @@ Body: ``{"id", "type", "occurred_at", "data"}``. Headers: ``X-DealBridge-Event``
 ``X-DealBridge-Delivery`` (the id; the same on every retry, so the CRM can drop repeats) and
 ``X-DealBridge-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body with the shared
 secret. Changes the CRM made itself through the API are not echoed back.
+
+The outbox payload is :class:`WebhookDelivery`, the body as sent. Delivery is at least once:
+an answer lost after the CRM may have received the body (a timeout, a reset, a 502/504) is
+retried with the same delivery id and counted on the outbox item (``result.lost_answers``);
+the CRM drops the repeat by that id.
 """
 
 from __future__ import annotations
@@ -14,15 +19,27 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import requests
 from flask import Flask
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.crm.events import EVENTS, InteractionUpdated, RepDeactivated, WebhookEvent
-from connector.outbox import Delivered, Failed, Outcome, RetryLater, enqueue, register_handler
+from connector.outbox import (
+    Delivered,
+    Delivery,
+    Failed,
+    Outcome,
+    RetryLater,
+    Uncertain,
+    enqueue,
+    register_handler,
+    stored,
+)
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_deal_chosen, rep_changed, settings_of
 from connector.store.models import Deal, Interaction, OutboxItem, Rep
@@ -30,6 +47,18 @@ from connector.store.models import Deal, Interaction, OutboxItem, Rep
 log = logging.getLogger(__name__)
 KIND = "webhook"
 EVENT_TYPES = tuple(event.TYPE for event in EVENTS)
+LOST_ANSWER = {502, 504}
+"""A proxy's answers that may come after the CRM received the body."""
+
+
+class WebhookDelivery(BaseModel):
+    """The outbox payload of kind ``webhook``: the body, exactly as it is signed and sent."""
+
+    id: str
+    """The delivery id, the same on every retry (``X-DealBridge-Delivery``)."""
+    type: str
+    occurred_at: str
+    data: dict[str, Any]
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -53,44 +82,51 @@ def notify(
     if not settings.webhook_url:
         return None
     delivery_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"dealbridge:{key}"))
-    payload = {
-        "id": delivery_id,
-        "type": event.TYPE,
-        "occurred_at": now.isoformat().replace("+00:00", "Z"),
-        "data": event.data(),
-    }
+    payload = WebhookDelivery(
+        id=delivery_id,
+        type=event.TYPE,
+        occurred_at=now.isoformat().replace("+00:00", "Z"),
+        data=event.data(),
+    )
     return enqueue(session, KIND, f"webhook:{key}", payload)
 
 
-def deliver(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
+def deliver(
+    app: Flask, items: Sequence[Delivery[WebhookDelivery]]
+) -> Iterator[tuple[int, Outcome]]:
+    """Outbox handler for ``webhook``: one signed POST per item."""
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
-    outcomes: dict[int, Outcome] = {}
     if not settings.webhook_url or settings.webhook_secret is None:
         for item in items:
-            outcomes[item.id] = RetryLater("DEALBRIDGE_WEBHOOK_URL or _SECRET is not set")
-        return outcomes
+            yield item.id, RetryLater("DEALBRIDGE_WEBHOOK_URL or _SECRET is not set")
+        return
     secret = settings.webhook_secret.get_secret_value()
     with requests.Session() as http:
         for item in items:
-            body = json.dumps(item.payload, separators=(",", ":"), sort_keys=True).encode()
+            body = json.dumps(stored(item.payload), separators=(",", ":"), sort_keys=True).encode()
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "DealBridge-Webhooks/1",
-                "X-DealBridge-Event": str(item.payload.get("type")),
-                "X-DealBridge-Delivery": str(item.payload.get("id")),
+                "X-DealBridge-Event": item.payload.type,
+                "X-DealBridge-Delivery": item.payload.id,
                 "X-DealBridge-Signature": sign(secret, body),
             }
-            outcomes[item.id] = _post(http, settings.webhook_url, body, headers)
-    return outcomes
+            yield item.id, _post(http, settings.webhook_url, body, headers)
 
 
 def _post(http: requests.Session, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     try:
         answer = http.post(url, data=body, headers=headers, timeout=10)
-    except requests.RequestException as exc:
-        return RetryLater(f"{type(exc).__name__}: could not reach the CRM")
+    except requests.ConnectionError as exc:
+        if isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in str(exc):
+            return RetryLater(f"{type(exc).__name__}: could not reach the CRM")
+        return Uncertain(f"{type(exc).__name__}: the CRM's answer was lost")
+    except requests.RequestException as exc:  # a read timeout: the CRM may have it
+        return Uncertain(f"{type(exc).__name__}: the CRM's answer was lost")
     if 200 <= answer.status_code < 300:
         return Delivered({"status": answer.status_code})
+    if answer.status_code in LOST_ANSWER:
+        return Uncertain(f"CRM answered {answer.status_code}", _retry_after(answer))
     if answer.status_code in {408, 425, 429} or answer.status_code >= 500:
         return RetryLater(f"CRM answered {answer.status_code}", _retry_after(answer))
     return Failed(f"CRM answered {answer.status_code}: {answer.text[:300]}")
@@ -135,6 +171,6 @@ def on_rep_changed(
 
 def init_app(app: Flask) -> None:
     """The webhook outbox handler, and the domain signals that become webhooks."""
-    register_handler(app, KIND, deliver)
+    register_handler(app, KIND, deliver, payload=WebhookDelivery)
     meeting_deal_chosen.connect(on_meeting_deal_chosen)  # once per process: connect is idempotent
     rep_changed.connect(on_rep_changed)

@@ -15,10 +15,10 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, json, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,11 +27,11 @@ from connector.jobs import run_task
 from connector.meetings import sync
 from connector.meetings.sync import mailbox_for, new_client_state
 from connector.microsoft365 import Failure, NotConfigured, graph_client
-from connector.outbox import Delivered, Outcome, RetryLater, enqueue, register_handler
+from connector.outbox import Delivered, Delivery, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import rep_changed
 from connector.store.db import get_store
-from connector.store.models import Mailbox, MailboxEvent, OutboxItem, Rep, utcnow
+from connector.store.models import Mailbox, MailboxEvent, Rep, utcnow
 from graph_sync.errors import GraphSyncError
 from graph_sync.errors import NotFound as GraphNotFound
 from graph_sync.meetings import (
@@ -256,6 +256,17 @@ SUBSCRIPTION_KIND = "subscription"
 """Outbox kind: delete a rep's subscription, or subscribe her mailbox again."""
 
 
+class SubscriptionChange(BaseModel):
+    """The ``subscription`` outbox payload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["subscribe", "delete"]
+    rep: str
+    at: str
+    subscription_id: str | None = None
+
+
 def on_rep_changed(
     session: Session, *, rep: Rep, active: bool, deleted: bool, now: dt.datetime
 ) -> None:
@@ -270,7 +281,7 @@ def on_rep_changed(
             session,
             SUBSCRIPTION_KIND,
             key,
-            {"action": "subscribe", "rep": rep.email, "at": at},
+            SubscriptionChange(action="subscribe", rep=rep.email, at=at),
             replace=True,
         )
         return
@@ -278,40 +289,39 @@ def on_rep_changed(
     if mailbox is None:
         return
     if mailbox.subscription_id:
-        payload = {
-            "action": "delete",
-            "rep": rep.email,
-            "subscription_id": mailbox.subscription_id,
-            "at": at,
-        }
+        payload = SubscriptionChange(
+            action="delete", rep=rep.email, subscription_id=mailbox.subscription_id, at=at
+        )
         enqueue(session, SUBSCRIPTION_KIND, key, payload, replace=True)
     for event in session.scalars(select(MailboxEvent).where(MailboxEvent.mailbox_id == mailbox.id)):
         session.delete(event)
     session.delete(mailbox)
 
 
-def deliver_subscription_changes(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
-    """Outbox handler for ``subscription``."""
-    outcomes: dict[int, Outcome] = {}
+def deliver_subscription_changes(
+    app: Flask, items: Sequence[Delivery[SubscriptionChange]]
+) -> Iterator[tuple[int, Outcome]]:
+    """Outbox handler for ``subscription`` (deleting or creating one is idempotent)."""
     for item in items:
-        rep = str(item.payload.get("rep") or "")
+        change = item.payload
         try:
-            if item.payload.get("action") == "delete":
-                gone = delete_subscription(graph_client(app), str(item.payload["subscription_id"]))
-                outcomes[item.id] = Delivered({"deleted": gone})
+            if change.action == "delete" and change.subscription_id:
+                gone = delete_subscription(graph_client(app), change.subscription_id)
+                yield item.id, Delivered({"deleted": gone})
                 continue
-            result = ensure_subscriptions(app, only=rep).get(rep, "not an active rep")
+            result = ensure_subscriptions(app, only=change.rep).get(change.rep, "not an active rep")
         except (GraphSyncError, NotConfigured) as e:
-            outcomes[item.id] = RetryLater(f"subscription of {rep}: {e}")
+            yield item.id, RetryLater(f"subscription of {change.rep}: {e}")
             continue
         if result.startswith("failed"):
-            outcomes[item.id] = RetryLater(result)
+            yield item.id, RetryLater(result)
         else:
-            outcomes[item.id] = Delivered({"subscription": result})
-    return outcomes
+            yield item.id, Delivered({"subscription": result})
 
 
 def init_app(app: Flask) -> None:
     """The outbox handler for subscription changes, and the rep signal that queues them."""
-    register_handler(app, SUBSCRIPTION_KIND, deliver_subscription_changes)
+    register_handler(
+        app, SUBSCRIPTION_KIND, deliver_subscription_changes, payload=SubscriptionChange
+    )
     rep_changed.connect(on_rep_changed)  # once per process: connect is idempotent

@@ -4,13 +4,15 @@ Each outbox item names a reminder; the handler reconciles that reminder's event 
 reminder as it is now (create, move, or remove), through graph_sync's CalendarWriter in
 ``$batch`` calls. Idempotent across crashes and retries: creates carry a transactionId derived
 from the reminder key and version, and a retried create first looks the key up on the calendar.
+The payload is :class:`ReminderDelivery` (the same as the ``teams`` kind's). Outcomes are
+given after each ``$batch`` round, once the event ids it made are stored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from flask import Flask
@@ -18,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.microsoft365 import NotConfigured, graph_client
-from connector.outbox import Delivered, Outcome, RetryLater, register_handler
+from connector.outbox import Delivered, Delivery, Outcome, RetryLater, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.stage_reminders.replan import ACTIVE
+from connector.stage_reminders.replan import ACTIVE, ReminderDelivery
 from connector.store.db import get_store
-from connector.store.models import Deal, OutboxItem, Pipeline, Reminder, Rep, utcnow
+from connector.store.models import Deal, Pipeline, Reminder, Rep, utcnow
 from graph_sync.calendar import (
     CalendarOpResult,
     CalendarWriter,
@@ -76,25 +78,32 @@ def event_body(reminder: Reminder, deal: Deal, stage_name: str, now: dt.datetime
     )
 
 
-def deliver(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
+Item = Delivery[ReminderDelivery]
+
+
+def deliver(app: Flask, items: Sequence[Item]) -> Iterator[tuple[int, Outcome]]:
+    """Outbox handler for ``calendar``: each reminder's event, as the reminder is now."""
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     try:
         writer = CalendarWriter(graph_client(app))
     except NotConfigured as exc:
-        return {item.id: RetryLater(exc.detail) for item in items}
+        yield from ((item.id, RetryLater(exc.detail)) for item in items)
+        return
     now = utcnow()
     ops: list[tuple[int, Op]] = []
-    outcomes: dict[int, Outcome] = {}
+    nothing: list[int] = []
     with get_store(app).sessions() as session:
         for item in items:
-            reminder = session.get(Reminder, int(item.payload.get("reminder_id") or 0))
+            reminder = session.get(Reminder, item.payload.reminder_id)
             op = _op_for(session, item, reminder, settings, now)
             if op is None:
-                outcomes[item.id] = Delivered({"event": None})
+                nothing.append(item.id)
             else:
                 ops.append((item.id, op))
+    yield from ((item_id, Delivered({"event": None})) for item_id in nothing)
     if not ops:
-        return outcomes
+        return
+    outcomes: dict[int, Outcome] = {}
     results = _apply(writer, [op for _, op in ops])
     recreate: list[tuple[int, Op]] = []
     for (item_id, op), result in zip(ops, results, strict=True):
@@ -110,7 +119,7 @@ def deliver(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
         ):
             outcomes[item_id] = _outcome(result)
     _store_event_ids(app, items, ops + recreate, outcomes)
-    return outcomes
+    yield from outcomes.items()
 
 
 def _apply(writer: CalendarWriter, ops: list[Op]) -> list[CalendarOpResult]:
@@ -137,15 +146,15 @@ def _outcome(result: CalendarOpResult) -> Outcome:
 
 def _op_for(
     session: Session,
-    item: OutboxItem,
+    item: Item,
     reminder: Reminder | None,
     settings: Settings,
     now: dt.datetime,
 ) -> Op | None:
-    key = str(item.payload.get("key"))
-    event_id = (reminder.calendar_event_id if reminder else None) or item.payload.get("event_id")
+    key = item.payload.key
+    event_id = (reminder.calendar_event_id if reminder else None) or item.payload.event_id
     if reminder is None or reminder.status not in ACTIVE:
-        mailbox = (reminder.calendar_mailbox if reminder else None) or item.payload.get("mailbox")
+        mailbox = (reminder.calendar_mailbox if reminder else None) or item.payload.mailbox
         never_written = event_id is None and item.attempts <= 1 and item.delivered_at is None
         if not mailbox or never_written:
             return None
@@ -171,7 +180,7 @@ def _op_for(
     if reminder.calendar_event_id and reminder.calendar_mailbox == mailbox:
         return UpdateReminder(mailbox=mailbox, event_id=reminder.calendar_event_id, event=event)
     # A create retried after a crash looks the key up first (no second event).
-    return CreateReminder(mailbox=mailbox, event=event, verify=item.attempts > 1)
+    return CreateReminder(mailbox=mailbox, event=event, verify=item.attempts > 1 or item.uncertain)
 
 
 def _mailbox_id(session: Session, mailbox: str) -> str:
@@ -183,7 +192,7 @@ def _mailbox_id(session: Session, mailbox: str) -> str:
 
 def _store_event_ids(
     app: Flask,
-    items: Sequence[OutboxItem],
+    items: Sequence[Item],
     ops: list[tuple[int, Op]],
     outcomes: dict[int, Outcome],
 ) -> None:
@@ -193,7 +202,7 @@ def _store_event_ids(
             outcome = outcomes.get(item_id)
             if not isinstance(outcome, Delivered):
                 continue
-            reminder = session.get(Reminder, int(by_item[item_id].payload.get("reminder_id") or 0))
+            reminder = session.get(Reminder, by_item[item_id].payload.reminder_id)
             if reminder is None:
                 continue
             if isinstance(op, DeleteReminder):
@@ -204,4 +213,4 @@ def _store_event_ids(
 
 
 def init_app(app: Flask) -> None:
-    register_handler(app, KIND, deliver)
+    register_handler(app, KIND, deliver, payload=ReminderDelivery)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,17 @@ ACTIVE = ("open", "snoozed")
 NEW_DEALS = "dealbridge.new_deals"  # session.info: deals created in this transaction
 DEFERRED = "dealbridge.deferred_reminders"
 CHANNELS = ("calendar", "teams")
+
+
+class ReminderDelivery(BaseModel):
+    """The outbox payload of a reminder on one channel (kinds ``calendar`` and ``teams``): which
+    reminder, at which version, and where its Outlook event was when it was queued."""
+
+    reminder_id: int
+    version: int
+    key: str
+    mailbox: str | None = None
+    event_id: str | None = None
 
 
 @dataclass
@@ -320,13 +331,13 @@ def queue_deliveries(
             send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if active else now
         else:
             send_at = due if active else now
-        payload = {
-            "reminder_id": reminder.id,
-            "version": reminder.version,
-            "key": reminder.key,
-            "mailbox": reminder.calendar_mailbox or reminder.rep_email,
-            "event_id": reminder.calendar_event_id,
-        }
+        payload = ReminderDelivery(
+            reminder_id=reminder.id,
+            version=reminder.version,
+            key=reminder.key,
+            mailbox=reminder.calendar_mailbox or reminder.rep_email,
+            event_id=reminder.calendar_event_id,
+        )
         enqueue(
             session,
             channel,

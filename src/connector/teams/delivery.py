@@ -11,21 +11,30 @@ blocked the bot (403 MessageWritesBlocked) is recorded and not retried.
 
 Idempotent: the ``TeamsCard`` row (key ``reminder:<id>`` or ``<kind>:<interaction id>``) is
 read before every POST, and an activity id is committed right after the POST that made it.
-Residual risk: a crash between the Connector's answer and that commit (milliseconds) makes the
-retry post a second card; the Bot Connector has no idempotency key and Teams no way to list a
-chat's activities for the bot, so this cannot be closed from our side. A missed card would be
-worse than a duplicate.
+
+The Bot Connector has no idempotency key, so an answer lost after it may have posted (a
+timeout, a reset, a 500/502/504) is recorded as :class:`~connector.outbox.Uncertain`, and so
+is an item whose process died while posting it (each post is announced to the outbox first).
+Before posting such a card again we look for it in the chat through Graph
+(``GET /chats/{id}/messages``, application permission ``Chat.Read.All``): a bot message whose
+card has the same ``refresh`` data (the card's key: its view, subject id and stamp) is the
+card we posted, and its id is stored instead of posting again. Where the tenant does not grant
+that permission (403) or the chat has no Graph id, we post again: a missed card is worse than
+a duplicate. That possible duplicate is counted on the outbox item
+(``result.unchecked_repeats``) and logged. See docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from flask import Flask
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,7 +45,17 @@ from cards.models import (
 )
 from cards.teams import BotConnector, BotConnectorError, card_activity
 from connector.microsoft365 import NotConfigured, graph_client
-from connector.outbox import Delivered, Failed, Outcome, RetryLater, enqueue, register_handler
+from connector.outbox import (
+    Attempting,
+    Delivered,
+    Delivery,
+    Failed,
+    Outcome,
+    RetryLater,
+    Uncertain,
+    enqueue,
+    register_handler,
+)
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import (
     meeting_logged,
@@ -44,7 +63,7 @@ from connector.signals import (
     reminder_changed,
     settings_of,
 )
-from connector.stage_reminders.replan import ACTIVE
+from connector.stage_reminders.replan import ACTIVE, ReminderDelivery
 from connector.store.db import get_store
 from connector.store.models import (
     Interaction,
@@ -55,6 +74,7 @@ from connector.store.models import (
     utcnow,
 )
 from connector.teams.chats import (
+    Chat,
     Unreachable,
     bot_connector,
     connector_outcome,
@@ -71,8 +91,10 @@ from connector.teams.views import (
     pick_deal_view,
     reminder_view,
 )
-from graph_sync.errors import GraphSyncError
+from graph_sync.errors import Forbidden, GraphSyncError, NotFound
 from graph_sync.teams import (
+    CHAT_READ,
+    list_chat_messages,
     send_activity_notification,
 )
 
@@ -83,6 +105,44 @@ MeetingCard = str  # "meeting_logged" | "pick_deal" | "after_meeting"
 MEETING_CARDS = ("meeting_logged", "pick_deal", "after_meeting")
 FEED_ACTIVITY = {"reminder": "reminderDue", "pick_deal": "meetingNeedsChoice"}
 """Activity types the manifest declares (manifest/template/manifest.json)."""
+REMINDER_REFRESH = "reminder_refresh"
+LOST_ANSWER = {0, 500, 502, 504}
+"""Bot Connector failures of a POST that may come after it posted (0: timeout or reset)."""
+LOOK_BACK = 2
+"""Pages of the chat's newest messages (50 each) searched for a card whose answer was lost."""
+
+
+# --- the outbox payloads ---------------------------------------------------------------------
+
+
+class MeetingCardPayload(BaseModel):
+    """A meeting card for one rep: logged, pick the deal, or after the meeting."""
+
+    kind: Literal["meeting_logged", "pick_deal", "after_meeting"]
+    interaction_id: int
+    rep: str
+
+
+class ReminderRefreshPayload(BaseModel):
+    """Show a reminder's new state on the card already sent."""
+
+    kind: Literal["reminder_refresh"]
+    reminder_id: int
+    version: int
+
+
+class DailyCardPayload(BaseModel):
+    """A rep's daily digest, or an admin's health card, of one day."""
+
+    kind: Literal["digest", "health"]
+    rep: str
+    day: dt.date
+
+
+CardPayload = Annotated[
+    MeetingCardPayload | ReminderRefreshPayload | DailyCardPayload, Field(discriminator="kind")
+]
+"""The payload of kind ``teams_card``, told apart by ``kind``."""
 
 
 # --- delivering one card ---------------------------------------------------------------------
@@ -129,9 +189,9 @@ def _plan(
 
 
 def _plan_reminder(
-    session: Session, payload: dict[str, Any], settings: Settings, now: dt.datetime
+    session: Session, payload: ReminderDelivery, settings: Settings, now: dt.datetime
 ) -> Planned | Outcome:
-    reminder = session.get(Reminder, int(payload.get("reminder_id") or 0))
+    reminder = session.get(Reminder, payload.reminder_id)
     if reminder is None:
         return Delivered({"skipped": "the reminder no longer exists"})
     if not reminder.rep_email:
@@ -157,19 +217,17 @@ def _plan_reminder(
 
 
 def _plan_meeting_card(
-    session: Session, payload: dict[str, Any], settings: Settings
+    session: Session, payload: CardPayload, settings: Settings
 ) -> Planned | Outcome:
-    kind = str(payload.get("kind") or "")
-    if kind == REMINDER_REFRESH:
+    if isinstance(payload, ReminderRefreshPayload):
         return _plan_reminder_refresh(session, payload, settings)
-    if kind in ("digest", "health"):
-        return _plan_daily_card(session, kind, payload, settings)
-    if kind not in MEETING_CARDS:
-        return Failed(f"unknown card kind {kind!r}")
-    interaction = session.get(Interaction, int(payload.get("interaction_id") or 0))
+    if isinstance(payload, DailyCardPayload):
+        return _plan_daily_card(session, payload, settings)
+    kind = payload.kind
+    interaction = session.get(Interaction, payload.interaction_id)
     if interaction is None:
         return Delivered({"skipped": "the meeting no longer exists"})
-    rep = str(payload.get("rep") or "").lower() or None
+    rep = payload.rep.lower() or None
     if rep is None:
         return Failed("no rep to show the card to")
     view: CardView | None
@@ -184,22 +242,20 @@ def _plan_meeting_card(
     return _plan(session, f"{kind}:{interaction.id}", rep, kind, view, stamp, wanted=wanted)
 
 
-REMINDER_REFRESH = "reminder_refresh"
-
-
 def _plan_daily_card(
-    session: Session, kind: str, payload: dict[str, Any], settings: Settings
+    session: Session, payload: DailyCardPayload, settings: Settings
 ) -> Planned | Outcome:
     """The daily digest of a rep, or the health card of an admin, as of now."""
-    email = str(payload.get("rep") or "").lower()
-    day = str(payload.get("day") or "")
+    kind = payload.kind
+    email = payload.rep.lower()
+    day = payload.day.isoformat()
     now = dt.datetime.now(dt.UTC)
     view: CardView | None
     if kind == "digest":
         rep = session.scalar(select(Rep).where(Rep.email == email))
         if rep is None:
             return Delivered({"skipped": "not a rep any more"})
-        view = digest_view(session, rep, settings, dt.date.fromisoformat(day), now)
+        view = digest_view(session, rep, settings, payload.day, now)
     else:
         view = health_view(session, settings, now)
         if view is None:
@@ -208,11 +264,11 @@ def _plan_daily_card(
 
 
 def _plan_reminder_refresh(
-    session: Session, payload: dict[str, Any], settings: Settings
+    session: Session, payload: ReminderRefreshPayload, settings: Settings
 ) -> Planned | Outcome:
     """A reminder changed before its next delivery (snoozed from the API or Outlook): show
     its new state on the card already sent, now; a card never sent is left alone."""
-    reminder = session.get(Reminder, int(payload.get("reminder_id") or 0))
+    reminder = session.get(Reminder, payload.reminder_id)
     if reminder is None or not reminder.rep_email:
         return Delivered({"skipped": "no reminder or no rep"})
     view = reminder_view(session, reminder, settings, dt.datetime.now(dt.UTC))
@@ -225,63 +281,108 @@ def queue_reminder_refresh(session: Session, reminder: Reminder) -> None:
     sent = session.scalar(select(TeamsCard.id).where(TeamsCard.key == f"reminder:{reminder.id}"))
     if sent is None:
         return
-    payload = {"kind": REMINDER_REFRESH, "reminder_id": reminder.id, "version": reminder.version}
+    payload = ReminderRefreshPayload(
+        kind=REMINDER_REFRESH, reminder_id=reminder.id, version=reminder.version
+    )
     enqueue(
         session, CARD_KIND, f"teams_card:{REMINDER_REFRESH}:{reminder.id}", payload, replace=True
     )
 
 
-def deliver_reminders(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
+def deliver_reminders(
+    app: Flask, items: Sequence[Delivery[ReminderDelivery]]
+) -> Iterator[tuple[int, Outcome | Attempting]]:
     """Outbox handler for ``teams``: each reminder's card, as the reminder is now."""
-    return _deliver(app, items, reminder=True)
+    return _deliver(app, items)
 
 
-def deliver_cards(app: Flask, items: Sequence[OutboxItem]) -> dict[int, Outcome]:
+def deliver_cards(
+    app: Flask, items: Sequence[Delivery[CardPayload]]
+) -> Iterator[tuple[int, Outcome | Attempting]]:
     """Outbox handler for ``teams_card``: meeting logged, pick a deal, after the meeting."""
-    return _deliver(app, items, reminder=False)
+    return _deliver(app, items)
 
 
-def _deliver(app: Flask, items: Sequence[OutboxItem], *, reminder: bool) -> dict[int, Outcome]:
+def _deliver(
+    app: Flask, items: Sequence[Delivery[ReminderDelivery] | Delivery[CardPayload]]
+) -> Iterator[tuple[int, Outcome | Attempting]]:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     try:
         connector = bot_connector(app)
     except NotConfigured as e:
-        return {item.id: RetryLater(e.detail) for item in items}
-    outcomes: dict[int, Outcome] = {}
+        yield from ((item.id, RetryLater(e.detail)) for item in items)
+        return
     for item in items:
         now = utcnow()
         with get_store(app).session() as session:
             planned = (
                 _plan_reminder(session, item.payload, settings, now)
-                if reminder
+                if isinstance(item.payload, ReminderDelivery)
                 else _plan_meeting_card(session, item.payload, settings)
             )
         if not isinstance(planned, Planned):
-            outcomes[item.id] = planned
+            yield item.id, planned
             continue
         try:
-            outcomes[item.id] = apply_plan(app, connector, planned, now)
+            for step in apply_plan(app, connector, planned, now, uncertain=item.uncertain):
+                yield item.id, step
         except Exception as e:  # one rep's failure must not stop the others' cards
             log.exception("Teams delivery of %s failed", planned.key)
-            outcomes[item.id] = RetryLater(f"{type(e).__name__}: {e}")
-    return outcomes
+            yield item.id, RetryLater(f"{type(e).__name__}: {e}")
 
 
-def apply_plan(app: Flask, connector: BotConnector, planned: Planned, now: dt.datetime) -> Outcome:
-    """Send or update one card; store what was sent."""
+def apply_plan(
+    app: Flask,
+    connector: BotConnector,
+    planned: Planned,
+    now: dt.datetime,
+    *,
+    uncertain: bool = False,
+) -> Iterator[Outcome | Attempting]:
+    """Send or update one card; store what was sent. Ends with the outcome; just before a
+    POST, says it is attempting (a post cannot be repeated blindly). ``uncertain``: an earlier
+    try may have posted it already: look for it in the chat before posting again."""
     if planned.action == "skip" or planned.view is None or planned.rep_email is None:
-        return Delivered({"skipped": planned.note})
+        yield Delivered({"skipped": planned.note})
+        return
     if planned.action == "send" and not may_get_cards(app, planned.rep_email):
-        return Delivered(
+        yield Delivered(
             {"skipped": f"{planned.rep_email} is not an active rep (deactivated or deleted)"}
         )
+        return
     activity = card_activity(planned.view)
     try:
         chat = open_chat(app, connector, planned.rep_email)
     except Unreachable as e:
-        if planned.action == "send":
-            return _notify_in_feed(app, planned, e.outcome)
-        return e.outcome
+        yield _notify_in_feed(app, planned, e.outcome) if planned.action == "send" else e.outcome
+        return
+    unchecked = False
+    if planned.action == "send" and uncertain:
+        try:
+            looked = find_posted_card(app, chat, activity)
+        except GraphSyncError as e:
+            yield RetryLater(f"looking for a card that may have been posted: {e}")
+            return
+        if isinstance(looked, Found):
+            store_card(
+                app,
+                planned.key,
+                planned.rep_email,
+                planned.kind,
+                chat.conversation_id,
+                looked.activity_id,
+                planned.stamp,
+            )
+            yield Delivered({"activity": looked.activity_id, "action": "found"})
+            return
+        if isinstance(looked, CannotLook):  # post again, and count it: it may be a second card
+            unchecked = True
+            log.warning(
+                "Teams card %s: an earlier post may have reached the chat and it cannot be "
+                "checked (%s); posting again",
+                planned.key,
+                looked.reason,
+            )
     try:
         if planned.action == "update" and planned.activity_id:
             conversation_id = planned.conversation_id or chat.conversation_id
@@ -289,11 +390,17 @@ def apply_plan(app: Flask, connector: BotConnector, planned: Planned, now: dt.da
             activity_id = planned.activity_id
         else:
             conversation_id = chat.conversation_id
+            yield Attempting(unchecked=unchecked)
             activity_id = connector.send(chat.service_url, conversation_id, activity)
     except BotConnectorError as e:
         if e.status == 403:
             record_blocked(app, planned.rep_email, str(e), now)
-        return connector_outcome(e)
+        if planned.action == "send" and e.status in LOST_ANSWER:
+            after = dt.timedelta(seconds=e.retry_after) if e.retry_after else None
+            yield Uncertain(f"Bot Connector: {e} (the card may have been posted)", after)
+        else:
+            yield connector_outcome(e)
+        return
     store_card(
         app,
         planned.key,
@@ -303,7 +410,67 @@ def apply_plan(app: Flask, connector: BotConnector, planned: Planned, now: dt.da
         activity_id,
         planned.stamp,
     )
-    return Delivered({"activity": activity_id, "action": planned.action})
+    yield Delivered({"activity": activity_id, "action": planned.action})
+
+
+@dataclass(frozen=True)
+class Found:
+    """The card is in the chat already: the message's id (the activity id)."""
+
+    activity_id: str
+
+
+@dataclass(frozen=True)
+class CannotLook:
+    """The chat cannot be read (the permission is not granted, or no Graph chat id)."""
+
+    reason: str
+
+
+def find_posted_card(app: Flask, chat: Chat, activity: dict[str, Any]) -> Found | CannotLook | None:
+    """Look for ``activity``'s card among the chat's newest bot messages, by its key (the
+    card's ``refresh`` data, else the whole card). None: it is not there."""
+    if not chat.conversation_id.startswith("19:"):
+        return CannotLook("the chat has no Graph id")
+    wanted = _card_key(activity)
+    try:
+        client = graph_client(app)
+    except NotConfigured as e:
+        return CannotLook(e.detail)
+    try:
+        messages = list_chat_messages(client, chat.conversation_id, pages=LOOK_BACK)
+    except Forbidden as e:
+        return CannotLook(f"the chat cannot be read ({CHAT_READ}): {e}")
+    except NotFound:
+        return None  # a chat with nothing in it yet
+    for message in messages:
+        if message.from_application is None:
+            continue
+        for attachment in message.attachments:
+            if attachment.content_type != CARD_CONTENT_TYPE or not attachment.content:
+                continue
+            try:
+                card = json.loads(attachment.content)
+            except ValueError:
+                continue
+            if isinstance(card, dict) and _card_key_of(card) == wanted:
+                return Found(message.id)
+    return None
+
+
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+
+
+def _card_key(activity: dict[str, Any]) -> object:
+    attachments = activity.get("attachments") or [{}]
+    return _card_key_of(attachments[0].get("content") or {})
+
+
+def _card_key_of(card: dict[str, Any]) -> object:
+    refresh = card.get("refresh")
+    if isinstance(refresh, dict) and isinstance(refresh.get("action"), dict):
+        return refresh["action"].get("data")
+    return card
 
 
 def store_card(
@@ -379,7 +546,7 @@ def queue_meeting_card(
     """Queue (or refresh) a meeting card for a rep; the key the meeting sync uses too."""
     if kind not in MEETING_CARDS:
         raise ValueError(f"unknown meeting card {kind!r}")
-    payload = {"kind": kind, "interaction_id": interaction_id, "rep": rep_email}
+    payload = MeetingCardPayload(kind=kind, interaction_id=interaction_id, rep=rep_email)
     return enqueue(
         session, CARD_KIND, f"teams_card:{kind}:{interaction_id}:{rep_email}", payload, replace=True
     )
@@ -407,8 +574,8 @@ def on_meeting_needs_choice(session: Session, *, interaction: Interaction, reps:
 
 def init_app(app: Flask) -> None:
     """Register the Teams outbox handlers and the signals that queue cards."""
-    register_handler(app, KIND, deliver_reminders)
-    register_handler(app, CARD_KIND, deliver_cards)
+    register_handler(app, KIND, deliver_reminders, payload=ReminderDelivery)
+    register_handler(app, CARD_KIND, deliver_cards, payload=CardPayload)
     # once per process: blinker's connect is idempotent; each receiver reads its app's settings
     reminder_changed.connect(on_reminder_changed)
     meeting_logged.connect(on_meeting_logged)

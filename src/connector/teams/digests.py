@@ -7,7 +7,6 @@ Teams delivery builds the card from the store when it sends it, so it shows the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
@@ -17,6 +16,7 @@ from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.stage_reminders.replan import working_calendar
 from connector.store.db import get_store
 from connector.store.models import Rep, RepPreference, utcnow
+from connector.teams.delivery import DailyCardPayload
 from connector.teams.views import health_view
 
 CARD_KIND = "teams_card"
@@ -42,11 +42,7 @@ def queue_digests(app: Flask, now: dt.datetime | None = None) -> list[str]:
                 or local.time() < calendar.start
             ):
                 continue
-            payload: dict[str, Any] = {
-                "kind": "digest",
-                "rep": rep.email,
-                "day": local.date().isoformat(),
-            }
+            payload = DailyCardPayload(kind="digest", rep=rep.email, day=local.date())
             key = f"teams_card:digest:{rep.email}:{local.date().isoformat()}"
             enqueue(session, CARD_KIND, key, payload)
             queued.append(rep.email)
@@ -63,7 +59,7 @@ def queue_health(app: Flask, now: dt.datetime | None = None) -> list[str]:
         if health_view(session, settings, now) is None:
             return []
         for admin in settings.admin_emails:
-            payload = {"kind": "health", "rep": admin, "day": now.date().isoformat()}
+            payload = DailyCardPayload(kind="health", rep=admin, day=now.date())
             key = f"teams_card:health:{admin}:{now.date().isoformat()}"
             enqueue(session, CARD_KIND, key, payload)
     return list(settings.admin_emails)

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 
 from sandbox.authority import InvalidTokenError
 from sandbox.errors import GraphError
+from sandbox.faults import drop_connection
 from sandbox.graph import batch, delta, events, subscriptions, teamwork, users
 from sandbox.graph.service import GraphService, Router
 from sandbox.graph.wire import ODATA_JSON, GraphRequest, GraphResponse, error_response
@@ -91,6 +92,9 @@ def create_blueprint(tenant: Tenant) -> Blueprint:
             except ValueError:
                 problem = GraphError(400, "BadRequest", "Unable to read JSON request payload.")
                 return to_flask(error_response(problem, call))
-        return to_flask(service.serve(call))
+        answer = service.serve(call)
+        if answer.drop_connection:
+            drop_connection(request.environ)
+        return to_flask(answer)
 
     return blueprint

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sandbox.errors import GraphError
-from sandbox.faults import FaultRule
+from sandbox.faults import FaultRule, loses_answer
 from sandbox.graph.permissions import Permission
 from sandbox.graph.wire import GraphRequest, GraphResponse, error_response, ok
 from sandbox.request_log import LoggedRequest
@@ -132,9 +132,26 @@ class GraphService:
         if fault is not None and fault.status == "unreadable":
             return ok(UNREADABLE_PAGE)
         if fault is not None and fault.status == "incomplete":
-            return _without(self._serve(route, params, request, mailbox), fault.drop or [])
+            return _without(self._act(route, params, request, mailbox), fault.drop or [])
+        if fault is not None and loses_answer(fault):
+            done = self._act(route, params, request, mailbox)
+            if done.status >= 400:
+                return done
+            lost = error_response(
+                GraphError(504, "GatewayTimeout", "The service did not answer in time."), request
+            )
+            lost.drop_connection = fault.status == "lost_reset" and not request.in_batch
+            return lost
         if fault is not None:
             raise fault_error(fault, settings.fault_timeout_seconds)
+        return self._act(route, params, request, mailbox)
+
+    def _act(
+        self, route: Route, params: dict[str, str], request: GraphRequest, mailbox: str | None
+    ) -> GraphResponse:
+        tenant = self.tenant
+        with tenant.lock:
+            settings = tenant.settings
         if route.permission is not None:
             require(request, route.permission)
         if mailbox is None:

@@ -32,6 +32,16 @@ READ_INSTALLS = _teams_denied(
     )
 )
 SEND_ACTIVITY = _teams_denied(("TeamsActivity.Send",))
+READ_CHAT_MESSAGES = Permission(
+    ("ChatMessage.Read.Chat", "Chat.Read.All", "Chat.ReadWrite.All"),
+    "Forbidden",
+    "Missing role permissions on the request. API requires one of "
+    "'ChatMessage.Read.Chat, Chat.Read.All, Chat.ReadWrite.All'.",
+)
+"""chat-list-messages.md. ``ChatMessage.Read.Chat`` is resource-specific consent, granted per
+chat when the app is installed; the sandbox takes it from the token's roles like the others."""
+ChatReader = Callable[[str], "list[dict[str, Any]] | None"]
+"""A chat's messages as Graph's ``chatMessage`` objects, oldest first; None: no such chat."""
 READ_CATALOG = Permission(
     ("AppCatalog.Read.All", "AppCatalog.ReadWrite.All", "Directory.Read.All"),
     "Forbidden",
@@ -100,6 +110,16 @@ class TeamsWork:
     activities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     on_install: list[Callable[[str, TeamsApp, str], None]] = field(default_factory=list)
     """Told (user id, app, the tenant's base URL) after an install through Graph."""
+    chat_readers: list[ChatReader] = field(default_factory=list)
+    """Where Graph reads chats (the Teams side registers its own); outlives a reset too."""
+
+    def chat_messages(self, chat_id: str) -> list[dict[str, Any]] | None:
+        """A chat's messages from the first reader that knows the chat."""
+        for reader in self.chat_readers:
+            found = reader(chat_id)
+            if found is not None:
+                return found
+        return None
 
     def publish(self, given: TeamsAppInput, default_app_id: str) -> TeamsApp:
         """Add an app to the catalog (control API; Graph's own publish needs a delegated admin)."""

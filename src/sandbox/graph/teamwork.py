@@ -2,6 +2,7 @@
 
 userteamwork-post-installedapps.md (201, no body), userteamwork-list-installedapps.md,
 userscopeteamsappinstallation-get-chat.md, userteamwork-sendactivitynotification.md (204),
+chat-list-messages.md (`GET /chats/{id}/messages`: newest first, `$top` at most 50),
 teams-send-activityfeednotifications.md (the app must be installed for the user, and the
 activity type declared in its manifest).
 """
@@ -20,6 +21,7 @@ from sandbox.graph.service import Router
 from sandbox.graph.teams_apps import (
     INSTALL,
     READ_CATALOG,
+    READ_CHAT_MESSAGES,
     READ_INSTALLS,
     SEND_ACTIVITY,
     TeamsApp,
@@ -232,6 +234,49 @@ def list_catalog(tenant: Tenant, request: GraphRequest, params: dict[str, str]) 
     )
 
 
+MAX_MESSAGES_PAGE = 50
+DEFAULT_MESSAGES_PAGE = 20
+
+
+def list_chat_messages(
+    tenant: Tenant, request: GraphRequest, params: dict[str, str]
+) -> GraphResponse:
+    """GET /chats/{chat}/messages: newest first (by lastModifiedDateTime), `$top` up to 50,
+    then `@odata.nextLink` with a `$skiptoken`."""
+    top_text = request.query.get("$top", str(DEFAULT_MESSAGES_PAGE))
+    if not top_text.isdigit() or not 1 <= int(top_text) <= MAX_MESSAGES_PAGE:
+        raise GraphError(
+            400,
+            "BadRequest",
+            f"Invalid page size specified: '{top_text}'. Must be between "
+            f"1 and {MAX_MESSAGES_PAGE} inclusive.",
+        )
+    skip_text = request.query.get("$skiptoken", "0")
+    try:
+        skip = int(base64.urlsafe_b64decode(skip_text.encode()).decode()) if skip_text != "0" else 0
+    except ValueError as e:
+        raise GraphError(400, "BadRequest", "The skip token is not valid.") from e
+    with tenant.lock:
+        messages = tenant.teams.chat_messages(params["chat"])
+    if messages is None:
+        raise GraphError(404, "NotFound", "Resource not found.")
+    newest = sorted(messages, key=lambda m: (m["lastModifiedDateTime"], m["id"]), reverse=True)
+    top = int(top_text)
+    page = newest[skip : skip + top]
+    chat = params["chat"]
+    body: dict[str, Any] = {
+        "@odata.context": f"{request.graph_base}/$metadata#chats('{chat}')/messages",
+        "@odata.count": len(page),
+        "value": page,
+    }
+    if skip + top < len(newest):
+        token = base64.urlsafe_b64encode(str(skip + top).encode()).decode()
+        body["@odata.nextLink"] = (
+            f"{request.graph_base}/chats/{chat}/messages?$top={top}&$skiptoken={token}"
+        )
+    return ok(body)
+
+
 def register(router: Router) -> None:
     """Serve the Teams routes."""
     base = "/users/{user}/teamwork"
@@ -244,3 +289,4 @@ def register(router: Router) -> None:
     )
     router.add("POST", f"{base}/sendActivityNotification", send_activity, SEND_ACTIVITY)
     router.add("GET", "/appCatalogs/teamsApps", list_catalog, READ_CATALOG)
+    router.add("GET", "/chats/{chat}/messages", list_chat_messages, READ_CHAT_MESSAGES)

@@ -85,6 +85,8 @@ class GraphResponse:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    drop_connection: bool = False
+    """A `lost_reset` fault: close the connection instead of sending this answer."""
 
 
 def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> GraphResponse:

@@ -132,6 +132,84 @@ class TeamsChats:
         return line
 
 
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+
+
+def graph_message(chat: Chat, line: ChatLine, bot: BotRegistration) -> dict[str, Any]:
+    """A chat line as Graph's `chatMessage` (chatmessage.md): a bot's card is an attachment
+    whose `content` is the card as a JSON string; the body only refers to it."""
+    shown = line.latest
+    sent = line.sent_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    attachments = [
+        {
+            "id": f"{line.id}-{n}",
+            "contentType": item.get("contentType"),
+            "contentUrl": item.get("contentUrl"),
+            "content": json.dumps(item.get("content"))
+            if item.get("contentType") == CARD_CONTENT_TYPE
+            else item.get("content"),
+            "name": item.get("name"),
+            "thumbnailUrl": None,
+            "teamsAppId": None,
+        }
+        for n, item in enumerate(shown.get("attachments") or [])
+        if isinstance(item, dict)
+    ]
+    if line.sender == "bot":
+        sender: dict[str, Any] = {
+            "application": {
+                "@odata.type": "#microsoft.graph.teamworkApplicationIdentity",
+                "id": bot.bot_id,
+                "displayName": None,
+                "applicationIdentityType": "bot",
+            },
+            "device": None,
+            "user": None,
+        }
+    else:
+        sender = {
+            "application": None,
+            "device": None,
+            "user": {
+                "@odata.type": "#microsoft.graph.teamworkUserIdentity",
+                "id": chat.entra_id,
+                "displayName": None,
+                "userIdentityType": "aadUser",
+            },
+        }
+    if attachments:
+        body = {
+            "contentType": "html",
+            "content": "".join(f'<attachment id="{a["id"]}"></attachment>' for a in attachments),
+        }
+    else:
+        body = {"contentType": "text", "content": str(shown.get("text") or "")}
+    return {
+        "id": line.id,
+        "replyToId": line.reply_to_id,
+        "etag": str(len(line.versions)),
+        "messageType": "message",
+        "createdDateTime": sent,
+        "lastModifiedDateTime": sent,
+        "lastEditedDateTime": sent if len(line.versions) > 1 else None,
+        "deletedDateTime": None,
+        "subject": None,
+        "summary": shown.get("summary"),
+        "chatId": chat.id,
+        "importance": "normal",
+        "locale": "en-us",
+        "webUrl": None,
+        "channelIdentity": None,
+        "policyViolation": None,
+        "eventDetail": None,
+        "from": sender,
+        "body": body,
+        "attachments": attachments,
+        "mentions": [],
+        "reactions": [],
+    }
+
+
 def activity_size(activity: dict[str, Any]) -> int:
     """Bytes of the activity as JSON (what Teams' size limit counts)."""
     return len(json.dumps(activity, separators=(",", ":"), ensure_ascii=False).encode())

@@ -16,7 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from sandbox.authority import BOT_AUDIENCE
 from sandbox.directory import User
-from sandbox.faults import FaultRule
+from sandbox.faults import FaultRule, drop_connection, loses_answer
 from sandbox.graph.teams_apps import TeamsApp
 from sandbox.request_log import LoggedRequest
 from sandbox.teams.channel import (
@@ -33,6 +33,7 @@ from sandbox.teams.chats import (
     Chat,
     TeamsChats,
     activity_size,
+    graph_message,
     personal_chat_id,
     utc_now,
 )
@@ -181,16 +182,20 @@ def create_blueprint(
 
     # --- the Bot Connector -----------------------------------------------------------------
 
-    def connector_call(route: str) -> None:
-        """Authenticate the bot, then apply faults; logged like Graph calls."""
+    def connector_call(route: str) -> FaultRule | None:
+        """Authenticate the bot, then apply faults; logged like Graph calls. A fault that
+        loses the answer is returned: the route acts, then answers with ``lost``."""
         line = f"{request.method} {request.path}"
         with tenant.lock:
             fault = tenant.faults.draw(line)
-        status = 200
+        status = 504 if loses_answer(fault) else 200
         try:
             _check_bot_token(tenant, side, request.headers.get("Authorization"))
+            if loses_answer(fault):
+                return fault
             if fault is not None:
                 raise _fault_error(fault)
+            return None
         except ConnectorError as e:
             status = e.status
             raise
@@ -207,9 +212,16 @@ def create_blueprint(
                 )
             )
 
+    def lost(fault: FaultRule) -> tuple[Response, int]:
+        """The answer of a request that acted, lost on the way (a reset, or a proxy's 504)."""
+        if fault.status == "lost_reset":
+            drop_connection(request.environ)
+        body = {"error": {"code": "GatewayTimeout", "message": "The upstream did not answer."}}
+        return _json(body, 504), 504
+
     @blueprint.post("/teams/v3/conversations")
     def create_conversation() -> tuple[Response, int]:
-        connector_call("/teams/v3/conversations")
+        losing = connector_call("/teams/v3/conversations")
         body = _json_body()
         members = body.get("members")
         if not isinstance(members, list) or len(members) != 1 or not isinstance(members[0], dict):
@@ -227,6 +239,8 @@ def create_blueprint(
             if side.chats.user(user.id).blocked:
                 raise _blocked()
             chat = side.chats.chat_for(user.id)
+        if losing is not None:
+            return lost(losing)
         return _json({"id": chat.id}), 201
 
     def open_chat(conversation_id: str) -> tuple[Chat, User]:
@@ -255,21 +269,25 @@ def create_blueprint(
     @blueprint.post("/teams/v3/conversations/<conversation_id>/activities")
     @blueprint.post("/teams/v3/conversations/<conversation_id>/activities/<reply_to>")
     def send_activity(conversation_id: str, reply_to: str | None = None) -> tuple[Response, int]:
-        connector_call("/teams/v3/conversations/{id}/activities")
+        losing = connector_call("/teams/v3/conversations/{id}/activities")
         activity = _checked_activity(_json_body())
         with tenant.lock:
             chat, _ = open_chat(conversation_id)
             line = side.chats.post(chat, "bot", activity, utc_now(), reply_to)
+        if losing is not None:
+            return lost(losing)
         return _json({"id": line.id}), 201
 
     @blueprint.put("/teams/v3/conversations/<conversation_id>/activities/<activity_id>")
-    def update_activity(conversation_id: str, activity_id: str) -> Response:
-        connector_call("/teams/v3/conversations/{id}/activities/{activityId}")
+    def update_activity(conversation_id: str, activity_id: str) -> Response | tuple[Response, int]:
+        losing = connector_call("/teams/v3/conversations/{id}/activities/{activityId}")
         activity = _checked_activity(_json_body())
         with tenant.lock:
             chat, _ = open_chat(conversation_id)
             if side.chats.replace(chat, activity_id, activity) is None:
                 raise ConnectorError(404, "ActivityNotFound", "Activity not found.")
+        if losing is not None:
+            return lost(losing)
         return _json({"id": activity_id})
 
     @blueprint.get("/teams/v3/conversations/<conversation_id>/members")
@@ -369,6 +387,16 @@ def create_blueprint(
         threading.Thread(target=greet, name="teams-install", daemon=True).start()
 
     tenant.teams.on_install.append(installed_through_graph)
+
+    def read_chat(chat_id: str) -> list[dict[str, Any]] | None:
+        """Graph's view of a chat (`GET /chats/{id}/messages`); the caller holds the lock."""
+        chat = side.chats.chats.get(chat_id)
+        if chat is None:
+            return None
+        bot = side.chats.bot
+        return [graph_message(chat, line, bot) for line in chat.lines.values()]
+
+    tenant.teams.chat_readers.append(read_chat)
 
     @blueprint.post("/_sandbox/teams/<key>/install")
     def install(key: str) -> Response:
