@@ -21,6 +21,7 @@ from connector.microsoft365 import close as close_graph
 from connector.outbox import enqueue
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, Reminder
+from connector.teams.delivery import DailyCardPayload
 from sandbox.server import RunningSandbox, serve_in_background
 from tests.connector.conftest import _free_port, make_app
 from tests.connector.test_bot_world import (
@@ -165,9 +166,9 @@ def test_deactivating_a_rep_stops_everything_for_her_at_once(office: TeamsWorld)
 
     # No new card of any kind: her digest, asked for now, is not sent.
     with get_store(w.app).session() as session:
-        day = dt.date.today().isoformat()
-        payload = {"kind": "digest", "rep": REP, "day": day}
-        enqueue(session, "teams_card", f"teams_card:digest:{REP}:{day}", payload)
+        day = dt.date.today()
+        payload = DailyCardPayload(kind="digest", rep=REP, day=day)
+        enqueue(session, "teams_card", f"teams_card:digest:{REP}:{day.isoformat()}", payload)
     w.drain()
     assert len([a for a in w.chat() if a.get("attachments")]) == len(cards)
 
