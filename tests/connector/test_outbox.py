@@ -261,9 +261,9 @@ from connector.outbox import ATTEMPTING, Delivered, drain, register_handler
 class Numbered(BaseModel):
     n: int = 0
 
-db, made = sys.argv[1], Path(sys.argv[2])
-app = create_app({"TESTING": True, "database_url": f"sqlite:///{db}", "auto_migrate": False,
-                  "scheduler_enabled": False, "instance_path": str(Path(db).parent)})
+url, made = sys.argv[1], Path(sys.argv[2])
+app = create_app({"TESTING": True, "database_url": url, "auto_migrate": False,
+                  "scheduler_enabled": False, "instance_path": str(made.parent)})
 
 def handler(app, items):
     for item in items:
@@ -290,9 +290,10 @@ def test_a_kill_mid_batch_repeats_only_the_item_in_flight(app: Flask, tmp_path: 
     worker = tmp_path / "worker.py"
     worker.write_text(CRASHING_WORKER)
     settings = app.extensions["dealbridge.settings"]
-    db = settings.database_url.removeprefix("sqlite:///")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    died = subprocess.run([sys.executable, str(worker), db, str(made)], env=env, timeout=120)
+    died = subprocess.run(
+        [sys.executable, str(worker), settings.database_url, str(made)], env=env, timeout=120
+    )
     assert died.returncode == -signal.SIGKILL
     assert made.read_text().split() == ["k1", "k2"]
     assert [i.status for i in _items(app)] == ["done", "done", "in_flight", "in_flight"]
