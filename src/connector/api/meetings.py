@@ -20,10 +20,18 @@ api = Api("api_v1_meetings", "/api/v1")
 
 
 class InteractionQuery(Strict):
-    status: Literal["needs_choice", "scheduled", "held", "cancelled", "unmatched"] | None = None
-    rep: Email | None = Field(default=None, description="Meetings this rep attended.")
-    kind: Literal["meeting", "call", "email", "note"] | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
+    status: Literal["needs_choice", "scheduled", "held", "cancelled", "unmatched"] | None = Field(
+        default=None,
+        description="Only interactions in this state (`needs_choice`: a meeting that matches "
+        "several deals and waits for the rep's pick).",
+    )
+    rep: Email | None = Field(
+        default=None, description="Meetings this rep attended, and what the rep logged by hand."
+    )
+    kind: Literal["meeting", "call", "email", "note"] | None = Field(
+        default=None, description="Only interactions of this kind."
+    )
+    limit: int = Field(default=100, ge=1, le=1000, description="At most this many, newest first.")
 
 
 class ChooseDeal(Strict):
