@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -107,7 +108,9 @@ def test_db_upgrade_on_a_new_database(tmp_path: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 0, result.output
     assert "was empty" in result.output
     current = CliRunner().invoke(cli, ["db", "current"])
-    applied, newest = (part.split(": ")[1] for part in current.output.strip().split("; "))
+    assert current.stderr.startswith(f"Database: sqlite:///{tmp_path / 'new.db'}")
+    last = current.stdout.strip().splitlines()[-1]
+    applied, newest = (part.split(": ")[1] for part in last.split("; "))
     assert applied == newest
 
 
@@ -157,7 +160,7 @@ def test_cli_reports_bad_settings_without_a_traceback(monkeypatch: pytest.Monkey
     monkeypatch.setenv("DEALBRIDGE_DATABASE_URL", "nonsense")
     monkeypatch.setenv("DEALBRIDGE_CLIENT_ID", "nope")
     result = CliRunner().invoke(cli, ["pipelines", "list"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "DEALBRIDGE_DATABASE_URL" in result.output
     assert "DEALBRIDGE_CLIENT_ID" in result.output
     assert "Traceback" not in result.output
@@ -249,7 +252,9 @@ def _write_key(app: Flask) -> str:
         return create_key(session, "cli-test", "write")
 
 
-def test_serve_answers_healthz_with_the_scheduler_running(tmp_path: Path) -> None:
+def test_serve_answers_healthz_with_the_scheduler_running(
+    tmp_path: Path, sandbox_tenant: Any
+) -> None:
     import socket
     import time
 
@@ -262,6 +267,12 @@ def test_serve_answers_healthz_with_the_scheduler_running(tmp_path: Path) -> Non
         **os.environ,
         "DEALBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
         "DEALBRIDGE_AUTO_MIGRATE": "true",
+        "DEALBRIDGE_TENANT_ID": sandbox_tenant.tenant_id,
+        "DEALBRIDGE_CLIENT_ID": sandbox_tenant.client_id,
+        "DEALBRIDGE_CLIENT_SECRET": sandbox_tenant.client_secret,
+        "DEALBRIDGE_LOGIN_BASE_URL": sandbox_tenant.base_url,
+        "DEALBRIDGE_GRAPH_BASE_URL": sandbox_tenant.base_url,
+        "DEALBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "connector", "serve", "--port", str(port)],

@@ -326,7 +326,7 @@ def docs_page(document: dict[str, Any]) -> str:
                 parts.append(f"<div>Body: {_schema_link(name)}</div>")
             answers = []
             for code, response in op["responses"].items():
-                media = next(iter(response.get("content", {}).values()), {})
+                media: dict[str, Any] = next(iter(response.get("content", {}).values()), {})
                 ref = media.get("schema", {}).get("$ref", "")
                 shown = f" {_schema_link(ref.rsplit('/', 1)[-1])}" if ref else ""
                 answers.append(f"{esc(code)} {esc(response['description'])}{shown}")

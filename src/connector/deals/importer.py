@@ -238,6 +238,6 @@ def _apply(
                 continue
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         session.commit()
-    for outcome, count in outcomes.items():
-        report.outcomes[outcome] = report.outcomes.get(outcome, 0) + count
+    for name, count in outcomes.items():
+        report.outcomes[name] = report.outcomes.get(name, 0) + count
     report.problems.extend(problems)
