@@ -294,3 +294,21 @@ def test_serve_answers_healthz_with_the_scheduler_running(
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_doctor_names_the_database_and_creates_none(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALBRIDGE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "connector", "doctor"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"Database: sqlite:///{tmp_path / 'instance' / 'dealbridge.db'}" in result.stdout
+    assert "dealbridge db upgrade" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "instance").exists()

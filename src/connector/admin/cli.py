@@ -628,20 +628,34 @@ def doctor() -> None:
     from connector.admin.doctor import CheckResult, run_checks
     from connector.app import create_app
     from connector.microsoft365 import close
-    from connector.settings import SettingsError
+    from connector.settings import (
+        SettingsError,
+        database_problems,
+        environment_problems,
+        load_settings,
+        shown_database,
+    )
     from connector.store.db import get_store
 
+    refused, warned = environment_problems()
     try:
-        app = create_app({"auto_migrate": False, "scheduler_enabled": False})
+        settings = load_settings({"auto_migrate": False, "scheduler_enabled": False})
+        click.echo(f"Database: {shown_database(settings)}")
+        unusable = refused + database_problems(settings, creates=False)
+        if unusable:
+            raise SettingsError(unusable)
+        app = create_app(settings=settings)
     except SettingsError as exc:
         unreadable = CheckResult(
             name="Settings",
             status="fail",
-            detail="the settings cannot be read",
-            fix="\n".join(exc.problems),
+            detail="the settings cannot be used",
+            fix="\n".join(refused + [p for p in exc.problems if p not in refused]),
         )
         click.echo("\n".join(unreadable.lines()))
         sys.exit(1)
+    for warning in warned:
+        click.echo(f"Warning: {warning}", err=True)
     try:
         results = run_checks(app)
     finally:
