@@ -5,12 +5,13 @@ The plan is the one validation path: shape (the bulk API's model), a deal twice 
 the pipeline and its stage (``check_deal``, as the bulk API does). ``--dry-run`` prints the
 plan; the import applies the valid rows.
 
-Resumable by design, not one transaction: the rows go in batches of :data:`BATCH_ROWS`, each
-its own short transaction that takes SQLite's write lock at its start (``BEGIN IMMEDIATE``,
-waiting for a running service's writes instead of failing with "database is locked"), so a
-service on the same file writes between batches. Every row is an idempotent upsert by its id:
-if an import stops partway, the batches before stay and running the same file again finishes
-it (rows already in come back ``unchanged``).
+Resumable by design, not one transaction: the rows go in batches (:data:`BATCH_ROWS`,
+:data:`BATCH_SECONDS`), each its own short transaction that takes SQLite's write lock at its
+start (``BEGIN IMMEDIATE``, waiting for a running service's writes instead of failing with
+"database is locked"), with a pause between batches so a service on the same file writes
+between them (never starved). Every row is an idempotent upsert by its id: if an import
+stops partway, the batches before stay and running the same file again finishes it (rows
+already in come back ``unchanged``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,14 @@ from connector.store.db import Store, get_store
 from connector.store.models import Pipeline, utcnow
 
 BATCH_ROWS = 250
-"""Rows per transaction: a running service's writes wait at most one batch (about 1.5 s)."""
+BATCH_SECONDS = 1.0
+"""A batch ends at 250 rows or after a second, whichever comes first: however loaded the
+machine, a running service's writes wait about a second, far below its 30 s busy timeout."""
+PAUSE_SECONDS = 0.12
+"""Between batches the import lets go of the write lock this long. SQLite has no queue for
+its lock: a waiting writer polls (at most every 100 ms), and an import starting its next
+batch at once would win nearly every time, starving the service into "database is locked"
+after its busy timeout."""
 
 _CONTACT = re.compile(r"^\s*(?P<name>[^<]*?)\s*<(?P<email>[^>]+)>\s*$")
 
@@ -192,19 +201,20 @@ def import_file(
         app.app_context(),
         click.progressbar(length=len(report.valid), label="Importing deals", file=None) as bar,
     ):
-        for start in range(0, len(report.valid), BATCH_ROWS):
-            batch = report.valid[start : start + BATCH_ROWS]
+        while done < len(report.valid):
             try:
-                _apply(store, batch, report, path, now, default_pipeline)
+                applied = _apply(store, report.valid[done:], report, path, now, default_pipeline)
             except Exception as exc:  # the database refused the batch: say what stays, resume
-                first = batch[0][0]
+                first = report.valid[done][0]
                 raise click.ClickException(
                     f"the import stopped at line {first}: {exc}\n"
                     f"{done} rows before it are imported and stay. Run the same command again "
                     "to finish: rows already imported come back unchanged."
                 ) from exc
-            done += len(batch)
-            bar.update(len(batch))
+            done += applied
+            bar.update(applied)
+            if done < len(report.valid):
+                time.sleep(PAUSE_SECONDS)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(report.outcomes.items())) or "nothing"
     echo(f"imported: {summary}; {report.failed} rows refused")
     return report
@@ -212,17 +222,21 @@ def import_file(
 
 def _apply(
     store: Store,
-    batch: list[tuple[int, str, DealIn]],
+    rows: list[tuple[int, str, DealIn]],
     report: ImportReport,
     path: Path,
     now: Any,
     default_pipeline: str,
-) -> None:
+) -> int:
+    """One batch from the start of ``rows``, committed: how many rows it took."""
+    deadline = time.monotonic() + BATCH_SECONDS
+    applied = 0
     outcomes: dict[str, int] = {}
     problems: list[tuple[int, str]] = []
     pipelines: dict[str, Pipeline] = {}
     with _write_batch(store) as session:
-        for line, crm_id, data in batch:
+        for line, crm_id, data in rows:
+            applied += 1
             try:
                 _, outcome = upsert_deal(
                     session,
@@ -237,7 +251,10 @@ def _apply(
                 problems.append((line, f"line {line}: {exc.detail}"))
                 continue
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if applied >= BATCH_ROWS or time.monotonic() >= deadline:
+                break
         session.commit()
     for name, count in outcomes.items():
         report.outcomes[name] = report.outcomes.get(name, 0) + count
     report.problems.extend(problems)
+    return applied
