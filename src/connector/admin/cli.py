@@ -664,8 +664,8 @@ def doctor() -> None:
     for result in results:
         click.echo("\n".join(result.lines()))
     failed = sum(r.status == "fail" for r in results)
-    warned = sum(r.status == "warn" for r in results)
-    click.echo(f"{len(results)} checks: {failed} failed, {warned} warnings")
+    warnings = sum(r.status == "warn" for r in results)
+    click.echo(f"{len(results)} checks: {failed} failed, {warnings} warnings")
     if failed:
         sys.exit(1)
 
