@@ -196,7 +196,7 @@ def import_file(
         echo(f"dry run: {len(report.valid)} valid, {report.failed} invalid; nothing written")
         return report
     now = utcnow()
-    done = 0
+    done, planned_problems = 0, len(report.problems)
     with (
         app.app_context(),
         click.progressbar(length=len(report.valid), label="Importing deals", file=None) as bar,
@@ -215,6 +215,8 @@ def import_file(
             bar.update(applied)
             if done < len(report.valid):
                 time.sleep(PAUSE_SECONDS)
+    for _, message in report.problems[planned_problems:]:
+        echo(f"  ✗ {message}")
     summary = ", ".join(f"{n} {k}" for k, n in sorted(report.outcomes.items())) or "nothing"
     echo(f"imported: {summary}; {report.failed} rows refused")
     return report
