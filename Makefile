@@ -26,8 +26,12 @@ install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 npm: $(NPM_DIR)/node_modules/.installed
 
+# make demo PORT=5100 SANDBOX_PORT=5101 when 5000/5001 are taken (the demo checks both first).
+PORT ?= 5000
+SANDBOX_PORT ?= 5001
+
 demo: install
-	$(BIN)/dealbridge demo
+	$(BIN)/dealbridge demo --port $(PORT) --sandbox-port $(SANDBOX_PORT)
 
 sandbox: install
 	$(BIN)/dealbridge sandbox --port 5001

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, jsonify, render_template_string, request
 from sqlalchemy import func, select
 
 from connector import (
+    __version__,
     admin,
     api,
     crm,
@@ -23,7 +24,7 @@ from connector import (
 from connector.deals.pipelines import ensure_presets
 from connector.jobs import register_job
 from connector.outbox import drain
-from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
+from connector.settings import MICROSOFT_GRAPH, SETTINGS_EXTENSION, Settings, load_settings
 from connector.signals import SETTINGS_INFO
 from connector.store import db as store_db
 from connector.store.db import Store
@@ -68,7 +69,46 @@ def create_app(
 
     health.init_app(app)  # /healthz (alive), /readyz (or what is wrong), /metrics (Prometheus)
 
+    @app.get("/")
+    def start() -> Response:
+        """What this is, for a browser (HTML) or an API client (JSON, by Accept)."""
+        links: dict[str, Any] = {
+            "name": "DealBridge",
+            "what": "Connects your CRM with Microsoft 365: deal-stage reminders in Outlook and "
+            "Teams, customer meetings logged on the right deal.",
+            "version": __version__,
+            "docs": "/api/docs",
+            "openapi": "/api/openapi.json",
+            "health": "/healthz",
+            "api": "/api/v1 (Authorization: Bearer <API key>; `dealbridge keys create`)",
+        }
+        if settings.graph_base_url != MICROSOFT_GRAPH:  # the sandbox tenant (the demo)
+            links["sandbox"] = {
+                "outlook": f"{settings.graph_base_url}/",
+                "teams": f"{settings.graph_base_url}/teams",
+            }
+        best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+        if best == "text/html" and request.accept_mimetypes["text/html"]:
+            return Response(render_template_string(_START_PAGE, **links), mimetype="text/html")
+        return jsonify(links)
+
     return app
+
+
+_START_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>DealBridge</title><style>body{font:16px/1.6 system-ui,sans-serif;max-width:760px;
+margin:2em auto;padding:0 1em;color:#222}h1{color:#0E7C86}code{background:#f4f4f6;
+padding:2px 4px;border-radius:4px}</style></head><body>
+<h1>DealBridge <small>{{ version }}</small></h1><p>{{ what }}</p>
+<ul><li><a href="{{ docs }}">API documentation</a> (and
+<a href="{{ openapi }}">OpenAPI 3.1</a>)</li>
+<li><a href="{{ health }}">Health</a> (no key needed)</li>
+{% if sandbox %}<li>The sandbox tenant: <a href="{{ sandbox.outlook }}">Outlook calendars</a>,
+<a href="{{ sandbox.teams }}">Teams chats</a></li>{% endif %}</ul>
+<p>The API under <code>/api/v1</code> needs a key: send <code>Authorization: Bearer
+&lt;key&gt;</code> (create one with <code>dealbridge keys create</code>). A browser cannot
+send it; use <code>curl -H "Authorization: Bearer $DEALBRIDGE_API_KEY" ...</code>.</p>
+</body></html>"""
 
 
 def prepare_database(store: Store) -> None:

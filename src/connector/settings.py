@@ -7,6 +7,8 @@ how to fix it (:class:`SettingsError`).
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import current_app
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 ENV_PREFIX = "DEALBRIDGE_"
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
@@ -320,6 +325,19 @@ def load_settings(overrides: Mapping[str, Any] | None = None, *, env_file: bool 
         return Settings(**kwargs)
     except ValidationError as exc:
         raise SettingsError([_describe(err) for err in exc.errors()]) from exc
+    except SourceError as exc:  # a value pydantic-settings cannot even parse (a list, not JSON)
+        raise SettingsError([_unparsable(exc)]) from exc
+
+
+def _unparsable(exc: SourceError) -> str:
+    found = re.search(r'field "([a-z_]+)"', str(exc))
+    if not found:
+        return f"settings: {exc}"
+    name = found.group(1)
+    raw = os.environ.get(f"{ENV_PREFIX}{name.upper()}", "")
+    items = [part.strip() for part in raw.split(",") if part.strip()] or ["..."]
+    example = "[" + ", ".join(f'"{item}"' for item in items) + "]"
+    return f"{ENV_PREFIX}{name.upper()}: not a JSON list; write it as {example}"
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -341,3 +359,131 @@ def current_settings() -> Settings:
 
     settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
     return settings
+
+
+# ---- checks before a command uses the settings ---------------------------------------------
+
+POSTGRES_EXTRA = "pip install 'dealbridge[postgres]'"
+
+
+def shown_database(settings: Settings) -> str:
+    """The database URL to print: the password masked; the embedded file's absolute path."""
+    url = settings.effective_database_url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is reported by database_problems
+        return "(unreadable URL)"
+    if settings.is_embedded_sqlite:
+        shown += f" (embedded: {ENV_PREFIX}INSTANCE_PATH={settings.instance_path})"
+    return shown
+
+
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file of the settings' database, if it is one (not in memory)."""
+    url = make_url(settings.effective_database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser().resolve()
+
+
+def database_problems(settings: Settings, *, creates: bool) -> list[str]:
+    """What keeps a command from opening the database, before any connection: the URL, the
+    driver, the SQLite file and its folder. ``creates``: the command may create a new
+    database (``db upgrade``, and ``serve`` when it migrates on start); every other command
+    refuses a database that does not exist rather than creating one somewhere unexpected."""
+    name = f"{ENV_PREFIX}DATABASE_URL"
+    try:
+        url = make_url(settings.effective_database_url)
+        dialect = url.get_dialect()
+    except ArgumentError as exc:
+        return [f"{name}: not a SQLAlchemy URL ({exc}); e.g. postgresql+psycopg://host/db"]
+    except NoSuchModuleError:
+        return [
+            f"{name}: unknown database kind {url.drivername!r}; use sqlite:///path or "
+            f"postgresql+psycopg://host/db"
+        ]
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        hint = POSTGRES_EXTRA if url.get_backend_name() == "postgresql" else "install it"
+        return [
+            f"{name}: the driver {url.get_driver_name()!r} for {url.get_backend_name()} is not "
+            f"installed; {hint}"
+            + (" and use postgresql+psycopg://" if url.get_backend_name() == "postgresql" else "")
+        ]
+    path = sqlite_file(settings)
+    if path is None:
+        return []
+    where = f"{ENV_PREFIX}INSTANCE_PATH" if settings.is_embedded_sqlite else name
+    if path.exists():
+        if path.is_dir() or not os.access(path, os.R_OK | os.W_OK):
+            return [
+                f"{where}: cannot open the SQLite file {path} (a folder, or not readable and "
+                "writable by this user); fix its permissions or point at another file"
+            ]
+        return []
+    folder = path.parent
+    if not settings.is_embedded_sqlite and not folder.is_dir():
+        return [
+            f"{where}: cannot open the SQLite file {path}: its folder {folder} does not exist; "
+            "create the folder or choose another path"
+        ]
+    if not creates:
+        return [
+            f"{where}: no database at {path}; create it with `dealbridge db upgrade`, or point "
+            f"{ENV_PREFIX}DATABASE_URL at the database the service uses"
+        ]
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK):
+        return [f"{where}: cannot create the SQLite file {path}: {existing} is not writable"]
+    return []
+
+
+def _real_microsoft(settings: Settings) -> bool:
+    return settings.graph_base_url == MICROSOFT_GRAPH or settings.login_base_url == MICROSOFT_LOGIN
+
+
+def serving_problems(settings: Settings) -> list[str]:
+    """What ``serve`` refuses to start with: Microsoft 365 settings missing (every feature
+    needs them: reminders on calendars and in Teams, meetings read from calendars, the bot),
+    and a public URL Graph and Teams cannot call (https on a real host)."""
+    problems = [
+        f"{p} (serve needs it: reminders ({', '.join(settings.reminder_channels) or 'none'}), "
+        "meeting sync and the bot talk to Microsoft 365; to try DealBridge without a tenant, "
+        "run `dealbridge demo`)"
+        for p in settings.microsoft365_problems()
+    ]
+    if settings.public_url and _real_microsoft(settings):
+        parts = urlsplit(settings.public_url)
+        host = parts.hostname or ""
+        local = host == "localhost" or host.startswith("127.") or "." not in host
+        if parts.scheme != "https" or local:
+            problems.append(
+                f"{ENV_PREFIX}PUBLIC_URL: must be https on a host Microsoft can reach, such as "
+                f"https://dealbridge.contoso.com (got {settings.public_url}); Graph and Teams "
+                "only call public https URLs"
+            )
+    return problems
+
+
+_TYPO_CUTOFF = 0.85
+
+
+def environment_problems(environ: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """``DEALBRIDGE_*`` variables that are no setting: (refused, warned).
+
+    A name close to a real setting (a typo) is refused: the admin meant that setting and the
+    service would otherwise run, silently, with the default instead of their value. Any other
+    unknown name is only warned about: the prefix is shared with tooling around DealBridge
+    (test and benchmark variables), which must not stop it."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    refused, warned = [], []
+    for name in sorted(environ if environ is not None else os.environ):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=_TYPO_CUTOFF)
+        if close:
+            refused.append(f"{name}: not a setting; did you mean {close[0]}? Rename it")
+        else:
+            warned.append(f"{name}: not a DealBridge setting; ignored")
+    return refused, warned

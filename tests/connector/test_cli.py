@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -110,7 +111,9 @@ def test_db_upgrade_on_a_new_database(
     assert result.exit_code == 0, result.output
     assert "was empty" in result.output
     current = CliRunner().invoke(cli, ["db", "current"])
-    applied, newest = (part.split(": ")[1] for part in current.output.strip().split("; "))
+    assert current.stderr.startswith(f"Database: sqlite:///{tmp_path / 'new.db'}")
+    last = current.stdout.strip().splitlines()[-1]
+    applied, newest = (part.split(": ")[1] for part in last.split("; "))
     assert applied == newest
 
 
@@ -160,7 +163,7 @@ def test_cli_reports_bad_settings_without_a_traceback(monkeypatch: pytest.Monkey
     monkeypatch.setenv("DEALBRIDGE_DATABASE_URL", "nonsense")
     monkeypatch.setenv("DEALBRIDGE_CLIENT_ID", "nope")
     result = CliRunner().invoke(cli, ["pipelines", "list"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "DEALBRIDGE_DATABASE_URL" in result.output
     assert "DEALBRIDGE_CLIENT_ID" in result.output
     assert "Traceback" not in result.output
@@ -253,7 +256,7 @@ def _write_key(app: Flask) -> str:
 
 
 def test_serve_answers_healthz_with_the_scheduler_running(
-    tmp_path: Path, migrated_template: Template
+    tmp_path: Path, migrated_template: Template, sandbox_tenant: Any
 ) -> None:
     import socket
     import time
@@ -267,6 +270,12 @@ def test_serve_answers_healthz_with_the_scheduler_running(
         **os.environ,
         "DEALBRIDGE_DATABASE_URL": migrated_template.empty(tmp_path / "serve.db"),
         "DEALBRIDGE_AUTO_MIGRATE": "true",
+        "DEALBRIDGE_TENANT_ID": sandbox_tenant.tenant_id,
+        "DEALBRIDGE_CLIENT_ID": sandbox_tenant.client_id,
+        "DEALBRIDGE_CLIENT_SECRET": sandbox_tenant.client_secret,
+        "DEALBRIDGE_LOGIN_BASE_URL": sandbox_tenant.base_url,
+        "DEALBRIDGE_GRAPH_BASE_URL": sandbox_tenant.base_url,
+        "DEALBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "connector", "serve", "--port", str(port)],
@@ -288,3 +297,21 @@ def test_serve_answers_healthz_with_the_scheduler_running(
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_doctor_names_the_database_and_creates_none(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALBRIDGE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "connector", "doctor"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"Database: sqlite:///{tmp_path / 'instance' / 'dealbridge.db'}" in result.stdout
+    assert "dealbridge db upgrade" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "instance").exists()

@@ -21,3 +21,38 @@ def test_a_client_secret_expiry_that_is_not_a_date_stops_start_up_and_names_the_
 
     assert "DEALBRIDGE_CLIENT_SECRET_EXPIRES_ON" in str(caught.value)
     assert "YYYY-MM-DD" in str(caught.value)
+
+
+def test_a_near_miss_of_a_setting_is_refused_and_an_unrelated_name_only_warned() -> None:
+    from connector.settings import environment_problems
+
+    refused, warned = environment_problems(
+        {
+            "DEALBRIDGE_LOG_LEVL": "DEBUG",
+            "DEALBRIDGE_BENCH_ROUNDS": "3",
+            "DEALBRIDGE_LOG_LEVEL": "INFO",
+            "PATH": "/usr/bin",
+        }
+    )
+    assert refused == [
+        "DEALBRIDGE_LOG_LEVL: not a setting; did you mean DEALBRIDGE_LOG_LEVEL? Rename it"
+    ]
+    assert warned == ["DEALBRIDGE_BENCH_ROUNDS: not a DealBridge setting; ignored"]
+
+
+def test_a_list_that_is_not_json_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEALBRIDGE_EXCLUDED_DOMAINS", "a.com, b.com")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=False)
+    assert caught.value.problems == [
+        'DEALBRIDGE_EXCLUDED_DOMAINS: not a JSON list; write it as ["a.com", "b.com"]'
+    ]
+
+
+def test_the_database_shown_masks_the_password() -> None:
+    from connector.settings import shown_database
+
+    settings = load_settings(
+        {"database_url": "postgresql+psycopg://db:pa55@host/deals"}, env_file=False
+    )
+    assert shown_database(settings) == "postgresql+psycopg://db:***@host/deals"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import re
 import secrets
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,16 +20,105 @@ from graph_sync.errors import Forbidden, GraphError, GraphSyncError
 if TYPE_CHECKING:
     from flask import Flask
 
+    from connector.settings import Settings
 
-def _app(**overrides: Any) -> Flask:
-    # why: create_app pulls Flask, SQLAlchemy and msgraph-sdk: --help 0.08 s -> 3.1 s
-    from connector.app import create_app
-    from connector.settings import SettingsError
 
+class SettingsProblem(click.ClickException):
+    """Settings or options that cannot work: one line each naming it and the fix; exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+    def show(self, file: Any = None) -> None:
+        for problem in self.problems:
+            click.echo(f"Error: {problem}", err=True)
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def _settings(**overrides: Any) -> Settings:
+    """The settings, or every problem with them (a misspelt variable among them)."""
+    from connector.settings import SettingsError, environment_problems, load_settings
+
+    refused, warned = environment_problems()
+    for warning in warned:
+        click.echo(f"Warning: {warning}", err=True)
     try:
-        return create_app(overrides or None)
+        settings = load_settings(overrides or None)
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise SettingsProblem(refused + exc.problems) from exc
+    if refused:
+        raise SettingsProblem(refused)
+    return settings
+
+
+def _app(*, creates: bool = False, needs_schema: bool = True, **overrides: Any) -> Flask:
+    """The app of a command that uses the store. It names the database it uses (stderr,
+    password masked) and never creates one unless ``creates``: a command run in the wrong
+    folder says so instead of filling a new ./instance/ there."""
+    # why: create_app pulls Flask, SQLAlchemy and msgraph-sdk: --help 0.08 s -> 3.1 s
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from connector.app import create_app
+    from connector.settings import ENV_PREFIX, database_problems, shown_database
+    from connector.store.db import get_store
+
+    settings = _settings(**overrides)
+    problems = database_problems(settings, creates=creates)
+    if problems:
+        raise SettingsProblem(problems)
+    shown = shown_database(settings)
+    click.echo(f"Database: {shown}", err=True)
+    name = f"{ENV_PREFIX}DATABASE_URL"
+    try:
+        app = create_app(settings=settings)
+        revision = get_store(app).current_revision() if needs_schema else "-"
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise SettingsProblem([f"{name}: cannot open {shown}: {reason}"]) from exc
+    if revision is None:
+        raise SettingsProblem(
+            [f"{name}: the database {shown} is empty; run `dealbridge db upgrade`"]
+        )
+    return app
+
+
+def _check_port(option: str, port: int, host: str = "127.0.0.1") -> None:
+    """Refuse a port that is no port, or that something already listens on, before anything
+    is started or deleted."""
+    if port == 0:
+        return  # the system picks a free one
+    if not 1 <= port <= 65535:
+        raise SettingsProblem([f"{option}: {port} is not a port; give one from 1 to 65535"])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                reason = "is already in use (another DealBridge, demo or sandbox?)"
+            else:
+                reason = f"cannot be opened ({exc.strerror})"
+            raise SettingsProblem(
+                [f"{option}: {host}:{port} {reason}; stop it or choose another with {option}"]
+            ) from exc
+
+
+def _serve_app(host: str, port: int) -> Flask:
+    """``serve``'s checks, before it starts: the port, the settings, Microsoft 365 and the
+    public URL (settings.serving_problems), the database."""
+    from connector.settings import serving_problems
+
+    _check_port("--port", port, host)
+    settings = _settings()
+    problems = serving_problems(settings)
+    if problems:
+        raise SettingsProblem(problems)
+    return _app(creates=settings.migrate_on_start)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,7 +141,7 @@ def serve(host: str, port: int, threads: int) -> None:
     from connector.admin.server import serve_app
     from connector.settings import SETTINGS_EXTENSION
 
-    app = _app()
+    app = _serve_app(host, port)
     logs.configure(app.extensions[SETTINGS_EXTENSION])
     serve_app(app, host=host, port=port, threads=threads)  # logs the start line, with the role
 
@@ -124,6 +216,10 @@ def demo(port: int, sandbox_port: int, seed_only: bool) -> None:
     from connector import logs
     from connector.admin.demo import run_demo
 
+    _check_port("--port", port)
+    _check_port("--sandbox-port", sandbox_port)
+    if port == sandbox_port and port:
+        raise SettingsProblem([f"--sandbox-port: {port} is the app's --port too; choose another"])
     logs.configure()  # DEALBRIDGE_LOG_LEVEL / _FORMAT; each app's secrets are masked as it starts
     run_demo(port=port, sandbox_port=sandbox_port, seed_only=seed_only)
 
@@ -145,6 +241,15 @@ def sandbox_command(
     # why: the sandbox's Flask app and pydantic models: --help 0.08 s -> 0.95 s
     from sandbox.server import main as sandbox_main
 
+    for option, value in (("--tenant", tenant), ("--client-id", client_id)):
+        if value and not _GUID.match(value):
+            raise SettingsProblem(
+                [
+                    f"{option}: {value!r} is not a GUID; give one such as "
+                    "8c5e4ad4-35a4-4bd6-9ac9-4b2f8d6a3f10, or leave it out"
+                ]
+            )
+    _check_port("--port", port)
     argv = ["--port", str(port)]
     for flag, value in (
         ("--tenant", tenant),
@@ -169,7 +274,7 @@ def db_upgrade() -> None:
     from connector.app import prepare_database
     from connector.store.db import get_store
 
-    app = _app(auto_migrate=False)
+    app = _app(creates=True, needs_schema=False, auto_migrate=False)
     store = get_store(app)
     before = store.current_revision()
     prepare_database(store)
@@ -182,7 +287,7 @@ def db_current() -> None:
     # why: the store pulls SQLAlchemy: --help 0.08 s -> 0.9 s
     from connector.store.db import get_store
 
-    store = get_store(_app(auto_migrate=False))
+    store = get_store(_app(needs_schema=False, auto_migrate=False))
     click.echo(f"applied: {store.current_revision() or 'none'}; newest: {store.head_revision()}")
 
 
@@ -615,20 +720,34 @@ def doctor() -> None:
     from connector.admin.doctor import CheckResult, run_checks
     from connector.app import create_app
     from connector.microsoft365 import close
-    from connector.settings import SettingsError
+    from connector.settings import (
+        SettingsError,
+        database_problems,
+        environment_problems,
+        load_settings,
+        shown_database,
+    )
     from connector.store.db import get_store
 
+    refused, warned = environment_problems()
     try:
-        app = create_app({"auto_migrate": False, "scheduler_enabled": False})
+        settings = load_settings({"auto_migrate": False, "scheduler_enabled": False})
+        click.echo(f"Database: {shown_database(settings)}")
+        unusable = refused + database_problems(settings, creates=False)
+        if unusable:
+            raise SettingsError(unusable)
+        app = create_app(settings=settings)
     except SettingsError as exc:
         unreadable = CheckResult(
             name="Settings",
             status="fail",
-            detail="the settings cannot be read",
-            fix="\n".join(exc.problems),
+            detail="the settings cannot be used",
+            fix="\n".join(refused + [p for p in exc.problems if p not in refused]),
         )
         click.echo("\n".join(unreadable.lines()))
         sys.exit(1)
+    for warning in warned:
+        click.echo(f"Warning: {warning}", err=True)
     try:
         results = run_checks(app)
     finally:
@@ -637,8 +756,8 @@ def doctor() -> None:
     for result in results:
         click.echo("\n".join(result.lines()))
     failed = sum(r.status == "fail" for r in results)
-    warned = sum(r.status == "warn" for r in results)
-    click.echo(f"{len(results)} checks: {failed} failed, {warned} warnings")
+    warnings = sum(r.status == "warn" for r in results)
+    click.echo(f"{len(results)} checks: {failed} failed, {warnings} warnings")
     if failed:
         sys.exit(1)
 

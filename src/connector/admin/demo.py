@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
+import shlex
 import shutil
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -36,6 +40,7 @@ from graph_sync.timezones import windows_name
 from sandbox.server import start_sandbox
 
 DEMO_DIR = Path("instance") / "demo"
+"""Under the folder the demo runs in; the one command besides `db upgrade` that creates one."""
 DEMO_DOMAIN = "contoso.com"
 
 
@@ -384,28 +389,96 @@ def _summary(app: Flask, reports: dict[str, SyncReport]) -> list[str]:
     return summary
 
 
+class DemoBusy(click.ClickException):
+    """Another demo holds this folder: nothing was deleted or started."""
+
+    exit_code = 2
+
+
+@contextmanager
+def demo_lock(folder: Path) -> Iterator[None]:
+    """Hold ``<folder>.lock`` (an exclusive flock, released when the process ends, however it
+    ends) while the demo runs, so a second demo never deletes a database the first has open."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    path = folder.parent / f"{folder.name}.lock"
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise DemoBusy(
+                f"a demo is already running on {folder.resolve()} (pid {pid}); stop it with "
+                "Ctrl-C, or start this one from another folder. Nothing was deleted."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def environment_lines(run: DemoRun, sandbox: Any, port: int) -> list[str]:
+    """The exact `export` lines that point the CLI (`doctor`, `sync`, `keys`...) at the demo."""
+    settings = run.app.extensions["dealbridge.settings"]
+    values = {
+        "DEALBRIDGE_DATABASE_URL": settings.effective_database_url,
+        "DEALBRIDGE_TENANT_ID": sandbox.tenant_id,
+        "DEALBRIDGE_CLIENT_ID": sandbox.client_id,
+        "DEALBRIDGE_CLIENT_SECRET": sandbox.client_secret,
+        "DEALBRIDGE_LOGIN_BASE_URL": sandbox.base_url,
+        "DEALBRIDGE_GRAPH_BASE_URL": sandbox.base_url,
+        "DEALBRIDGE_BOT_OPENID_METADATA_URL": settings.bot_openid_metadata_url,
+        "DEALBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "DEALBRIDGE_CALENDAR_LEAD_HOURS": str(settings.calendar_lead_hours),
+        "DEALBRIDGE_API_KEY": run.api_key,
+    }
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
+
+def curl_lines(base: str) -> list[str]:
+    auth = '-H "Authorization: Bearer $DEALBRIDGE_API_KEY"'
+    return [
+        f"curl {base}/healthz",
+        f"curl {auth} {base}/api/v1/deals/OPP-1001/interactions",
+        f"curl {auth} '{base}/api/v1/reminders?rep=ann.lee@{DEMO_DOMAIN}'",
+        f"curl {auth} '{base}/api/v1/analytics/funnel?pipeline=classic5'",
+        f"curl {auth} '{base}/api/v1/interactions?status=needs_choice'",
+    ]
+
+
 def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
+    """The caller has checked both ports; the lock is taken before anything is deleted."""
     env_key = os.environ.get("DEALBRIDGE_API_KEY") or None
-    with start_sandbox(port=sandbox_port, domain=DEMO_DOMAIN) as sandbox:
+    with demo_lock(DEMO_DIR), start_sandbox(port=sandbox_port, domain=DEMO_DOMAIN) as sandbox:
         run = prepare_demo(folder=DEMO_DIR, port=port, sandbox=sandbox, api_key=env_key)
         data = demo_data()
         base = f"http://127.0.0.1:{port}"
         click.echo("")
         click.echo("DealBridge demo — on the sandbox Microsoft 365 tenant")
+        click.echo(f"  Start page       {base}/  (links to the docs and the sandbox)")
         click.echo(f"  API docs         {base}/api/docs")
-        click.echo(f"  Health           {base}/healthz")
-        click.echo(f"  Funnel           {base}/api/v1/analytics/funnel?pipeline=classic5")
-        click.echo(f"  Meetings logged  {base}/api/v1/deals/OPP-1001/interactions")
-        click.echo(f"  Reminders        {base}/api/v1/reminders?rep=ann.lee@{DEMO_DOMAIN}")
         click.echo(f"  Outlook calendars (sandbox)  {sandbox.base_url}/")
         click.echo(f"  Teams chats (sandbox)        {sandbox.base_url}/teams")
         click.echo(f"  Seeded           {len(data.reps)} reps, {len(data.deals)} deals on classic5")
         for line in run.summary:
             click.echo(f"  {line}")
-        click.echo(f"  Database         {DEMO_DIR / 'dealbridge.db'}")
-        click.echo("  API key (write scope):" if not env_key else "  API key: DEALBRIDGE_API_KEY")
-        if not env_key:
-            click.echo(run.api_key)
+        click.echo(f"  Database         {(DEMO_DIR / 'dealbridge.db').resolve()}")
+        click.echo(
+            "  API key (write scope)"
+            + (": DEALBRIDGE_API_KEY, as you set it" if env_key else ", new for this run")
+        )
+        click.echo("")
+        click.echo("The API needs the key (a browser cannot send it). Point the CLI, `dealbridge")
+        click.echo("doctor` and `dealbridge sync` at this demo by pasting these lines in a shell:")
+        for line in environment_lines(run, sandbox, port):
+            click.echo(f"  {line}")
+        click.echo("Then try:")
+        for line in curl_lines(base):
+            click.echo(f"  {line}")
         if seed_only:
             close(run.app)
             return

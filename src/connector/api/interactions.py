@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Boolean, ColumnElement, cast, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from connector.api.routing import DEAL_ID, ID_RULE, Api, actor
 from connector.api.schemas import InteractionIn, InteractionList, InteractionOut
@@ -11,6 +12,23 @@ from connector.store.db import db_session
 from connector.store.models import Interaction, utcnow
 
 api = Api("api_v1_interactions", "/api/v1")
+
+
+def taken_part_by(dialect: str, rep: str) -> ColumnElement[bool]:
+    """SQL for "this rep took part": among the meeting's internal participants (a JSON list in
+    ``details``), or the one who logged it by hand. Evaluated by the database, so a filtered
+    and limited list loads only the rows it answers."""
+    if dialect == "postgresql":
+        participants = func.jsonb_extract_path(
+            cast(Interaction.details, JSONB), "internal_participants"
+        )
+        listed: ColumnElement[bool] = participants.op("@>", return_type=Boolean)(
+            func.jsonb_build_array(rep)
+        )
+    else:  # SQLite's JSON1 (built into every SQLite that SQLAlchemy supports)
+        each = func.json_each(Interaction.details, "$.internal_participants").table_valued("value")
+        listed = exists(select(literal(1)).select_from(each).where(each.c.value == rep))
+    return or_(Interaction.created_by == rep, listed)
 
 
 def interaction_out(interaction: Interaction, crm_id: str | None) -> InteractionOut:

@@ -9,7 +9,7 @@ from flask import g
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from connector.api.interactions import interaction_out
+from connector.api.interactions import interaction_out, taken_part_by
 from connector.api.routing import Api
 from connector.api.schemas import Email, InteractionList, InteractionOut, Strict
 from connector.meetings.interactions import choose_deal
@@ -22,10 +22,18 @@ api = Api("api_v1_meetings", "/api/v1")
 
 
 class InteractionQuery(Strict):
-    status: Literal["needs_choice", "scheduled", "held", "cancelled", "unmatched"] | None = None
-    rep: Email | None = Field(default=None, description="Meetings this rep attended.")
-    kind: Literal["meeting", "call", "email", "note"] | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
+    status: Literal["needs_choice", "scheduled", "held", "cancelled", "unmatched"] | None = Field(
+        default=None,
+        description="Only interactions in this state (`needs_choice`: a meeting that matches "
+        "several deals and waits for the rep's pick).",
+    )
+    rep: Email | None = Field(
+        default=None, description="Meetings this rep attended, and what the rep logged by hand."
+    )
+    kind: Literal["meeting", "call", "email", "note"] | None = Field(
+        default=None, description="Only interactions of this kind."
+    )
+    limit: int = Field(default=100, ge=1, le=1000, description="At most this many, newest first.")
 
 
 class ChooseDeal(Strict):
@@ -79,16 +87,10 @@ def list_all_interactions(query: InteractionQuery) -> InteractionList:
         stmt = stmt.where(Interaction.status == query.status)
     if query.kind:
         stmt = stmt.where(Interaction.kind == query.kind)
-    stmt = stmt.order_by(Interaction.started_at.desc(), Interaction.id.desc())
-    items = []
-    for interaction, crm_id in session.execute(stmt):
-        out = interaction_out(interaction, crm_id)
-        participants = out.details.internal_participants if out.details else ()
-        if query.rep and query.rep not in participants and interaction.created_by != query.rep:
-            continue
-        items.append(out)
-        if len(items) >= query.limit:
-            break
+    if query.rep:
+        stmt = stmt.where(taken_part_by(session.get_bind().dialect.name, query.rep))
+    stmt = stmt.order_by(Interaction.started_at.desc(), Interaction.id.desc()).limit(query.limit)
+    items = [interaction_out(i, crm_id) for i, crm_id in session.execute(stmt)]
     return InteractionList(items=items)
 
 
