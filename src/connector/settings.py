@@ -443,14 +443,19 @@ def _real_microsoft(settings: Settings) -> bool:
     return settings.graph_base_url == MICROSOFT_GRAPH or settings.login_base_url == MICROSOFT_LOGIN
 
 
+def _features(settings: Settings) -> str:
+    channels = " and ".join(settings.reminder_channels)
+    reminders = f"reminders ({channels}), " if channels else ""
+    return f"{reminders}meeting sync and the bot"
+
+
 def serving_problems(settings: Settings) -> list[str]:
     """What ``serve`` refuses to start with: Microsoft 365 settings missing (every feature
     needs them: reminders on calendars and in Teams, meetings read from calendars, the bot),
     and a public URL Graph and Teams cannot call (https on a real host)."""
     problems = [
-        f"{p} (serve needs it: reminders ({', '.join(settings.reminder_channels) or 'none'}), "
-        "meeting sync and the bot talk to Microsoft 365; to try DealBridge without a tenant, "
-        "run `dealbridge demo`)"
+        f"{p} (serve needs it: {_features(settings)} talk to Microsoft 365; to try DealBridge "
+        "without a tenant, run `dealbridge demo`)"
         for p in settings.microsoft365_problems()
     ]
     if settings.public_url and _real_microsoft(settings):

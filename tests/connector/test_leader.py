@@ -320,7 +320,9 @@ def test_a_killed_leader_is_replaced_within_seconds(postgres_url: str, tmp_path:
         store.dispose()
 
 
-def test_serve_on_postgresql_works_leads_and_is_ready(postgres_url: str, tmp_path: Path) -> None:
+def test_serve_on_postgresql_works_leads_and_is_ready(
+    postgres_url: str, tmp_path: Path, sandbox_tenant: Any
+) -> None:
     import requests
 
     port = _free_port()
@@ -329,7 +331,13 @@ def test_serve_on_postgresql_works_leads_and_is_ready(postgres_url: str, tmp_pat
         "PYTHONPATH": os.pathsep.join(sys.path),
         "DEALBRIDGE_DATABASE_URL": postgres_url,
         "DEALBRIDGE_AUTO_MIGRATE": "false",
-        "DEALBRIDGE_REMINDER_CHANNELS": "[]",  # no Microsoft 365 feature: no settings needed
+        # serve refuses to start without Microsoft 365: the session's sandbox tenant stands in
+        "DEALBRIDGE_TENANT_ID": sandbox_tenant.tenant_id,
+        "DEALBRIDGE_CLIENT_ID": sandbox_tenant.client_id,
+        "DEALBRIDGE_CLIENT_SECRET": sandbox_tenant.client_secret,
+        "DEALBRIDGE_LOGIN_BASE_URL": sandbox_tenant.base_url,
+        "DEALBRIDGE_GRAPH_BASE_URL": sandbox_tenant.base_url,
+        "DEALBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     log = tmp_path / "serve.log"
     with log.open("w") as out:
