@@ -88,6 +88,9 @@ def test_the_documented_example_file_imports(app: Flask, env: dict[str, str]) ->
     assert "docs/examples/deals.csv" in api_doc
 
 
+@pytest.mark.sqlite_only(
+    "SQLite's one writer at a time is what an import must share; PostgreSQL locks rows"
+)
 @pytest.mark.timeout(600)
 def test_an_import_coexists_with_a_service_writing_to_the_same_sqlite_file(
     app: Flask, env: dict[str, str], tmp_path: Path
