@@ -472,6 +472,8 @@ def serving_problems(settings: Settings) -> list[str]:
 
 
 _TYPO_CUTOFF = 0.85
+TOOLING_PREFIXES = ("DEALBRIDGE_TEST_", "DEALBRIDGE_BENCH_", "DEALBRIDGE_CHAOS")
+"""Variables of the test suite, the benchmarks and `make chaos`, never settings."""
 
 
 def environment_problems(environ: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
@@ -479,12 +481,12 @@ def environment_problems(environ: Mapping[str, str] | None = None) -> tuple[list
 
     A name close to a real setting (a typo) is refused: the admin meant that setting and the
     service would otherwise run, silently, with the default instead of their value. Any other
-    unknown name is only warned about: the prefix is shared with tooling around DealBridge
-    (test and benchmark variables), which must not stop it."""
+    unknown name is only warned about. The project's own tooling (the test suite's, the
+    benchmarks' and the chaos run's variables, :data:`TOOLING_PREFIXES`) is passed over."""
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     refused, warned = [], []
     for name in sorted(environ if environ is not None else os.environ):
-        if not name.startswith(ENV_PREFIX) or name in known:
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(TOOLING_PREFIXES):
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=_TYPO_CUTOFF)
         if close:

@@ -29,7 +29,7 @@ def test_a_near_miss_of_a_setting_is_refused_and_an_unrelated_name_only_warned()
     refused, warned = environment_problems(
         {
             "DEALBRIDGE_LOG_LEVL": "DEBUG",
-            "DEALBRIDGE_BENCH_ROUNDS": "3",
+            "DEALBRIDGE_COLOUR": "blue",
             "DEALBRIDGE_LOG_LEVEL": "INFO",
             "PATH": "/usr/bin",
         }
@@ -37,7 +37,21 @@ def test_a_near_miss_of_a_setting_is_refused_and_an_unrelated_name_only_warned()
     assert refused == [
         "DEALBRIDGE_LOG_LEVL: not a setting; did you mean DEALBRIDGE_LOG_LEVEL? Rename it"
     ]
-    assert warned == ["DEALBRIDGE_BENCH_ROUNDS: not a DealBridge setting; ignored"]
+    assert warned == ["DEALBRIDGE_COLOUR: not a DealBridge setting; ignored"]
+
+
+def test_the_projects_own_tooling_variables_are_no_settings_and_pass_quietly() -> None:
+    """CI sets DEALBRIDGE_TEST_REQUIRE_POSTGRESQL: its warning broke `db current`'s output."""
+    from connector.settings import environment_problems
+
+    tooling = {
+        "DEALBRIDGE_TEST_REQUIRE_POSTGRESQL": "1",
+        "DEALBRIDGE_TEST_DATABASE": "postgresql",
+        "DEALBRIDGE_TEST_PG_BIN": "/usr/lib/postgresql/15/bin",
+        "DEALBRIDGE_BENCH_ROUNDS": "3",
+        "DEALBRIDGE_CHAOS": "1",
+    }
+    assert environment_problems(tooling) == ([], [])
 
 
 def test_a_list_that_is_not_json_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
