@@ -15,6 +15,7 @@ from connector import (
     crm,
     errors,
     health,
+    json_limits,
     logs,
     meetings,
     stage_reminders,
@@ -58,6 +59,7 @@ def create_app(
         prepare_database(store)
 
     errors.init_app(app)
+    json_limits.init_app(app)  # deep JSON refused before any view parses it
     register_job(app, "outbox", lambda app: drain(app), seconds=settings.outbox_drain_seconds)
     stage_reminders.init_app(app)  # re-plans on deal_changed; Outlook delivery
     meetings.init_app(app)  # Graph notifications; sync and renewals with Microsoft 365

@@ -1,0 +1,107 @@
+"""Hardened at the edges (issue 14): deep JSON refused before parsing, security headers on
+every answer, a clear line when the filesystem is read-only, and waitress's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+from flask import Flask
+from werkzeug.serving import make_server
+
+from connector.json_limits import nesting_exceeds
+from sandbox.server import serve_in_background
+from tests.connector.conftest import _free_port
+
+
+@pytest.fixture
+def served(app: Flask) -> Iterator[str]:
+    """The app over real HTTP (werkzeug), as a client on the network sees it."""
+    port = _free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = serve_in_background(server)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+# ---- deep JSON -------------------------------------------------------------------------------
+
+DEEP_ROUTES = [
+    ("PUT", "/api/v1/deals/D-1"),
+    ("POST", "/api/graph/notifications"),
+    ("POST", "/api/graph/lifecycle"),
+    ("POST", "/api/messages"),
+]
+
+
+@pytest.mark.parametrize("depth", [10_000, 100_000])
+@pytest.mark.parametrize(("method", "path"), DEEP_ROUTES)
+def test_deep_json_is_refused_naming_the_limit(
+    served: str,
+    auth: dict[str, str],
+    method: str,
+    path: str,
+    depth: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = '{"a":' * depth + "1" + "}" * depth
+    answer = requests.request(
+        method,
+        served + path,
+        data=body,
+        headers={**auth, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    problem = answer.json()
+    assert "nested more than 64 levels" in problem["detail"]
+    assert "Traceback" not in caplog.text
+    assert "RecursionError" not in caplog.text
+
+
+def test_deep_arrays_and_unclosed_brackets_are_refused(served: str, auth: dict[str, str]) -> None:
+    for body in ("[" * 50_000 + "]" * 50_000, "[" * 50_000, '[{"a":' * 40 + "[" * 30):
+        answer = requests.post(
+            served + "/api/graph/notifications",
+            data=body,
+            headers={"Content-Type": "text/plain"},  # refused whatever the body says it is
+            timeout=30,
+        )
+        assert answer.status_code == 400, (body[:20], answer.text)
+
+
+def test_brackets_inside_strings_do_not_count(served: str, auth: dict[str, str]) -> None:
+    """A deal named with many brackets is a string, not nesting: it reaches validation."""
+    name = "[{" * 500 + '\\"' + "}]" * 500
+    nested = '{"a":' * 63 + "1" + "}" * 63  # with the outer object: 64 levels, the limit
+    answer = requests.put(
+        served + "/api/v1/deals/D-1",
+        data='{"name": "' + name + '", "deep": ' + nested + "}",
+        headers={**auth, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 422, answer.text  # the model's answer, not the nesting limit
+    assert "nested" not in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "too_deep"),
+    [
+        (b"[" * 64 + b"]" * 64, False),
+        (b"[" * 65 + b"]" * 65, True),
+        (b"[[]]" * 10_000, False),
+        (b'{"a":' * 64 + b"1" + b"}" * 64, False),
+        (b'{"a":' * 65 + b"1" + b"}" * 65, True),
+        (b'"' + b"[{" * 100 + b'"', False),
+        (b'["\\"' + b"[" * 100 + b'"]', False),
+        (b"[" * 65, True),
+        (b"{]" * 40, False),
+    ],
+)
+def test_nesting_scan(body: bytes, too_deep: bool) -> None:
+    assert nesting_exceeds(body) is too_deep
