@@ -14,6 +14,7 @@ from connector import (
     api,
     crm,
     errors,
+    headers,
     health,
     json_limits,
     logs,
@@ -60,6 +61,7 @@ def create_app(
 
     errors.init_app(app)
     json_limits.init_app(app)  # deep JSON refused before any view parses it
+    headers.init_app(app)  # nosniff, no-store, the pages' CSP and who may frame them
     register_job(app, "outbox", lambda app: drain(app), seconds=settings.outbox_drain_seconds)
     stage_reminders.init_app(app)  # re-plans on deal_changed; Outlook delivery
     meetings.init_app(app)  # Graph notifications; sync and renewals with Microsoft 365

@@ -105,3 +105,86 @@ def test_brackets_inside_strings_do_not_count(served: str, auth: dict[str, str])
 )
 def test_nesting_scan(body: bytes, too_deep: bool) -> None:
     assert nesting_exceeds(body) is too_deep
+
+
+# ---- headers ---------------------------------------------------------------------------------
+
+TEAMS_FRAMERS = "https://teams.microsoft.com https://*.teams.microsoft.com https://*.skype.com"
+
+
+def test_the_validation_echo_is_never_sniffed(served: str) -> None:
+    """Graph's handshake echoes the caller's text: a browser must not read it as HTML."""
+    answer = requests.post(
+        served + "/api/graph/notifications",
+        params={"validationToken": "<script>alert(1)</script>"},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/healthz"),
+        ("GET", "/api/openapi.json"),
+        ("GET", "/api/v1/deals"),  # 401 without a key
+        ("GET", "/no/such/page"),
+        ("POST", "/api/messages"),
+        ("GET", "/privacy"),
+        ("GET", "/metrics"),
+    ],
+)
+def test_nosniff_on_every_answer(served: str, method: str, path: str) -> None:
+    answer = requests.request(method, served + path, timeout=30)
+    assert answer.headers["X-Content-Type-Options"] == "nosniff", answer.status_code
+
+
+def test_authenticated_api_answers_are_not_stored(served: str, auth: dict[str, str]) -> None:
+    for path in ("/api/v1/deals", "/api/v1/pipelines", "/api/v1/deals/nope"):
+        answer = requests.get(served + path, headers=auth, timeout=30)
+        assert answer.status_code in {200, 404}
+        assert answer.headers["Cache-Control"] == "no-store", path
+    refused = requests.get(served + "/api/v1/deals", timeout=30)
+    assert refused.status_code == 401
+    assert refused.headers["Cache-Control"] == "no-store"
+
+
+def _csp(answer: requests.Response) -> dict[str, str]:
+    policy = answer.headers["Content-Security-Policy"]
+    directives = (part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    return {d[0]: d[1] if len(d) > 1 else "" for d in directives}
+
+
+@pytest.mark.parametrize("path", ["/privacy", "/terms", "/admin/consented", "/api/docs"])
+def test_html_pages_have_a_policy_and_may_not_be_framed(served: str, path: str) -> None:
+    answer = requests.get(served + path, timeout=30)
+    assert answer.headers["Content-Type"].startswith("text/html")
+    csp = _csp(answer)
+    assert csp["default-src"] == "'self'"
+    assert csp["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in answer.headers["Content-Security-Policy"]
+    assert csp["style-src"].startswith("'self' 'sha256-")  # the page's own inline style only
+    assert answer.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_tab_page_may_be_framed_by_teams_only(app: Flask) -> None:
+    from connector.headers import teams_tab
+
+    @app.get("/tab/test")
+    @teams_tab
+    def tab() -> str:
+        return "<!doctype html><p>a tab</p>"
+
+    answer = app.test_client().get("/tab/test")
+    csp = _csp(answer)  # type: ignore[arg-type]
+    assert csp["frame-ancestors"] == TEAMS_FRAMERS
+    assert csp["default-src"] == "'self'"
+    assert "X-Frame-Options" not in answer.headers
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_json_answers_carry_no_page_policy(served: str) -> None:
+    answer = requests.get(served + "/healthz", timeout=30)
+    assert "Content-Security-Policy" not in answer.headers
