@@ -19,13 +19,14 @@ from connector import (
     json_limits,
     logs,
     meetings,
+    paths,
     stage_reminders,
     teams,
 )
 from connector.deals.pipelines import ensure_presets
 from connector.jobs import register_job
 from connector.outbox import drain
-from connector.settings import SETTINGS_EXTENSION, Settings, load_settings
+from connector.settings import ENV_PREFIX, SETTINGS_EXTENSION, Settings, load_settings
 from connector.signals import SETTINGS_INFO
 from connector.store import db as store_db
 from connector.store.db import Store
@@ -52,8 +53,10 @@ def create_app(
     logs.remember_secrets(settings)  # masked in every log line of this process from now on
 
     if settings.is_embedded_sqlite:
-        settings.instance_path.mkdir(parents=True, exist_ok=True)
+        paths.writable_folder(settings.instance_path, f"{ENV_PREFIX}INSTANCE_PATH")
     store = Store(settings.effective_database_url)
+    database = "INSTANCE_PATH" if settings.is_embedded_sqlite else "DATABASE_URL"
+    paths.writable_sqlite(store.engine.url, ENV_PREFIX + database)  # before it connects
     store.sessions.configure(info={SETTINGS_INFO: settings})  # signal receivers act for this app
     store_db.init_app(app, store)
     if settings.migrate_on_start:

@@ -3,7 +3,11 @@ every answer, a clear line when the filesystem is read-only, and waitress's limi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -188,3 +192,65 @@ def test_a_tab_page_may_be_framed_by_teams_only(app: Flask) -> None:
 def test_json_answers_carry_no_page_policy(served: str) -> None:
     answer = requests.get(served + "/healthz", timeout=30)
     assert "Content-Security-Policy" not in answer.headers
+
+
+# ---- a filesystem that cannot be written at start ---------------------------------------------
+
+# Root ignores chmod, so these paths cannot be created whoever runs: a folder under a file, and
+# a file in /proc (nobody may create one there).
+UNDER_A_FILE = "/etc/hostname/dealbridge"
+
+
+def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``dealbridge db upgrade`` (the start of every command that opens the store)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DEALBRIDGE_")}
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environment.update({"DEALBRIDGE_INSTANCE_PATH": str(tmp_path / "instance"), **env})
+    environment["PYTHONPATH"] = os.pathsep.join(sys.path)
+    return subprocess.run(
+        [sys.executable, "-m", "connector", "db", "upgrade"],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "setting", "path"),
+    [
+        (
+            {"DEALBRIDGE_INSTANCE_PATH": UNDER_A_FILE},
+            "DEALBRIDGE_INSTANCE_PATH",
+            UNDER_A_FILE,
+        ),
+        (
+            {"DEALBRIDGE_DATABASE_URL": "sqlite:////proc/dealbridge.db"},
+            "DEALBRIDGE_DATABASE_URL",
+            "/proc/dealbridge.db",
+        ),
+        (
+            {"PROMETHEUS_MULTIPROC_DIR": UNDER_A_FILE},
+            "PROMETHEUS_MULTIPROC_DIR",
+            UNDER_A_FILE,
+        ),
+    ],
+)
+def test_an_unwritable_path_at_start_is_one_line_naming_it(
+    tmp_path: Path, env: dict[str, str], setting: str, path: str
+) -> None:
+    done = _start(tmp_path, **env)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, done.stderr
+    assert setting in errors[0]
+    assert path in errors[0]
+
+
+def test_a_writable_instance_starts(tmp_path: Path) -> None:
+    done = _start(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "instance" / "dealbridge.db").exists()
