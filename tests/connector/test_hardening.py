@@ -4,8 +4,10 @@ every answer, a clear line when the filesystem is read-only, and waitress's limi
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,3 +256,72 @@ def test_a_writable_instance_starts(tmp_path: Path) -> None:
     done = _start(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "instance" / "dealbridge.db").exists()
+
+
+# ---- waitress: what the app refuses is refused early; slow clients cannot take every slot ---
+
+
+@pytest.fixture
+def waitress_url(app: Flask) -> Iterator[str]:
+    """The app behind waitress as ``dealbridge serve`` builds it (without the jobs)."""
+    from connector.admin.server import make_server as make_waitress
+
+    server = make_waitress(app, host="127.0.0.1", port=_free_port(), threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"  # type: ignore[union-attr]
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=20)
+
+
+def test_an_oversized_body_is_refused_before_it_is_sent(waitress_url: str, app: Flask) -> None:
+    """A Content-Length over DEALBRIDGE_MAX_BODY_BYTES is answered at once, no body read: the
+    client here never sends one, and would wait forever for an answer waitress gave only
+    after spooling the body (up to 1 GiB by default)."""
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    with _connect(waitress_url) as sock:
+        sock.sendall(
+            b"POST /api/v1/deals:bulk HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            + f"\r\nContent-Length: {limit + 1}\r\n\r\n".encode()
+        )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_a_body_within_the_limit_still_reaches_the_app(
+    waitress_url: str, auth: dict[str, str]
+) -> None:
+    answer = requests.put(
+        waitress_url + "/api/v1/deals/D-1", json={"name": 1}, headers=auth, timeout=20
+    )
+    assert answer.status_code == 422
+
+
+def test_two_hundred_slow_clients_leave_room_for_others(waitress_url: str) -> None:
+    """Slowloris: clients that open a connection and never finish their headers. waitress's
+    default of 100 connections let 100 of them lock everyone out."""
+    slow = [_connect(waitress_url) for _ in range(200)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+        answer = requests.get(waitress_url + "/healthz", timeout=20)
+        assert answer.status_code in {200, 503}
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_serve_uses_the_same_limits(app: Flask) -> None:
+    from connector.admin.server import server_options
+
+    options = server_options(app)
+    assert options["max_request_body_size"] == app.config["MAX_CONTENT_LENGTH"]
+    assert options["connection_limit"] >= 500
+    assert options["channel_timeout"] <= 60
