@@ -93,7 +93,8 @@ def server_options(app: Flask) -> dict[str, Any]:
     ``Content-Length`` is answered 413 before a byte of body is read, where waitress would
     spool up to 1 GiB first. Slow clients cost a socket and a buffer, not a thread (waitress
     reads a request whole before a thread sees it), so the connection limit is high and
-    idle ones are closed; the limit leaves room below this process's file limit."""
+    idle ones are closed; the limit leaves room below this process's file limit, and poll()
+    replaces select(), which cannot watch a descriptor above 1023."""
     room = CONNECTIONS
     if sys.platform != "win32":
         soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -105,6 +106,7 @@ def server_options(app: Flask) -> dict[str, Any]:
         "connection_limit": min(CONNECTIONS, room),
         "channel_timeout": IDLE_SECONDS,
         "cleanup_interval": 10,
+        "asyncore_use_poll": True,  # select() fails on a descriptor above 1023: the loop died
     }
 
 
