@@ -55,8 +55,8 @@ def create_app(
     if settings.is_embedded_sqlite:
         paths.writable_folder(settings.instance_path, f"{ENV_PREFIX}INSTANCE_PATH")
     store = Store(settings.effective_database_url)
-    database = "INSTANCE_PATH" if settings.is_embedded_sqlite else "DATABASE_URL"
-    paths.writable_sqlite(store.engine.url, ENV_PREFIX + database)  # before it connects
+    where = "INSTANCE_PATH" if settings.is_embedded_sqlite else "DATABASE_URL"
+    paths.writable_sqlite(store.engine.url, ENV_PREFIX + where)  # before anything connects
     store.sessions.configure(info={SETTINGS_INFO: settings})  # signal receivers act for this app
     store_db.init_app(app, store)
     if settings.migrate_on_start:

@@ -52,9 +52,12 @@ def sqlite_file(url: URL) -> Path | None:
 
 
 def writable_sqlite(url: URL, setting: str) -> None:
-    """A SQLite database must be writable, and so must its folder (its journal goes there)."""
+    """A SQLite database must be writable, and so must its folder (its journal goes there).
+
+    A folder that does not exist is not refused here: the database is then out of reach,
+    which ``/readyz`` reports (and a command opening the store says)."""
     path = sqlite_file(url)
-    if path is None:
+    if path is None or not path.parent.is_dir():
         return
     try:
         if path.exists():
