@@ -15,16 +15,25 @@ from connector import (
     api,
     crm,
     errors,
+    headers,
     health,
+    json_limits,
     logs,
     meetings,
+    paths,
     stage_reminders,
     teams,
 )
 from connector.deals.pipelines import ensure_presets
 from connector.jobs import register_job
 from connector.outbox import drain
-from connector.settings import MICROSOFT_GRAPH, SETTINGS_EXTENSION, Settings, load_settings
+from connector.settings import (
+    ENV_PREFIX,
+    MICROSOFT_GRAPH,
+    SETTINGS_EXTENSION,
+    Settings,
+    load_settings,
+)
 from connector.signals import SETTINGS_INFO
 from connector.store import db as store_db
 from connector.store.db import Store
@@ -51,14 +60,18 @@ def create_app(
     logs.remember_secrets(settings)  # masked in every log line of this process from now on
 
     if settings.is_embedded_sqlite:
-        settings.instance_path.mkdir(parents=True, exist_ok=True)
+        paths.writable_folder(settings.instance_path, f"{ENV_PREFIX}INSTANCE_PATH")
     store = Store(settings.effective_database_url)
+    where = "INSTANCE_PATH" if settings.is_embedded_sqlite else "DATABASE_URL"
+    paths.writable_sqlite(store.engine.url, ENV_PREFIX + where)  # before anything connects
     store.sessions.configure(info={SETTINGS_INFO: settings})  # signal receivers act for this app
     store_db.init_app(app, store)
     if settings.migrate_on_start:
         prepare_database(store)
 
     errors.init_app(app)
+    json_limits.init_app(app)  # deep JSON refused before any view parses it
+    headers.init_app(app)  # nosniff, no-store, the pages' CSP and who may frame them
     register_job(app, "outbox", lambda app: drain(app), seconds=settings.outbox_drain_seconds)
     stage_reminders.init_app(app)  # re-plans on deal_changed; Outlook delivery
     meetings.init_app(app)  # Graph notifications; sync and renewals with Microsoft 365

@@ -34,7 +34,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 
-from connector import __version__
+from connector import __version__, paths
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.store.models import Mailbox, OutboxItem, SchedulerLeader, utcnow
@@ -55,6 +55,8 @@ class SyncReport(Protocol):
 
 
 _DURATIONS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+paths.writable_multiproc_dir()  # before the first metric writes its file there
 
 GRAPH_REQUESTS = Counter(
     "dealbridge_graph_requests",

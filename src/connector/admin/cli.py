@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from connector import __version__
+from connector.paths import StartupProblem
 from graph_sync.errors import Forbidden, GraphError, GraphSyncError
 
 if TYPE_CHECKING:
@@ -763,4 +764,8 @@ def doctor() -> None:
 
 
 def main() -> None:
-    cli(prog_name="dealbridge")
+    try:
+        cli(prog_name="dealbridge")
+    except StartupProblem as exc:  # a path it cannot write: one line, no traceback
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

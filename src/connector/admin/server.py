@@ -10,7 +10,9 @@ processes do the rest.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
@@ -20,6 +22,12 @@ from connector.logs import start_line
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import get_store
 from connector.worker import Worker
+
+if sys.platform != "win32":
+    import resource  # the file limit, below which the connection limit stays
+
+if TYPE_CHECKING:
+    from waitress.server import BaseWSGIServer
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +80,48 @@ def start_background(app: Flask) -> Background:
     return background
 
 
+CONNECTIONS = 1000
+"""Open connections waitress keeps (its default, 100, let 100 slow clients lock all out)."""
+IDLE_SECONDS = 30
+"""A connection silent this long is closed (waitress: 120), checked every 10 s."""
+HEADER_BYTES = 64 * 1024
+"""The largest request line and headers (waitress: 256 KiB; Graph's and Teams' are < 8 KiB)."""
+
+
+def server_options(app: Flask) -> dict[str, Any]:
+    """waitress's limits. The body limit is the app's (DEALBRIDGE_MAX_BODY_BYTES): a larger
+    ``Content-Length`` is answered 413 before a byte of body is read, where waitress would
+    spool up to 1 GiB first. Slow clients cost a socket and a buffer, not a thread (waitress
+    reads a request whole before a thread sees it), so the connection limit is high and
+    idle ones are closed; the limit leaves room below this process's file limit, and poll()
+    replaces select(), which cannot watch a descriptor above 1023."""
+    room = CONNECTIONS
+    if sys.platform != "win32":
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY:
+            room = max(100, soft - 100)
+    return {
+        "max_request_body_size": int(app.config["MAX_CONTENT_LENGTH"]),
+        "max_request_header_size": HEADER_BYTES,
+        "connection_limit": min(CONNECTIONS, room),
+        "channel_timeout": IDLE_SECONDS,
+        "cleanup_interval": 10,
+        "asyncore_use_poll": True,  # select() fails on a descriptor above 1023: the loop died
+    }
+
+
+def make_server(app: Flask, *, host: str, port: int, threads: int = 8) -> BaseWSGIServer:
+    """waitress, listening, with the limits of :func:`server_options`."""
+    from waitress.server import create_server
+
+    return create_server(
+        app, host=host, port=port, threads=threads, ident="dealbridge", **server_options(app)
+    )
+
+
 def serve_app(app: Flask, *, host: str, port: int, threads: int = 8) -> None:
     """Serve until interrupted; the jobs stop cleanly on the way out."""
-    from waitress import serve
-
+    server = make_server(app, host=host, port=port, threads=threads)
     background = start_background(app)
     log.info(
         "serving on http://%s:%d",
@@ -84,6 +130,8 @@ def serve_app(app: Flask, *, host: str, port: int, threads: int = 8) -> None:
         extra={"host": host, "port": port, "threads": threads, "role": background.role},
     )
     try:
-        serve(app, host=host, port=port, threads=threads, ident="dealbridge")
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         background.stop()
