@@ -483,3 +483,18 @@ def _record(
             item.next_attempt_at = now + backoff(item.attempts, outcome.after, timing.first_retry)
             report.retried += 1
         metrics.delivery(log, item, getattr(outcome, "error", None))
+
+
+def after_restore(session: Session) -> int:
+    """After the database was restored from an older copy: every item still to deliver may
+    have been delivered since the copy was taken, so each is marked uncertain (a handler that
+    cannot simply repeat itself, a Teams card, looks before it acts). The count marked."""
+    marked = 0
+    for item in session.scalars(
+        select(OutboxItem).where(
+            OutboxItem.status.in_((OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT))
+        )
+    ):
+        item.result = {**(item.result or {}), UNSETTLED: True, "restored": True}
+        marked += 1
+    return marked
