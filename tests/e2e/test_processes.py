@@ -429,6 +429,9 @@ def _kill(store: Store, leader: Process, workers: list[Process]) -> tuple[int, f
     _wait_until(lambda: _leader_pid(store) not in (None, leader.pid), 30)
     failover = round(time.monotonic() - killed, 2)
     assert _leader_pid(store) not in (None, leader.pid), "no new leader after SIGKILL"
-    other = next(w for w in workers if w is not leader and w.pid != _leader_pid(store))
-    other.kill()
+    others = [w for w in workers if w is not leader and w.pid != _leader_pid(store)]
+    with store.sessions() as session:  # one that holds a job run, if one does: mid-round
+        holders = set(session.scalars(select(JobRun.holder).where(JobRun.status == "running")))
+    busy = [w for w in others if any(h and h.endswith(f":{w.pid}") for h in holders)]
+    (busy or others)[0].kill()
     return 2, failover
