@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,9 @@ SCHEDULER_EXTENSION = "dealbridge.scheduler"
 DISPATCH_EXTENSION = "dealbridge.dispatch"  # True: the leader dispatches, workers run
 FAN_OUTS = "dealbridge.fan_outs"
 KEEP_RUNS = dt.timedelta(days=7)  # finished job runs are deleted after this
-RUN_LEASE = dt.timedelta(minutes=10)  # a worker that died mid-run leaves it to another then
+RUN_LEASE = dt.timedelta(seconds=30)
+"""A claimed run's lease, renewed every third of it while the run goes on (``run_claimed``):
+a worker that dies mid-run leaves it (and its mailbox's next round) to another this soon."""
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # interval jobs fire on multiples from here
 _APPS: dict[str, Flask] = {}
 
@@ -173,8 +176,12 @@ def run_claimed(app: Flask, run: JobRun) -> str | None:
         )
         arg = run.arg
         call = None if one is None else (lambda: one(app, arg))
-    with app.app_context():
-        error = "no such job here" if call is None else _timed(run.job, run.arg, call)
+    renewing = _LeaseRenewal(app, run.id, run.attempts + 1)
+    try:
+        with app.app_context():
+            error = "no such job here" if call is None else _timed(run.job, run.arg, call)
+    finally:
+        renewing.stop()
     with get_store(app).session() as session:
         session.execute(
             update(JobRun)
@@ -187,6 +194,37 @@ def run_claimed(app: Flask, run: JobRun) -> str | None:
             )
         )
     return error
+
+
+class _LeaseRenewal:
+    """A daemon thread that renews a claimed run's lease every third of ``RUN_LEASE`` until
+    stopped; it renews only the claim it was given (the same attempt, still running)."""
+
+    def __init__(self, app: Flask, run_id: int, attempt: int) -> None:
+        self.app, self.run_id, self.attempt = app, run_id, attempt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dealbridge-run-lease", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(RUN_LEASE.total_seconds() / 3):
+            try:
+                with get_store(self.app).session() as session:
+                    session.execute(
+                        update(JobRun)
+                        .where(
+                            JobRun.id == self.run_id,
+                            JobRun.status == "running",
+                            JobRun.attempts == self.attempt,
+                        )
+                        .values(lease_until=utcnow() + RUN_LEASE)
+                    )
+            except Exception:  # the database is away: the next turn tries again
+                log.warning("job run %s: the lease could not be renewed", self.run_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def register_job(app: Flask, name: str, task: Callable[[Flask], Any], seconds: float) -> None:

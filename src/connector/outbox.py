@@ -300,9 +300,50 @@ def drain(
     by_kind: dict[str, list[_Claimed]] = defaultdict(list)
     for item in batch:
         by_kind[item.kind].append(item)
+    held = _Held(app, batch, timing.lease)
     for kind, items in by_kind.items():
-        _deliver_kind(app, registered[kind], items, report, timing)
+        _deliver_kind(app, registered[kind], items, report, timing, held)
     return report
+
+
+class _Held:
+    """The claimed batch, held while this drain makes progress: each outcome (and each
+    :data:`ATTEMPTING`) renews the lease of the items still to come, at most every third of
+    the lease. So a batch that takes longer than one lease is not claimed again by another
+    worker while this one lives (each would post the same card); a process that dies stops
+    renewing, and what it held is claimed again when the lease ends."""
+
+    def __init__(self, app: Flask, items: list[_Claimed], lease: dt.timedelta) -> None:
+        self.app = app
+        self.lease = lease
+        self.waiting = {item.id: item.attempts for item in items}
+        self.renewed_at = utcnow()
+
+    def finished(self, item_id: int) -> None:
+        self.waiting.pop(item_id, None)
+        self.renew()
+
+    def renew(self) -> None:
+        now = utcnow()
+        if not self.waiting or now - self.renewed_at < self.lease / 3:
+            return
+        self.renewed_at = now
+        by_attempts: dict[int, list[int]] = defaultdict(list)
+        for item_id, attempts in self.waiting.items():
+            by_attempts[attempts].append(item_id)
+        with get_store(self.app).session() as session:
+            for attempts, ids in by_attempts.items():  # only rows still ours (same claim)
+                session.execute(
+                    update(OutboxItem)
+                    .where(
+                        OutboxItem.id.in_(ids),
+                        OutboxItem.status == OutboxStatus.IN_FLIGHT,
+                        OutboxItem.attempts == attempts,
+                        OutboxItem.next_attempt_at < now + self.lease,  # only ever later
+                    )
+                    .values(next_attempt_at=now + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
 
 
 def _claimed(item: OutboxItem, *, reclaimed: bool) -> _Claimed:
@@ -349,8 +390,15 @@ def _deliver_kind(
     items: list[_Claimed],
     report: DrainReport,
     timing: OutboxTiming,
+    held: _Held | None = None,
 ) -> None:
     by_id = {item.id: item for item in items}
+
+    def record(claimed: _Claimed, outcome: Outcome) -> None:
+        _record(app, claimed, outcome, report, timing)
+        if held is not None:
+            held.finished(claimed.id)
+
     deliveries: list[Delivery[Any]] = []
     for item in items:
         try:
@@ -361,7 +409,7 @@ def _deliver_kind(
                 for e in exc.errors()
             )
             error = f"the stored {item.kind} payload is not valid any more: {problems}"
-            _record(app, item, Failed(error), report, timing)
+            record(item, Failed(error))
             continue
         deliveries.append(
             Delivery(item.id, item.key, item.attempts, item.delivered_at, payload, item.uncertain)
@@ -373,16 +421,18 @@ def _deliver_kind(
         for item_id, outcome in registration.handler(app, deliveries):
             if isinstance(outcome, Attempting):
                 _attempting(app, item_id, outcome.unchecked)
+                if held is not None:
+                    held.renew()
             elif item_id in pending:
                 pending.discard(item_id)
-                _record(app, by_id[item_id], outcome, report, timing)
+                record(by_id[item_id], outcome)
     except Exception as exc:  # a handler bug must not lose the batch: retry what is left
         log.exception("outbox handler %s failed", items[0].kind)
         for item_id in sorted(pending):
-            _record(app, by_id[item_id], RetryLater(f"{type(exc).__name__}: {exc}"), report, timing)
+            record(by_id[item_id], RetryLater(f"{type(exc).__name__}: {exc}"))
         return
     for item_id in sorted(pending):
-        _record(app, by_id[item_id], RetryLater("the handler gave no outcome"), report, timing)
+        record(by_id[item_id], RetryLater("the handler gave no outcome"))
 
 
 def _record(
@@ -393,6 +443,12 @@ def _record(
     with get_store(app).session() as session:
         item = session.get(OutboxItem, claimed.id)
         if item is None:
+            return
+        if item.attempts > claimed.attempts:  # our lease ended and another worker claimed it
+            log.warning(
+                "delivery %s: claimed again elsewhere; this outcome is not recorded",
+                item.idempotency_key,
+            )
             return
         counters = ("lost_answers", "reclaimed", UNCHECKED)
         kept = {k: v for k, v in (item.result or {}).items() if k in counters}
@@ -427,3 +483,18 @@ def _record(
             item.next_attempt_at = now + backoff(item.attempts, outcome.after, timing.first_retry)
             report.retried += 1
         metrics.delivery(log, item, getattr(outcome, "error", None))
+
+
+def after_restore(session: Session) -> int:
+    """After the database was restored from an older copy: every item still to deliver may
+    have been delivered since the copy was taken, so each is marked uncertain (a handler that
+    cannot simply repeat itself, a Teams card, looks before it acts). The count marked."""
+    marked = 0
+    for item in session.scalars(
+        select(OutboxItem).where(
+            OutboxItem.status.in_((OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT))
+        )
+    ):
+        item.result = {**(item.result or {}), UNSETTLED: True, "restored": True}
+        marked += 1
+    return marked

@@ -292,6 +292,19 @@ def db_current() -> None:
     click.echo(f"applied: {store.current_revision() or 'none'}; newest: {store.head_revision()}")
 
 
+@db.command("restored")
+def db_restored() -> None:
+    """After restoring an older copy, before starting: mark every delivery still to make as
+    uncertain, so each is looked for (a Teams card in its chat) before it is made again."""
+    # why: the store pulls SQLAlchemy: --help 0.08 s -> 0.9 s (as db current)
+    from connector.outbox import after_restore
+    from connector.store.db import get_store
+
+    with get_store(_app(auto_migrate=False)).session() as session:
+        marked = after_restore(session)
+    click.echo(f"{marked} deliveries marked uncertain: each is checked before it is made again")
+
+
 @cli.group()
 def keys() -> None:
     """API keys for the CRM."""
