@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.browser import browser  # noqa: F401  (a fixture for the page tests)
 from tests.databases import (
     HOW_TO_GET_IT,
     Cluster,
