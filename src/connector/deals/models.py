@@ -39,7 +39,10 @@ def _domain(value: str) -> str:
 def _aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("needs a time zone offset, e.g. 2026-11-23T09:00:00Z")
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC (9999-12-31 -01:00: 10000)
+        raise ValueError("must be between the years 1 and 9999 in UTC") from None
 
 
 def _at_most(length: int) -> AfterValidator:
