@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 NPM_DIR := tests
 
-.PHONY: demo test lint typecheck pytest bench cards sandbox clean install dev npm chaos
+.PHONY: demo test lint typecheck pytest bench cards sandbox clean install dev npm chaos fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,20 @@ test: lint typecheck pytest
 chaos: dev
 	DEALBRIDGE_CHAOS=1 $(BIN)/pytest -q -s tests/e2e/test_chaos.py
 
+# The fuzzing (tests/fuzz/run.py): schemathesis against `dealbridge serve` with a write key, seeded
+# and bounded, on SQLite and on a throwaway PostgreSQL cluster. schemathesis lives in its own
+# virtual environment: it registers a pytest plugin and caps pytest and hypothesis (<10, <7).
+FUZZ_VENV := .venv-fuzz
+FUZZ_ARGS ?=
+
+$(FUZZ_VENV)/.installed: tests/fuzz/requirements.txt
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/python -m pip install -q -r tests/fuzz/requirements.txt
+	touch $@
+
+fuzz: dev $(FUZZ_VENV)/.installed
+	$(BIN)/python -m tests.fuzz.run $(FUZZ_ARGS)
+
 bench: dev
 	$(BIN)/python -m bench
 
@@ -62,4 +76,4 @@ cards: dev npm
 	$(BIN)/python -m cards.render --out cards-out
 
 clean:
-	rm -rf $(VENV) $(NPM_DIR)/node_modules instance .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(FUZZ_VENV) $(NPM_DIR)/node_modules instance .mypy_cache .ruff_cache .pytest_cache
