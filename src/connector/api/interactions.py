@@ -78,6 +78,7 @@ def list_interactions(deal_id: str) -> InteractionList:
     body=InteractionIn,
     response=InteractionOut,
     status=201,
+    also={200: "Already logged: the same external_id with the same content"},
     errors=(400, 401, 403, 404, 409, 422),
     path_params=DEAL_ID,
 )

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from connector import __version__
-from connector.api.routing import Api, Operation
+from connector.api.routing import MAX_ID, Api, Operation
 from connector.errors import Problem
 
 _PARAM = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([a-z_]+)>")
@@ -72,6 +72,25 @@ def build_document(apis: list[Api]) -> dict[str, Any]:
     }
 
 
+_CONVERTER = re.compile(r"<(?:([a-z_]+)(?:\(([^)]*)\))?:)?([a-z_]+)>")
+
+
+def _path_schemas(rule: str) -> dict[str, dict[str, Any]]:
+    """Each path parameter's schema as the route's converter takes it: ``<int:x>`` an id
+    (check_path refuses one beyond the columns), ``<string(maxlength=N):x>`` 1 to N characters."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for converter, arguments, name in _CONVERTER.findall(rule):
+        if converter == "int":
+            schemas[name] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+            continue
+        schema: dict[str, Any] = {"type": "string", "minLength": 1}
+        limit = re.search(r"maxlength=(\d+)", arguments)
+        if limit:
+            schema["maxLength"] = int(limit.group(1))
+        schemas[name] = schema
+    return schemas
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -88,13 +107,14 @@ def _operation(op: Operation) -> dict[str, Any]:
         doc["security"] = []
     else:
         doc["x-scope"] = op.scope
+    converters = _path_schemas(op.rule)
     params: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
             "required": True,
             "description": text,
-            "schema": {"type": "string"},
+            "schema": converters.get(name, {"type": "string"}),
         }
         for name, text in op.path_params.items()
     ]
@@ -121,6 +141,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     responses[str(op.status)] = ok
     if op.status == 201 and op.method == "PUT":
         responses["200"] = {"description": "Updated", "content": ok.get("content", {})}
+    for status, meaning in op.also.items():
+        responses[str(status)] = {"description": meaning, "content": ok.get("content", {})}
     errors = set(op.errors)
     if op.scope is not None:
         errors.add(401)  # every operation with a scope needs a key

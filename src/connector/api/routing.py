@@ -8,6 +8,7 @@ the two cannot drift apart.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ class Operation:
     description: str = ""
     documented_body: type[BaseModel] | None = None
     path_params: dict[str, str] = field(default_factory=dict)
+    also: dict[int, str] = field(default_factory=dict)
 
 
 class Api:
@@ -73,7 +75,11 @@ class Api:
         errors: tuple[int, ...] = (),
         path_params: dict[str, str] | None = None,
         documented_body: type[BaseModel] | None = None,
+        also: dict[int, str] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """``also``: other success statuses the handler answers with the same response model
+        (a repeated POST's 200), each with its meaning, for the document."""
+
         def register(handler: Handler) -> Handler:
             op = Operation(
                 method=method,
@@ -90,15 +96,17 @@ class Api:
                 description=(handler.__doc__ or "").strip(),
                 path_params=path_params or {},
                 documented_body=documented_body,
+                also=also or {},
             )
             self.operations.append(op)
+            url_rule, lengths = unbounded(rule)
 
             @functools.wraps(handler)
             def view(**path: Any) -> Response:
                 if op.scope is not None:
                     g.caller = authorise(op.scope)
                 kwargs: dict[str, Any] = dict(path)
-                check_path(path)
+                check_path(path, lengths)
                 if op.body is not None:
                     kwargs["body"] = parse_body(op.body)
                 if op.query is not None:
@@ -107,7 +115,7 @@ class Api:
                 return render(result, op.status)
 
             endpoint = f"{handler.__name__}_{method.lower()}"
-            self.blueprint.add_url_rule(rule, endpoint, view, methods=[method])
+            self.blueprint.add_url_rule(url_rule, endpoint, view, methods=[method])
             return handler
 
         return register
@@ -116,9 +124,24 @@ class Api:
 MAX_ID = 2**31 - 1  # the id columns are INTEGER: 32 bits on PostgreSQL
 
 
-def check_path(path: dict[str, Any]) -> None:
-    """What no column can hold is refused before a query: a NUL or an id beyond the ids."""
+_MAX_LENGTH = re.compile(r"<string\(maxlength=(\d+)\):([a-z_]+)>")
+
+
+def unbounded(rule: str) -> tuple[str, dict[str, int]]:
+    """The URL rule without its ``maxlength`` limits, and the limits: Flask's converter answers
+    a segment one character too long with a 404 naming nothing; check_path makes it a 422
+    naming the parameter (the document gives the limit as maxLength)."""
+    lengths = {name: int(limit) for limit, name in _MAX_LENGTH.findall(rule)}
+    return _MAX_LENGTH.sub(r"<\2>", rule), lengths
+
+
+def check_path(path: dict[str, Any], lengths: dict[str, int] | None = None) -> None:
+    """What no column can hold is refused before a query: a NUL, a value longer than its
+    column, or an id beyond the ids."""
     for name, value in path.items():
+        limit = (lengths or {}).get(name)
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            raise invalid(name, f"must be at most {limit} characters", "path")
         if isinstance(value, str) and "\x00" in value:
             raise invalid(name, "must not contain NUL characters (U+0000)", "path")
         if isinstance(value, int) and not 0 <= value <= MAX_ID:
