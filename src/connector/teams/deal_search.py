@@ -228,13 +228,17 @@ def deal_viewer_ids(session: Session, deal: Deal, also: Sequence[str] = ()) -> l
         )
     found = list(also)
     if emails:
+        # Teams takes `8:orgid:{Entra id}` as well as `29:` ids: a rep who never opened the
+        # bot's chat is listed too.
+        reps = session.scalars(
+            select(Rep)
+            .where(Rep.email.in_(sorted(emails)), Rep.active.is_(True))
+            .order_by(Rep.email)
+        ).all()
+        found += [f"8:orgid:{r.entra_id.lower()}" for r in reps if r.entra_id]
         rows = session.scalars(
             select(TeamsConversation.teams_user_id)
-            .join(Rep, Rep.email == TeamsConversation.rep_email)
-            .where(
-                TeamsConversation.rep_email.in_(sorted(emails)),
-                Rep.active.is_(True),
-            )
+            .where(TeamsConversation.rep_email.in_([r.email for r in reps]))
             .order_by(TeamsConversation.rep_email)
         )
         found += [i for i in rows if i.startswith("29:")]
