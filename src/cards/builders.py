@@ -40,6 +40,7 @@ from cards.models import (
     AfterMeetingView,
     CardKind,
     CardView,
+    DealView,
     DigestReminder,
     DigestView,
     HealthView,
@@ -383,15 +384,23 @@ def help_card(view: HelpView) -> CardJson:
             "Mark it done, snooze it, move the deal on or add a note, right on the card.",
             spacing="Small",
         ),
-        FactSet(
-            facts=[
-                Fact(title="reminders", value="Your open reminders"),
-                Fact(title="deals", value="Your open deals by stage"),
-                Fact(title="help", value="This card"),
-            ]
-        ),
+        FactSet(facts=[Fact(title=command, value=what) for command, what in HELP_COMMANDS]),
     ]
+    if view.unknown_text is not None:
+        body.append(TextBlock(text="Try “deal northwind” or “my day”.", is_subtle=True))
     return _card(view, body, [])
+
+
+HELP_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("deal <text>", "Your deals matching the text, as cards (title, account, contact, CRM id)"),
+    ("my day", "The deals that need you today, as cards"),
+    ("reminders", "Your open reminders"),
+    ("deals", "Your open deals by stage"),
+    ("digest on|off", "Your daily digest at the start of your working day"),
+    ("help", "This card"),
+)
+"""Every command the bot understands, as the help card lists it (the manifest's command list
+names the same first words)."""
 
 
 def my_reminders_card(view: MyRemindersView) -> CardJson:
@@ -466,9 +475,79 @@ def my_deals_card(view: MyDealsView) -> CardJson:
     return _card(view, body, [])
 
 
+# --- a deal, searched, shared or unfurled (teamsext) ---------------------------------------
+
+
+def deal_card(view: DealView, *, unfurl: bool = False) -> CardJson:
+    """A deal at a glance: stage, amount, close date, next reminder, last interaction, and
+    "Open in CRM". Shared (a message-extension result), its buttons work for whoever presses
+    them, as themselves, if they may see the deal (`can_act`); a viewer who may not sees no
+    buttons. `unfurl` gives the Adaptive Cards 1.3 card Teams renders for a pasted link: no
+    Action.Execute or refresh there, so only "Open in CRM".
+    """
+    data = ButtonData(view="deal", card_stamp=view.stamp, deal_id=view.deal_id)
+    facts = [Fact(title="Account", value=_clip(view.account, TITLE_MAX))]
+    if view.contact:
+        facts.append(Fact(title="Contact", value=_clip(view.contact, TITLE_MAX)))
+    facts.append(Fact(title="Stage", value=_clip(view.stage.name, 60)))
+    if view.amount is not None:
+        facts.append(Fact(title="Amount", value=_money(view.amount)))
+    if view.close_date is not None:
+        facts.append(Fact(title="Close date", value=f"{view.close_date:%d %b %Y}"))
+    if view.next_reminder is not None:
+        due = _when(view.next_reminder.due_at)
+        facts.append(
+            Fact(title="Next reminder", value=f"{_clip(view.next_reminder.title, 80)} · {due}")
+        )
+    else:
+        facts.append(Fact(title="Next reminder", value="None open"))
+    if view.last_interaction is not None:
+        last = view.last_interaction
+        facts.append(
+            Fact(title="Last contact", value=f"{_clip(last.summary, 80)} · {_date(last.at)}")
+        )
+    else:
+        facts.append(Fact(title="Last contact", value="None logged"))
+    if view.owner:
+        facts.append(Fact(title="Owner", value=_clip(view.owner, 80)))
+    facts.append(Fact(title="CRM id", value=_clip(view.deal_id, 60)))
+    heading = TextBlock(
+        text=_clip(view.title, TITLE_MAX),
+        style=None if unfurl else "heading",
+        size="Large",
+        weight="Bolder",
+        spacing="None",
+    )
+    body: list[Element] = [_kicker("Deal"), heading, FactSet(facts=facts)]
+    actions: list[Action] = []
+    if view.status != "open":
+        body.append(_banner(f"This deal is closed ({view.status}).", "emphasis"))
+    elif not unfurl and view.can_act:
+        later = _later_stages(view.stage, view.pipeline)
+        if later:
+            actions.append(_advance_menu(data, later))
+        actions.append(_note_menu(data))
+    elif not unfurl:
+        body.append(
+            _banner(
+                "Shared with you. Only the deal's owner and reps on this account can act on it.",
+                "emphasis",
+            )
+        )
+    actions.append(OpenUrlAction(title="Open in CRM", url=view.crm_url))
+    if unfurl:
+        card = AdaptiveCard(
+            version="1.3", body=body, actions=actions, fallback_text=card_summary(view)
+        )
+        return card.to_json()
+    return _card(view, body, actions, refresh_data=data, viewer_ids=view.viewer_ids)
+
+
 def build_card(view: CardView) -> CardJson:
     """The card for any view model."""
     match view:
+        case DealView():
+            return deal_card(view)
         case ReminderView():
             return reminder_card(view)
         case MeetingLoggedView():
@@ -492,6 +571,7 @@ def build_card(view: CardView) -> CardJson:
 def card_kind(view: CardView) -> CardKind:
     """Which card a view model becomes (the `view` in its buttons' data)."""
     kinds: dict[type[CardView], CardKind] = {
+        DealView: "deal",
         ReminderView: "reminder",
         MeetingLoggedView: "meeting_logged",
         PickDealView: "pick_deal",
@@ -508,6 +588,8 @@ def card_kind(view: CardView) -> CardKind:
 def card_summary(view: CardView) -> str:
     """One line for the activity's `summary` (notification preview) and the card's fallback."""
     match view:
+        case DealView():
+            return f"Deal: {_clip(view.title, 60)} · {_clip(view.account, 40)}"
         case ReminderView():
             if view.deal_title in view.rule_title:  # most rule titles already name the deal
                 return f"Reminder: {_clip(view.rule_title, 100)}"
@@ -755,6 +837,7 @@ __all__ = [
     "build_card",
     "card_kind",
     "card_summary",
+    "deal_card",
     "digest_card",
     "health_card",
     "help_card",

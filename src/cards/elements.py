@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 SCHEMA_URL = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -226,16 +226,26 @@ class SubCard(CardObject):
 
 
 class AdaptiveCard(CardObject):
-    """The card itself, always schema version 1.5 (the most Teams bots may send)."""
+    """The card itself, schema version 1.5 (the most Teams bots may send), or 1.3 for a link
+    unfurl (Teams docs, Link unfurling: "supports Adaptive Cards version 1.3 and earlier"); a
+    1.3 card must use nothing newer (no Action.Execute, no refresh, no heading style)."""
 
     schema_url: str = Field(default=SCHEMA_URL, alias="$schema")
     type: Literal["AdaptiveCard"] = "AdaptiveCard"
-    version: Literal["1.5"] = "1.5"
+    version: Literal["1.3", "1.5"] = "1.5"
     body: list[Element]
     actions: list[Action] | None = None
     refresh: Refresh | None = None
     fallback_text: str | None = None
     """Shown by clients that cannot render the card."""
+
+    @model_validator(mode="after")
+    def _nothing_newer_than_its_version(self) -> AdaptiveCard:
+        if self.version == "1.3":
+            dumped = repr(self.model_dump(by_alias=True, exclude_none=True))
+            if self.refresh is not None or "Action.Execute" in dumped or "'heading'" in dumped:
+                raise ValueError("a 1.3 card cannot carry Action.Execute, refresh or headings")
+        return self
 
     def to_json(self) -> dict[str, Any]:
         """The card as a JSON-ready dict, as Teams expects it."""

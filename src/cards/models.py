@@ -24,6 +24,7 @@ CardKind = Literal[
     "help",
     "my_reminders",
     "my_deals",
+    "deal",
 ]
 SnoozeOption = Literal["1d", "3d", "next_week"]
 MeetingOutcomeChoice = Literal["progressing", "follow_up", "stalled", "lost"]
@@ -395,8 +396,47 @@ class MyDealsView(View):
     stages: list[StageDeals]
 
 
+# --- a deal, searched, shared or unfurled (teamsext) ---------------------------------------
+
+
+class NextReminder(View):
+    """The deal's soonest open reminder."""
+
+    title: str
+    due_at: AwareDatetime
+
+
+class DealView(View):
+    """One deal as a card: a message-extension result, a shared card, an unfurled CRM link, or
+    the bot's answer to `deal <text>` / `my day`.
+
+    `can_act` is the viewer's: the deal's owner or a rep with another open deal on the same
+    account (connector.teams.deal_search.may_see); anyone else sees the card without buttons.
+    """
+
+    deal_id: str
+    title: str
+    account: str
+    contact: str | None = None
+    """The first contact, e.g. "Jordan Lee (jlee@contoso.com)"."""
+    owner: str | None = None
+    stage: Stage
+    pipeline: list[Stage]
+    status: Literal["open", "won", "lost"] = "open"
+    amount: Money | None = None
+    close_date: date | None = None
+    next_reminder: NextReminder | None = None
+    last_interaction: LastInteraction | None = None
+    crm_url: WebUrl
+    stamp: str
+    can_act: bool = True
+    viewer_ids: list[str] = []
+    """Teams ids (29:… or 8:orgid:…) whose view refreshes automatically; capped at 60."""
+
+
 CardView = (
-    ReminderView
+    DealView
+    | ReminderView
     | MeetingLoggedView
     | PickDealView
     | AfterMeetingView

@@ -11,6 +11,7 @@ from cards.models import (
     ConsentMissing,
     DealCandidate,
     DealLine,
+    DealView,
     DigestReminder,
     DigestView,
     HealthView,
@@ -25,6 +26,7 @@ from cards.models import (
     Money,
     MyDealsView,
     MyRemindersView,
+    NextReminder,
     OutcomeNotNeeded,
     OutcomeRecorded,
     PickDealView,
@@ -335,6 +337,31 @@ def my_deals(**changes: object) -> MyDealsView:
     return view.model_copy(update=changes)
 
 
+def deal(**changes: object) -> DealView:
+    """The sample deal card (a search result, a shared card, `deal <text>`)."""
+    view = DealView(
+        deal_id="D-10482",
+        title="Fleet telematics renewal 2026",
+        account="Northwind Traders",
+        contact="Jordan Lee (jlee@northwind.example)",
+        owner=REP,
+        stage=PIPELINE[2],
+        pipeline=PIPELINE,
+        amount=Money(amount=Decimal("148500"), currency="USD"),
+        close_date=date(2026, 1, 30),
+        next_reminder=NextReminder(
+            title="Follow up on the proposal", due_at=NOW + timedelta(days=2, hours=1)
+        ),
+        last_interaction=LastInteraction(
+            at=NOW - timedelta(days=3), summary="Meeting: Pricing review with Northwind"
+        ),
+        crm_url=deal_url("D-10482"),
+        stamp="d42.proposal.open.1763456400.1763197200",
+        viewer_ids=[REP_TEAMS_ID],
+    )
+    return view.model_copy(update=changes)
+
+
 def sample_views() -> dict[str, CardView]:
     """Every card in every state, by a file-friendly name."""
     yesterday = NOW - timedelta(days=1)
@@ -387,4 +414,10 @@ def sample_views() -> dict[str, CardView]:
         "my-reminders-empty": my_reminders(reminders=[]),
         "my-deals": my_deals(),
         "my-deals-empty": my_deals(stages=[]),
+        "deal": deal(),
+        "deal-shared-read-only": deal(can_act=False, viewer_ids=[]),
+        "deal-won": deal(status="won", next_reminder=None),
+        "deal-bare": deal(
+            contact=None, owner=None, amount=None, close_date=None, last_interaction=None
+        ),
     }

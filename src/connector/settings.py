@@ -208,6 +208,25 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="First retry delay of a failed delivery (then doubling)."
     )
 
+    # --- message extension and link unfurling (teamsext) ---
+    crm_link_pattern: str | None = Field(
+        default=None,
+        description="A deal's page in the CRM with {deal_id} for the CRM id, e.g. "
+        "https://crm.example.com/deals/{deal_id}; Teams unfurls such links into deal cards.",
+    )
+
+    @field_validator("crm_link_pattern")
+    @classmethod
+    def _crm_link_pattern(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http(s) URL: https://crm.example.com/deals/{deal_id}")
+        if value.count("{deal_id}") != 1 or "{deal_id}" in parts.netloc:
+            raise ValueError("must hold {deal_id} once, in its path or query: .../deals/{deal_id}")
+        return value
+
     @field_validator("public_url", "webhook_url")
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:

@@ -63,6 +63,7 @@ SETTING_NAMES: Final[Mapping[str, str]] = {
     "privacy_url": "DEALBRIDGE_PRIVACY_URL",
     "terms_url": "DEALBRIDGE_TERMS_URL",
     "accent_color": "DEALBRIDGE_ACCENT_COLOR",
+    "crm_link_pattern": "DEALBRIDGE_CRM_LINK_PATTERN",
 }
 
 # The patterns and limits below are those of the v1.30 schema (definitions guid, semver,
@@ -125,6 +126,11 @@ class PackageConfig(BaseModel):
     activity_feed_rsc: bool = True
     """Declare the resource-specific permission TeamsActivity.Send.User, so activity-feed
     notifications need no tenant-wide TeamsActivity.Send (Graph docs: RSC is recommended)."""
+    # --- message extension and link unfurling (teamsext) ---
+    crm_link_pattern: str | None = None
+    """A deal's page in the CRM with `{deal_id}` in it; its host goes to the message
+    extension's `messageHandlers`, so Teams sends DealBridge such links to unfurl. None: no
+    link unfurling (deal search still works)."""
     setting_names: dict[str, str] = Field(default_factory=lambda: dict(SETTING_NAMES))
     """Field name → the setting an admin changes, used in every message."""
 
@@ -203,6 +209,11 @@ def public_domain(public_url: str) -> str:
     parts: SplitResult = urlsplit(public_url.strip())
     host = (parts.hostname or "").lower()
     return host if parts.port in (None, 443) else f"{host}:{parts.port}"
+
+
+def crm_link_domain(pattern: str | None) -> str:
+    """The host of the CRM's deal links ("" without a pattern): the unfurling domain."""
+    return (urlsplit((pattern or "").strip()).hostname or "").lower()
 
 
 def _derived_urls(cfg: PackageConfig) -> dict[str, str]:
@@ -286,6 +297,17 @@ def check_config(cfg: PackageConfig) -> list[Problem]:
             f"got {_shown(cfg.accent_color)}",
         )
 
+    if not _blank(cfg.crm_link_pattern):
+        pattern = (cfg.crm_link_pattern or "").strip()
+        name = cfg.setting("crm_link_pattern")
+        problem = _url_problem(pattern.replace("{deal_id}", "D-1"), name)
+        if problem is None and pattern.count("{deal_id}") != 1:
+            problem = f"{name} must hold {{deal_id}} once, got {_shown(pattern)}"
+        if problem is None and urlsplit(pattern).port not in (None, 443):
+            problem = f"{name} must use the default https port (Teams matches domains only)"
+        if problem is not None:
+            report("crm_link_pattern", problem)
+
     order = list(PackageConfig.model_fields)
     found.sort(key=lambda item: order.index(item[0]))
     return [Problem(setting=cfg.setting(field), message=message) for field, message in found]
@@ -335,8 +357,12 @@ def build_manifest(cfg: PackageConfig) -> dict[str, Any]:
         "PRIVACY_URL": urls["privacy_url"],
         "TERMS_URL": urls["terms_url"],
         "ACCENT_COLOR": cfg.accent_color,
+        "CRM_LINK_DOMAIN": crm_link_domain(cfg.crm_link_pattern),
     }
     manifest: dict[str, Any] = _fill(template(), values)
+    if not values["CRM_LINK_DOMAIN"]:
+        for extension in manifest.get("composeExtensions", []):
+            extension.pop("messageHandlers", None)
     if not cfg.activity_feed_rsc:
         del manifest["authorization"]
     return manifest

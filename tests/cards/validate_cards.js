@@ -14,7 +14,9 @@ function describe(e) {
 }
 
 function check(entry) {
-  const context = new AC.SerializationContext(AC.Versions.v1_5);
+  // An entry may name its surface's version ("1.3" for link unfurls); 1.5 otherwise.
+  const version = entry.version === "1.3" ? AC.Versions.v1_3 : AC.Versions.v1_5;
+  const context = new AC.SerializationContext(version);
   const card = new AC.AdaptiveCard();
   card.parse(entry.card, context);
   const events = [];

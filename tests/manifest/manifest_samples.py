@@ -55,6 +55,9 @@ def every_buildable() -> dict[str, PackageConfig]:
         "upper-case GUIDs": minimal(
             teams_app_id=TEAMS_APP_ID.upper(), client_id=CLIENT_ID.upper(), bot_id=BOT_ID.upper()
         ),
+        "CRM link pattern (link unfurling)": minimal(
+            crm_link_pattern="https://crm.contoso.com/sales/deals/{deal_id}?view=full"
+        ),
         "public URL with a port": minimal(public_url="https://deals.example.com:8443"),
         "public URL with a path": minimal(public_url="https://apps.example.com/dealbridge/"),
         "public URL with port 443 and a path": minimal(

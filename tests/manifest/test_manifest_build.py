@@ -71,14 +71,18 @@ def test_ids_pasted_with_spaces_around_them_are_trimmed() -> None:
 def test_bot_is_personal_conversational_without_files_and_lists_its_commands() -> None:
     bot = build_manifest(minimal())["bots"][0]
 
-    assert bot["scopes"] == ["personal"]
+    # team and groupChat: a deal card shared from the message extension into a chat works
+    # only with the same bot in that scope (Teams docs, Universal Actions for search based
+    # message extensions); the commands stay personal.
+    assert bot["scopes"] == ["personal", "team", "groupChat"]
     assert bot["isNotificationOnly"] is False
     assert bot["supportsFiles"] is False
     assert [entry["scopes"] for entry in bot["commandLists"]] == [["personal"]]
     commands = bot["commandLists"][0]["commands"]
-    assert [command["title"] for command in commands] == ["help", "reminders", "deals"]
+    titles = ["help", "reminders", "deals", "deal", "my day", "digest"]
+    assert [command["title"] for command in commands] == titles
     assert all(command["description"].strip() for command in commands)
-    assert bot_commands() == ("help", "reminders", "deals")
+    assert bot_commands() == tuple(titles)
 
 
 @pytest.mark.parametrize(

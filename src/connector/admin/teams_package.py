@@ -27,6 +27,7 @@ def package_config(settings: Settings) -> PackageConfig:
         "developer_website_url": settings.developer_website_url,
         "privacy_url": settings.privacy_url,
         "terms_url": settings.terms_url,
+        "crm_link_pattern": settings.crm_link_pattern,
     }
     for setting, field in _OPTIONAL.items():
         value = getattr(settings, setting)

@@ -12,7 +12,11 @@ further, metadata that cannot be fetched answers 503 (Teams retries). Then:
   stops cards until the rep installs again or writes, and nothing else undoes it;
 - an activity from another tenant is ignored; its card action gets a Universal Actions
   error response (403, ``application/vnd.microsoft.error``);
-- messages ``help``, ``reminders``, ``deals``; anything else gets the short help card;
+- messages ``help``, ``reminders``, ``deals``, ``digest on|off``, ``deal <text>`` and
+  ``my day`` (the message extension's deal cards, as a carousel); anything else gets the help
+  card with what was not understood; a rep's own lists asked for in a group go to her own chat;
+- message-extension invokes ``composeExtension/query`` and ``composeExtension/queryLink``
+  (``connector.teams.extension``): the deals the rep may see, as result lists and unfurls;
 - ``adaptiveCard/action`` invokes (Action.Execute) and Action.Submit fallbacks: done, snooze,
   advance, note, pick_deal, wrong_deal, meeting_outcome, refresh (``connector.teams.verbs``),
   through the same store calls as the REST API (so reminders re-plan and deliveries queue),
@@ -35,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from cards.actions import (
     ADAPTIVE_CARD_ACTION,
+    CARD_CONTENT_TYPE,
     Activity,
     CardActionError,
     card_response,
@@ -43,7 +48,8 @@ from cards.actions import (
     is_card_action,
 )
 from cards.auth import BotAuthError, BotAuthFailure, BotFrameworkAuthenticator
-from cards.builders import build_card
+from cards.builders import build_card, deal_card
+from cards.extensions import text_response
 from cards.models import CardView, HelpView
 from cards.teams import BotConnectorError, card_activity
 from connector.deals.reps import set_digest, wants_digest
@@ -56,7 +62,9 @@ from connector.store.models import (
     TeamsConversation,
     utcnow,
 )
+from connector.teams import extension
 from connector.teams.chats import bot_connector
+from connector.teams.deal_search import day_deals, deal_view, search_deals
 from connector.teams.delivery import store_card, update_card_row
 from connector.teams.verbs import apply_action
 from connector.teams.views import (
@@ -131,6 +139,13 @@ def _dispatch(app: Flask, activity: Activity, settings: Settings) -> tuple[Respo
     session = db_session()
     now = utcnow()
     try:
+        if activity.type == "invoke" and activity.name in extension.EXTENSION_INVOKES:
+            try:
+                found = extension.answer(session, activity, rep_for(session, activity), settings)
+            except CardActionError as e:
+                found = text_response(e.message)
+            session.commit()
+            return jsonify(found), 200
         if activity.type == "invoke":
             if activity.name != ADAPTIVE_CARD_ACTION:
                 return jsonify({}), 200
@@ -145,6 +160,8 @@ def _dispatch(app: Flask, activity: Activity, settings: Settings) -> tuple[Respo
     except Exception:  # Teams shows nothing useful for a 500; log it and answer calmly
         session.rollback()
         log.exception("bot activity %s failed", activity.type)
+        if activity.type == "invoke" and activity.name in extension.EXTENSION_INVOKES:
+            return jsonify(text_response("DealBridge could not search just now. Try again.")), 200
         if activity.type == "invoke":
             message = "DealBridge could not do that just now. Try again in a moment."
             return jsonify(error_response(500, "InternalError", message)), 200
@@ -297,6 +314,8 @@ def _message(
         return
     text = _MENTION.sub("", activity.text or "").strip()
     word = text.lower().split()[0] if text else ""
+    if " ".join(text.lower().split()[:2]) == "my day":
+        word = "my day"
     view: CardView
     if word in PRIVATE_WORDS and rep is not None and not _personal(activity):
         _answer_privately(app, session, activity, rep, word, text, settings, now)
@@ -310,7 +329,10 @@ def _message(
     elif word == "digest" and rep is not None:
         _reply(app, activity, _digest_switch(session, rep, text))
         return
-    elif word in ("reminders", "deals", "digest"):
+    elif word in ("deal", "my day") and rep is not None:
+        _reply(app, activity, _deal_answer(session, rep, word, text, settings, now))
+        return
+    elif word in PRIVATE_WORDS:
         _reply(app, activity, _not_a_rep(activity))
         return
     else:
@@ -318,7 +340,50 @@ def _message(
     _reply(app, activity, card_activity(view))
 
 
-PRIVATE_WORDS = frozenset({"reminders", "deals", "digest"})
+PRIVATE_WORDS = frozenset({"reminders", "deals", "digest", "deal", "my day"})
+CAROUSEL_MAX = 10
+"""Teams shows at most 10 cards in a carousel."""
+
+
+def _deal_answer(
+    session: Session, rep: Rep, word: str, text: str, settings: Settings, now: dt.datetime
+) -> dict[str, Any]:
+    """`deal <text>` and `my day`: the message extension's deal cards, as a carousel."""
+    if word == "deal":
+        wanted = " ".join(text.split()[1:])[:200]
+        if not wanted:
+            return {"type": "message", "text": "Say what to look for, e.g. 'deal northwind'."}
+        deals = search_deals(session, rep, wanted, count=CAROUSEL_MAX)
+        summary = f"{len(deals)} deals match “{wanted[:60]}”" if deals else ""
+        if not deals:
+            return {
+                "type": "message",
+                "text": f"No open deal you may see matches “{wanted[:60]}”. "
+                "Try a title, an account, a contact or a CRM id.",
+            }
+    else:
+        deals, due = day_deals(session, rep, now, count=CAROUSEL_MAX)
+        if not deals:
+            return {"type": "message", "text": "Nothing is due today and you have no open deals."}
+        summary = (
+            f"Your day: {len(deals)} deals need you today"
+            if due
+            else "Nothing is due today. Your most recently active deals:"
+        )
+    cards = [
+        {
+            "contentType": CARD_CONTENT_TYPE,
+            "content": deal_card(deal_view(session, d, rep, settings)),
+        }
+        for d in deals
+    ]
+    return {
+        "type": "message",
+        "summary": summary,
+        "text": summary,
+        "attachmentLayout": "carousel",
+        "attachments": cards,
+    }
 
 
 def _answer_privately(
@@ -353,6 +418,8 @@ def _answer_privately(
         return
     if word == "digest":
         answer = _digest_switch(session, rep, text)
+    elif word in ("deal", "my day"):
+        answer = _deal_answer(session, rep, word, text, settings, now)
     elif word == "reminders":
         answer = card_activity(my_reminders_view(session, rep, settings, now))
     else:

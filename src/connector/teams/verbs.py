@@ -53,6 +53,7 @@ from connector.store.models import (
     StageChange,
 )
 from connector.store.types import MeetingDetails, Outcome
+from connector.teams.deal_search import deal_view, deal_viewer_ids, may_see
 from connector.teams.views import (
     after_meeting_view,
     meeting_logged_view,
@@ -149,10 +150,12 @@ def _apply(
             return reminder_view(session, reminder, settings, now)
         case Advance():
             deal = get_deal(session, action.deal_id)
+            _may_act(session, action.view, deal, rep)
             _advance(session, deal, action.stage, actor, settings, now)
             return _card_after(session, action.view, ids, deal, rep, settings, now)
         case Note():
             deal = get_deal(session, action.deal_id)
+            _may_act(session, action.view, deal, rep)
             _note(session, deal, action.text, actor, rep, settings, activity, now)
             return _card_after(session, action.view, ids, deal, rep, settings, now)
         case PickDeal():
@@ -182,6 +185,21 @@ def _apply(
         case Refresh():
             return _current(session, action, ids, rep, settings, now)
     raise CardActionError("DealBridge does not know this action.")
+
+
+def _may_act(session: Session, view: str | None, deal: Deal, rep: Rep | None) -> None:
+    """A shared deal card's buttons work only for reps who may see the deal (its owner, or a
+    rep with another open deal on its account), each as themselves."""
+    if view == "deal" and not may_see(session, rep, deal):
+        raise CardActionError(
+            "Only the deal's owner and reps on the same account can change this deal.",
+            status=403,
+            code="Forbidden",
+        )
+
+
+def _deal_card(session: Session, deal: Deal, rep: Rep | None, settings: Settings) -> CardView:
+    return deal_view(session, deal, rep, settings, viewer_ids=deal_viewer_ids(session, deal))
 
 
 def _reminder(session: Session, reminder_id: str) -> Reminder:
@@ -346,6 +364,10 @@ def _card_after(
     now: dt.datetime,
 ) -> CardView:
     """The card the button was on, as it is now."""
+    if view == "deal":
+        session.flush()
+        session.refresh(deal)
+        return _deal_card(session, deal, rep, settings)
     if view == "reminder" and "reminderId" in ids:
         session.flush()
         reminder = _reminder(session, ids["reminderId"])
@@ -378,4 +400,7 @@ def _current(
         return my_deals_view(session, rep, settings, now)
     if action.view == "help":
         return HelpView()
+    if action.view == "deal" and action.deal_id:
+        # Each viewer's own view: buttons only for those who may see the deal.
+        return _deal_card(session, get_deal(session, action.deal_id), rep, settings)
     raise CardActionError("This card cannot be refreshed.")

@@ -19,6 +19,7 @@ from sandbox.directory import User
 from sandbox.faults import FaultRule, drop_connection, loses_answer
 from sandbox.graph.teams_apps import TeamsApp
 from sandbox.request_log import LoggedRequest
+from sandbox.teams import extensions
 from sandbox.teams.channel import (
     CHANNEL_ID,
     KEYS_PATH,
@@ -520,6 +521,19 @@ def create_blueprint(
         if answer.body is None:
             return Response(status=status)
         return _json(answer.body, status)
+
+    # --- the message extension and group chats (sandbox.teams.extensions) ----------------
+    extensions.register(
+        blueprint,
+        tenant,
+        side,
+        error=ConnectorError,
+        user_or_404=user_or_404,
+        to_bot=to_bot,
+        activity_base=_activity_base,
+        button_data=_button_data,
+        json=_json,
+    )
 
     # --- the chats page --------------------------------------------------------------------
 
