@@ -297,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = start_sandbox()
     outcomes: list[Outcome] = []
     try:
+        user = {"userPrincipalName": REP, "displayName": "Ann Lee"}  # the seeded deals' rep
+        requests.post(f"{sandbox.base_url}/_sandbox/users", json=user, timeout=30)
         for database in databases:
             print(
                 f"== fuzzing on {database} (seed {args.seed}, {args.examples} per operation)",
