@@ -10,7 +10,7 @@ Makefile) runs every operation of ``/api/openapi.json``, seeded and bounded, wit
 Printed per database: the cases run, the statuses seen (from schemathesis's HAR report) and
 each failure. Exits non-zero on any failure, or when a server could not be started.
 
-    python -m tests.fuzz.run [--database sqlite|postgresql|both] [--seed 1] [--examples 40]
+    python -m tests.fuzz.run [--database sqlite|postgresql|both] [--seed 1] [--examples 100]
 """
 
 from __future__ import annotations
@@ -210,8 +210,10 @@ def _schemathesis(base: str, key: str, folder: Path, seed: int, examples: int, c
         "true",
         "--no-color",
     ]
-    done = subprocess.run(command, check=False, cwd=folder, timeout=900)
-    return done.returncode
+    try:
+        return subprocess.run(command, check=False, cwd=folder, timeout=900).returncode
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError("schemathesis did not finish in 15 minutes") from exc
 
 
 def _read_reports(outcome: Outcome, folder: Path) -> None:
@@ -297,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = start_sandbox()
     outcomes: list[Outcome] = []
     try:
+        user = {"userPrincipalName": REP, "displayName": "Ann Lee"}  # the seeded deals' rep
+        requests.post(f"{sandbox.base_url}/_sandbox/users", json=user, timeout=30)
         for database in databases:
             print(
                 f"== fuzzing on {database} (seed {args.seed}, {args.examples} per operation)",
