@@ -64,7 +64,7 @@ from connector.store.models import (
 )
 from connector.teams import extension
 from connector.teams.chats import bot_connector
-from connector.teams.deal_search import day_deals, deal_view, search_deals
+from connector.teams.deal_search import day_deals, deal_views, search_deals
 from connector.teams.delivery import store_card, update_card_row
 from connector.teams.verbs import apply_action
 from connector.teams.views import (
@@ -370,13 +370,8 @@ def _deal_answer(
             if due
             else "Nothing is due today. Your most recently active deals:"
         )
-    cards = [
-        {
-            "contentType": CARD_CONTENT_TYPE,
-            "content": deal_card(deal_view(session, d, rep, settings)),
-        }
-        for d in deals
-    ]
+    views = deal_views(session, deals, rep, settings, visible=True)
+    cards = [{"contentType": CARD_CONTENT_TYPE, "content": deal_card(v)} for v in views]
     return {
         "type": "message",
         "summary": summary,
