@@ -123,6 +123,9 @@ def messages() -> tuple[Response, int]:
             # Universal Actions: an error response Teams shows on the card, not a silent {}.
             message = "This DealBridge serves another organization; your card cannot be used here."
             return jsonify(error_response(403, "Forbidden", message)), 200
+        if activity.type == "invoke" and activity.name in extension.EXTENSION_INVOKES:
+            # a message where results would be (and no unfurl): nothing of ours is shown
+            return jsonify(text_response("This DealBridge serves another organization.")), 200
         return jsonify({}), 200
     return _dispatch(app, activity, settings)
 
