@@ -70,3 +70,23 @@ def test_the_database_shown_masks_the_password() -> None:
         {"database_url": "postgresql+psycopg://db:pa55@host/deals"}, env_file=False
     )
     assert shown_database(settings) == "postgresql+psycopg://db:***@host/deals"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "crm.example.com/deals/{deal_id}",
+        "https://crm.example.com/deals/",
+        "https://{deal_id}.x.com/",
+    ],
+)
+def test_a_crm_link_pattern_without_one_deal_id_in_its_path_stops_start_up(pattern: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"crm_link_pattern": pattern}, env_file=False)
+
+    assert "DEALBRIDGE_CRM_LINK_PATTERN" in str(caught.value)
+
+
+def test_a_crm_link_pattern_is_kept_as_given() -> None:
+    pattern = "https://crm.example.com/deals/{deal_id}?view=full"
+    assert load_settings({"crm_link_pattern": pattern}, env_file=False).crm_link_pattern == pattern

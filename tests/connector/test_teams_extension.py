@@ -209,14 +209,17 @@ def test_someone_who_is_not_a_rep_gets_a_message_not_results(crm: TeamsWorld) ->
     assert answer["results"] == []
 
 
-def test_a_search_from_another_tenant_gets_nothing(crm: TeamsWorld) -> None:
+def test_a_search_from_another_tenant_gets_a_message_and_no_deal(crm: TeamsWorld) -> None:
     settings = crm.app.extensions[SETTINGS_EXTENSION]
     crm.app.extensions[SETTINGS_EXTENSION] = settings.model_copy(
         update={"tenant_id": "00000000-0000-0000-0000-0000000000aa"}
     )
-    answer = crm.control("POST", f"/teams/{REP}/extension/query", {"text": "fleet"})
-    assert answer.status_code == 502  # {} is no composeExtension: Teams shows an error
-    assert "composeExtension" in answer.json()["error"]["message"]
+    answer = search(crm, "fleet")
+
+    envelope = answer["body"]["composeExtension"]
+    assert envelope["type"] == "message"
+    assert "another organization" in envelope["text"]
+    assert unfurl(crm, "https://crm.contoso.example/deals/OPP-1")["unfurled"] is None
 
 
 # --- link unfurling --------------------------------------------------------------------------

@@ -239,6 +239,24 @@ REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
     ("relative terms", {"terms_url": "/terms"}, "DEALBRIDGE_TERMS_URL", "https"),
     ("colour name", {"accent_color": "teal"}, "DEALBRIDGE_ACCENT_COLOR", "#0E7C86"),
     ("short colour", {"accent_color": "#fff"}, "DEALBRIDGE_ACCENT_COLOR", "#0E7C86"),
+    (
+        "link pattern without deal id",
+        {"crm_link_pattern": "https://crm.example.com/deals/"},
+        "DEALBRIDGE_CRM_LINK_PATTERN",
+        "{deal_id} once",
+    ),
+    (
+        "link pattern over http",
+        {"crm_link_pattern": "http://crm.example.com/deals/{deal_id}"},
+        "DEALBRIDGE_CRM_LINK_PATTERN",
+        "https",
+    ),
+    (
+        "link pattern with a port",
+        {"crm_link_pattern": "https://crm.example.com:8443/deals/{deal_id}"},
+        "DEALBRIDGE_CRM_LINK_PATTERN",
+        "default https port",
+    ),
 ]
 
 
@@ -343,3 +361,24 @@ def test_manifest_json_in_the_zip_is_utf8_without_bom() -> None:
         raw = archive.read("manifest.json")
     assert not raw.startswith(b"\xef\xbb\xbf")
     assert json.loads(raw.decode("utf-8"))["name"]["short"] == "Délais & Deals ✓"
+
+
+def test_the_message_extension_searches_deals_and_unfurls_the_crm_s_links() -> None:
+    [extension] = build_manifest(
+        minimal(bot_id=BOT_ID, crm_link_pattern="https://CRM.contoso.com/deals/{deal_id}")
+    )["composeExtensions"]
+
+    assert extension["botId"] == BOT_ID  # the same bot as the chat: Universal Actions need it
+    [command] = extension["commands"]
+    assert (command["id"], command["type"], command["initialRun"]) == ("searchDeals", "query", True)
+    assert [p["name"] for p in command["parameters"]] == ["searchText"]
+    assert extension["messageHandlers"] == [
+        {"type": "link", "value": {"domains": ["crm.contoso.com"]}}
+    ]
+
+
+def test_without_a_link_pattern_the_extension_only_searches() -> None:
+    [extension] = build_manifest(minimal())["composeExtensions"]
+
+    assert "messageHandlers" not in extension
+    assert [c["id"] for c in extension["commands"]] == ["searchDeals"]

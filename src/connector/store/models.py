@@ -128,7 +128,8 @@ class Deal(Timestamps, Base):
     __table_args__ = (
         Index("ix_deals_pipeline_stage", "pipeline_id", "stage_key"),
         Index("ix_deals_updated", "updated_at", "id"),
-        # deal search and "may see": deals of the rep's accounts (migration 0016)
+        # deal search and "may see": the rep's deals and their accounts' (migration 0016)
+        Index("ix_deals_owner_status", "owner_email", "status", "account_name"),
         Index("ix_deals_account_status", "account_name", "status"),
     )
 

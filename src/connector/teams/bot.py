@@ -64,7 +64,7 @@ from connector.store.models import (
 )
 from connector.teams import extension
 from connector.teams.chats import bot_connector
-from connector.teams.deal_search import day_deals, deal_view, search_deals
+from connector.teams.deal_search import day_deals, deal_views, search_deals
 from connector.teams.delivery import store_card, update_card_row
 from connector.teams.verbs import apply_action
 from connector.teams.views import (
@@ -123,6 +123,9 @@ def messages() -> tuple[Response, int]:
             # Universal Actions: an error response Teams shows on the card, not a silent {}.
             message = "This DealBridge serves another organization; your card cannot be used here."
             return jsonify(error_response(403, "Forbidden", message)), 200
+        if activity.type == "invoke" and activity.name in extension.EXTENSION_INVOKES:
+            # a message where results would be (and no unfurl): nothing of ours is shown
+            return jsonify(text_response("This DealBridge serves another organization.")), 200
         return jsonify({}), 200
     return _dispatch(app, activity, settings)
 
@@ -370,13 +373,8 @@ def _deal_answer(
             if due
             else "Nothing is due today. Your most recently active deals:"
         )
-    cards = [
-        {
-            "contentType": CARD_CONTENT_TYPE,
-            "content": deal_card(deal_view(session, d, rep, settings)),
-        }
-        for d in deals
-    ]
+    views = deal_views(session, deals, rep, settings, visible=True)
+    cards = [{"contentType": CARD_CONTENT_TYPE, "content": deal_card(v)} for v in views]
     return {
         "type": "message",
         "summary": summary,

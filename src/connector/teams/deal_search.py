@@ -12,10 +12,10 @@ e-mail contains the text (case-insensitive); the rep's own first, then those sha
 account, each group most recently active first (last interaction, else last change). No text:
 the same order, so the rep's most recently active deals.
 
-Query shape: the rep's accounts are read first (`ix_deals_owner_email`), then the deals are
-one indexed OR (`owner_email = ?` or `account_name IN (...)`, `ix_deals_account_status` from
-migration 0016) filtered by the text, so a query touches the rep's few hundred deals, not all
-of them (bench/bench_deal_search.py).
+Query shape: the rep's accounts are read first (`ix_deals_owner_status`, covering), then the
+deals are the union of two indexed lookups (`owner_email = ?`, `account_name IN (...)` with
+`ix_deals_account_status`; both from migration 0016) filtered by the text, so a query
+touches the rep's few hundred deals, not the 9,000 open ones (bench/bench_deal_search.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, union
+from sqlalchemy.orm import Session, lazyload
 
 from cards.models import DealView, LastInteraction, Money, NextReminder
 from cards.models import Stage as CardStage
@@ -67,10 +67,14 @@ def rep_accounts(session: Session, rep_email: str) -> list[str]:
 
 
 def _visible(rep_email: str, accounts: Sequence[str]) -> ColumnElement[bool]:
-    own = Deal.owner_email == rep_email
+    """Open deals the rep owns or on the rep's accounts, as a union of two indexed lookups
+    (`ix_deals_owner_status`, `ix_deals_account_status`): an OR of the two, or a filter on
+    `status` alone, lets the planners walk `ix_deals_status` over every open deal."""
+    own = select(Deal.id).where(Deal.owner_email == rep_email, Deal.status == "open")
     if not accounts:
-        return own
-    return or_(own, Deal.account_name.in_(list(accounts)))
+        return Deal.id.in_(own)
+    by_account = select(Deal.id).where(Deal.account_name.in_(list(accounts)), Deal.status == "open")
+    return Deal.id.in_(union(own, by_account))
 
 
 def may_see(session: Session, rep: Rep | None, deal: Deal) -> bool:
@@ -102,7 +106,11 @@ def search_deals(
     if not rep.active:
         return []
     accounts = rep_accounts(session, rep.email)
-    query = select(Deal).where(Deal.status == "open", _visible(rep.email, accounts))
+    query = (
+        select(Deal)
+        .where(_visible(rep.email, accounts))
+        .options(lazyload(Deal.domains))  # the cards show no domains
+    )
     words = text.split()
     for word in words[:5]:
         pattern = _like(word)
@@ -176,29 +184,50 @@ def day_deals(
 
 
 # --- the deal card's view ----------------------------------------------------------------
+# Built for many deals at once (a search answers 25): a handful of queries for the lot,
+# not a handful per deal (bench/bench_deal_search.py).
 
 
-def _last_interaction(session: Session, deal: Deal) -> LastInteraction | None:
-    latest = session.scalar(
-        select(Interaction)
-        .where(Interaction.deal_id == deal.id, Interaction.status == "held")
-        .order_by(Interaction.started_at.desc(), Interaction.id.desc())
-        .limit(1)
+def _last_interactions(session: Session, deal_ids: list[int]) -> dict[int, LastInteraction]:
+    latest = (
+        select(Interaction.deal_id, func.max(Interaction.started_at).label("at"))
+        .where(Interaction.deal_id.in_(deal_ids), Interaction.status == "held")
+        .group_by(Interaction.deal_id)
+        .subquery()
     )
-    if latest is None:
-        return None
-    what = latest.subject or (latest.text or "")[:80] or latest.kind
-    return LastInteraction(at=latest.started_at, summary=f"{latest.kind.capitalize()}: {what}")
-
-
-def _next_reminder(session: Session, deal: Deal) -> NextReminder | None:
-    reminders = session.scalars(
-        select(Reminder).where(Reminder.deal_id == deal.id, Reminder.status.in_(ACTIVE))
+    rows = session.scalars(
+        select(Interaction)
+        .join(
+            latest,
+            and_(Interaction.deal_id == latest.c.deal_id, Interaction.started_at == latest.c.at),
+        )
+        .where(Interaction.status == "held")
+        .order_by(Interaction.id)
     ).all()
-    if not reminders:
-        return None
-    soonest = min(reminders, key=lambda r: (r.effective_due_at, r.id))
-    return NextReminder(title=soonest.title, due_at=soonest.effective_due_at)
+    found: dict[int, LastInteraction] = {}
+    for row in rows:
+        if row.deal_id is None:
+            continue
+        what = row.subject or (row.text or "")[:80] or row.kind
+        found[row.deal_id] = LastInteraction(
+            at=row.started_at, summary=f"{row.kind.capitalize()}: {what}"
+        )
+    return found
+
+
+def _next_reminders(session: Session, deal_ids: list[int]) -> dict[int, NextReminder]:
+    reminders = session.scalars(
+        select(Reminder).where(Reminder.deal_id.in_(deal_ids), Reminder.status.in_(ACTIVE))
+    ).all()
+    found: dict[int, Reminder] = {}
+    for reminder in reminders:
+        best = found.get(reminder.deal_id)
+        if best is None or (reminder.effective_due_at, reminder.id) < (
+            best.effective_due_at,
+            best.id,
+        ):
+            found[reminder.deal_id] = reminder
+    return {k: NextReminder(title=r.title, due_at=r.effective_due_at) for k, r in found.items()}
 
 
 def deal_stamp(deal: Deal) -> str:
@@ -208,42 +237,111 @@ def deal_stamp(deal: Deal) -> str:
     return f"d{deal.id}.{deal.stage_key}.{deal.status}.{changed}.{last}"[:64]
 
 
-def deal_viewer_ids(session: Session, deal: Deal, also: Sequence[str] = ()) -> list[str]:
-    """Teams ids of the reps who may see the deal (its owner and reps on its account), after
-    `also` (the rep who shared it), so each of them gets their own view by refresh."""
-    emails: set[str] = set()
-    if deal.owner_email:
-        emails.add(deal.owner_email)
-    if deal.account_name:
-        emails.update(
-            e
-            for e in session.scalars(
-                select(Deal.owner_email).where(
-                    Deal.account_name == deal.account_name,
-                    Deal.status == "open",
-                    Deal.owner_email.is_not(None),
-                )
+def _account_reps(session: Session, deals: Sequence[Deal]) -> dict[str, set[str]]:
+    """Each account of `deals` → the owners of its open deals."""
+    accounts = sorted({d.account_name for d in deals if d.account_name})
+    found: dict[str, set[str]] = {}
+    if accounts:
+        rows = session.execute(
+            select(Deal.account_name, Deal.owner_email)
+            .where(
+                Deal.account_name.in_(accounts),
+                Deal.status == "open",
+                Deal.owner_email.is_not(None),
             )
-            if e
-        )
-    found = list(also)
-    if emails:
-        # Teams takes `8:orgid:{Entra id}` as well as `29:` ids: a rep who never opened the
-        # bot's chat is listed too.
-        reps = session.scalars(
-            select(Rep)
-            .where(Rep.email.in_(sorted(emails)), Rep.active.is_(True))
-            .order_by(Rep.email)
+            .distinct()
         ).all()
-        found += [f"8:orgid:{r.entra_id.lower()}" for r in reps if r.entra_id]
-        rows = session.scalars(
-            select(TeamsConversation.teams_user_id)
-            .where(TeamsConversation.rep_email.in_([r.email for r in reps]))
-            .order_by(TeamsConversation.rep_email)
+        for account, owner in rows:
+            if account and owner:
+                found.setdefault(account, set()).add(owner)
+    return found
+
+
+def _teams_ids(session: Session, reps: Sequence[Rep]) -> dict[str, list[str]]:
+    """Each rep's Teams ids: `8:orgid:{Entra id}` (Teams takes it, so a rep who never opened
+    the bot's chat is listed too) and their `29:` id when the bot knows it."""
+    found: dict[str, list[str]] = {
+        r.email: [f"8:orgid:{r.entra_id.lower()}"] if r.entra_id else [] for r in reps
+    }
+    if reps:
+        rows = session.execute(
+            select(TeamsConversation.rep_email, TeamsConversation.teams_user_id).where(
+                TeamsConversation.rep_email.in_([r.email for r in reps])
+            )
+        ).all()
+        for email, teams_id in rows:
+            if email in found and teams_id.startswith("29:"):
+                found[email].append(teams_id)
+    return found
+
+
+def deal_views(
+    session: Session,
+    deals: Sequence[Deal],
+    viewer: Rep | None,
+    settings: Settings,
+    *,
+    shared_by: Sequence[str] = (),
+    visible: bool = False,
+) -> list[DealView]:
+    """The deal cards' views, for `viewer` (their buttons work only if they may see the
+    deal; `visible` says the caller already knows they may). Each card refreshes itself for
+    `shared_by` (the sharer's ids) and the reps who may see the deal (owner and account)."""
+    if not deals:
+        return []
+    ids = [d.id for d in deals]
+    last = _last_interactions(session, ids)
+    upcoming = _next_reminders(session, ids)
+    by_account = _account_reps(session, deals)
+    emails = {d.owner_email for d in deals if d.owner_email}
+    for owners in by_account.values():
+        emails |= owners
+    reps = session.scalars(select(Rep).where(Rep.email.in_(sorted(emails)))).all()
+    rep_by_email = {r.email: r for r in reps}
+    teams_ids = _teams_ids(session, [r for r in reps if r.active])
+    views = []
+    for deal in deals:
+        pipeline = session.get(Pipeline, deal.pipeline_id)
+        assert pipeline is not None, "a deal's pipeline always exists (foreign key)"
+        stage = pipeline.stage(deal.stage_key)
+        contact = deal.contacts[0] if deal.contacts else None
+        contact_text = None
+        if contact is not None:
+            contact_text = f"{contact.name} ({contact.email})" if contact.name else contact.email
+        owner = None
+        if deal.owner_email:
+            owner_rep = rep_by_email.get(deal.owner_email)
+            owner = (owner_rep.display_name if owner_rep else "") or deal.owner_email
+        money = None
+        if deal.amount is not None and deal.currency:
+            money = Money(amount=deal.amount, currency=deal.currency.upper())
+        who = {deal.owner_email} if deal.owner_email else set()
+        who |= by_account.get(deal.account_name or "", set())
+        viewer_ids = list(shared_by)
+        for email in sorted(who):
+            viewer_ids += teams_ids.get(email, [])
+        can_act = visible or may_see(session, viewer, deal)
+        views.append(
+            DealView(
+                deal_id=deal.crm_id,
+                title=deal.title,
+                account=deal.account_name or "—",
+                contact=contact_text,
+                owner=owner,
+                stage=CardStage(id=deal.stage_key, name=stage.name if stage else deal.stage_key),
+                pipeline=[CardStage(id=s.key, name=s.name) for s in pipeline.stages],
+                status=deal.status if deal.status in ("won", "lost") else "open",
+                amount=money,
+                close_date=deal.expected_close_date,
+                next_reminder=upcoming.get(deal.id),
+                last_interaction=last.get(deal.id),
+                crm_url=crm_link(deal, settings),
+                stamp=deal_stamp(deal),
+                can_act=can_act,
+                viewer_ids=list(dict.fromkeys(viewer_ids))[:VIEWERS_MAX],
+            )
         )
-        found += [i for i in rows if i.startswith("29:")]
-    unique = list(dict.fromkeys(found))
-    return unique[:VIEWERS_MAX]
+    return views
 
 
 def deal_view(
@@ -252,49 +350,17 @@ def deal_view(
     viewer: Rep | None,
     settings: Settings,
     *,
-    viewer_ids: Sequence[str] = (),
+    shared_by: Sequence[str] = (),
 ) -> DealView:
-    """The deal card's view, for `viewer` (their buttons work only if they may see it)."""
-    pipeline = session.get(Pipeline, deal.pipeline_id)
-    assert pipeline is not None, "a deal's pipeline always exists (foreign key)"
-    stage = pipeline.stage(deal.stage_key)
-    contact = deal.contacts[0] if deal.contacts else None
-    contact_text = None
-    if contact is not None:
-        contact_text = f"{contact.name} ({contact.email})" if contact.name else contact.email
-    owner = None
-    if deal.owner_email:
-        owner_rep = session.scalar(select(Rep).where(Rep.email == deal.owner_email))
-        owner = (owner_rep.display_name if owner_rep else "") or deal.owner_email
-    money = None
-    if deal.amount is not None and deal.currency:
-        money = Money(amount=deal.amount, currency=deal.currency.upper())
-    status = deal.status if deal.status in ("open", "won", "lost") else "open"
-    return DealView(
-        deal_id=deal.crm_id,
-        title=deal.title,
-        account=deal.account_name or "—",
-        contact=contact_text,
-        owner=owner,
-        stage=CardStage(id=deal.stage_key, name=stage.name if stage else deal.stage_key),
-        pipeline=[CardStage(id=s.key, name=s.name) for s in pipeline.stages],
-        status=status,
-        amount=money,
-        close_date=deal.expected_close_date,
-        next_reminder=_next_reminder(session, deal),
-        last_interaction=_last_interaction(session, deal),
-        crm_url=crm_link(deal, settings),
-        stamp=deal_stamp(deal),
-        can_act=may_see(session, viewer, deal),
-        viewer_ids=list(viewer_ids)[:VIEWERS_MAX],
-    )
+    """One deal card's view, for `viewer`."""
+    return deal_views(session, [deal], viewer, settings, shared_by=shared_by)[0]
 
 
 __all__ = [
     "day_deals",
     "deal_stamp",
     "deal_view",
-    "deal_viewer_ids",
+    "deal_views",
     "may_see",
     "rep_accounts",
     "search_deals",

@@ -34,7 +34,7 @@ from cards.extensions import (
 from cards.models import DealView
 from connector.settings import Settings
 from connector.store.models import Deal, Rep
-from connector.teams.deal_search import deal_view, deal_viewer_ids, may_see, search_deals
+from connector.teams.deal_search import deal_view, deal_views, may_see, search_deals
 
 log = logging.getLogger(__name__)
 EXTENSION_INVOKES = frozenset({QUERY, QUERY_LINK})
@@ -79,14 +79,8 @@ def _search(
     if rep is None or not rep.active:
         return text_response(NOT_A_REP)
     deals = search_deals(session, rep, query.text, skip=query.query_options.skip, count=query.count)
-    sharer = _sharer_ids(activity)
-    results = []
-    for deal in deals:
-        view = deal_view(
-            session, deal, rep, settings, viewer_ids=deal_viewer_ids(session, deal, sharer)
-        )
-        results.append(attachment(deal_card(view), preview_of(view)))
-    return result_response(results)
+    views = deal_views(session, deals, rep, settings, shared_by=_sharer_ids(activity), visible=True)
+    return result_response([attachment(deal_card(v), preview_of(v)) for v in views])
 
 
 def _unfurl(

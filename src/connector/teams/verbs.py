@@ -53,7 +53,7 @@ from connector.store.models import (
     StageChange,
 )
 from connector.store.types import MeetingDetails, Outcome
-from connector.teams.deal_search import deal_view, deal_viewer_ids, may_see
+from connector.teams.deal_search import deal_view, may_see
 from connector.teams.views import (
     after_meeting_view,
     meeting_logged_view,
@@ -199,7 +199,7 @@ def _may_act(session: Session, view: str | None, deal: Deal, rep: Rep | None) ->
 
 
 def _deal_card(session: Session, deal: Deal, rep: Rep | None, settings: Settings) -> CardView:
-    return deal_view(session, deal, rep, settings, viewer_ids=deal_viewer_ids(session, deal))
+    return deal_view(session, deal, rep, settings)
 
 
 def _reminder(session: Session, reminder_id: str) -> Reminder:

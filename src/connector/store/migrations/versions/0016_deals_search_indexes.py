@@ -1,4 +1,4 @@
-"""deals by account: the index deal search and "may see" read
+"""deals by owner and by account: the indexes deal search and "may see" read
 
 Revision ID: 0016
 Revises: 0010
@@ -16,8 +16,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_deals_owner_status", "deals", ["owner_email", "status", "account_name"], unique=False
+    )
     op.create_index("ix_deals_account_status", "deals", ["account_name", "status"], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index("ix_deals_account_status", table_name="deals")
+    op.drop_index("ix_deals_owner_status", table_name="deals")
