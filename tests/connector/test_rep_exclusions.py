@@ -20,6 +20,7 @@ from tests.connector.test_meeting_sync import (
     NOW,
     PAST,
     _graph,
+    _key,
     add_deal,
     interactions,
     sync,
@@ -151,3 +152,25 @@ def test_while_capture_is_paused_the_mailbox_is_not_read(m365: Tenant) -> None:
     [resumed] = sync(m365, ann, now=utcnow() + dt.timedelta(hours=3))
     assert resumed.paused_until is None
     assert len(interactions(m365)) == 1
+
+
+def test_admins_see_a_reps_exclusions_and_cannot_lift_them(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("Pricing review", PAST, ["dana@fabrikam.com"]))
+    sync(m365, ann)
+    [logged] = interactions(m365)
+    _withdraw(m365, logged.id, ann)
+    client, headers = m365.app.test_client(), {"Authorization": f"Bearer {_key(m365)}"}
+
+    listed = client.get(f"/api/v1/reps/{ann}/exclusions", headers=headers)
+    lift = client.delete(f"/api/v1/reps/{ann}/exclusions", headers=headers)
+    unknown = client.get("/api/v1/reps/nobody@contoso.example/exclusions", headers=headers)
+
+    assert listed.status_code == 200, listed.json
+    [item] = listed.json["items"]
+    assert item["interaction"] == logged.id
+    assert item["meeting_key"] == logged.external_key
+    assert lift.status_code == 405
+    assert unknown.status_code == 404
+    assert unknown.content_type == "application/problem+json"
