@@ -92,7 +92,7 @@
 
   root.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-post], button[data-put]");
-    if (!button || button.type === "submit") { return; }
+    if (!button) { return; }
     event.preventDefault();
     button.disabled = true;
     var body = button.getAttribute("data-json");
