@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from connector.deals.reps import preference_of
 from connector.store.db import get_store
-from connector.store.models import Interaction, MeetingExclusion
+from connector.store.models import Interaction, MeetingExclusion, OutboxItem
 from tests.connector.test_bot_actions import (
     _answered_card,
     _button,
@@ -127,3 +127,36 @@ def test_a_bad_settings_value_says_what_is_wrong_and_changes_nothing(world: Team
     assert "HH:MM" in (last.get("text") or "")
     with get_store(world.app).session() as session:
         assert preference_of(session, REP) is None
+
+
+def test_no_new_reminder_card_comes_in_quiet_hours(world: TeamsWorld) -> None:
+    world.install()
+    now = dt.datetime.now(dt.UTC)  # the rep's time zone is UTC
+    start, end = now - dt.timedelta(hours=1), now + dt.timedelta(hours=2)
+    world.say(f"settings quiet {start:%H:%M}-{end:%H:%M}")
+    world.deal(stage="negotiation")
+    reminder_id = world.due_reminder()
+    before = len(world.chat())
+
+    world.drain()
+
+    assert len(world.chat()) == before
+    with get_store(world.app).session() as session:
+        item = session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key.like("teams:%")))
+        assert item is not None
+        assert item.status == "pending"
+        assert item.next_attempt_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    assert reminder_id
+
+
+def test_a_rep_who_chose_outlook_gets_no_teams_reminder_card(world: TeamsWorld) -> None:
+    world.app.extensions["dealbridge.settings"].reminder_channels = ["calendar", "teams"]
+    world.install()
+    world.say("settings channels outlook")
+
+    world.deal(stage="negotiation")
+
+    with get_store(world.app).session() as session:
+        kinds = set(session.scalars(select(OutboxItem.kind).where(OutboxItem.kind != "webhook")))
+    assert "calendar" in kinds
+    assert "teams" not in kinds

@@ -172,5 +172,7 @@ def test_admins_see_a_reps_exclusions_and_cannot_lift_them(m365: Tenant) -> None
     assert item["interaction"] == logged.id
     assert item["meeting_key"] == logged.external_key
     assert lift.status_code == 405
+    shown = client.get("/api/v1/interactions?status=withdrawn", headers=headers)
+    assert [i["id"] for i in shown.json["items"]] == [logged.id]
     assert unknown.status_code == 404
     assert unknown.content_type == "application/problem+json"
