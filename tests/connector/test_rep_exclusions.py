@@ -14,6 +14,7 @@ from connector.meetings.exclusions import undo, withdraw
 from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
 from connector.store.models import Interaction, MeetingExclusion, utcnow
+from connector.teams.digests import queue_digests
 from tests.connector.conftest import Tenant, meeting
 from tests.connector.test_meeting_sync import (
     FUTURE,
@@ -176,3 +177,13 @@ def test_admins_see_a_reps_exclusions_and_cannot_lift_them(m365: Tenant) -> None
     assert [i["id"] for i in shown.json["items"]] == [logged.id]
     assert unknown.status_code == 404
     assert unknown.content_type == "application/problem+json"
+
+
+def test_the_digest_comes_at_the_time_the_rep_chose(m365: Tenant) -> None:
+    ann = m365.add_rep("ann", "Ann Lee", time_zone="Europe/Berlin")
+    with get_store(m365.app).session() as session:
+        update_preferences(session, ann, daily_digest=True, digest_time="11:30")
+    monday_10_berlin = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+    assert queue_digests(m365.app, monday_10_berlin) == []  # her working day began at 9
+    assert queue_digests(m365.app, monday_10_berlin + dt.timedelta(hours=1, minutes=30)) == [ann]
