@@ -40,7 +40,17 @@ NOTE_MAX_LENGTH = 1000
 """Longest note a card accepts."""
 
 Verb = Literal[
-    "done", "snooze", "advance", "note", "pick_deal", "wrong_deal", "meeting_outcome", "refresh"
+    "done",
+    "snooze",
+    "advance",
+    "note",
+    "pick_deal",
+    "wrong_deal",
+    "meeting_outcome",
+    "refresh",
+    # the rep's own controls
+    "withdraw_meeting",
+    "undo_withdraw",
 ]
 
 
@@ -246,6 +256,20 @@ class MeetingOutcome(CardAction):
     """The stage to move to; None keeps the current one."""
 
 
+class WithdrawMeeting(CardAction):
+    """The rep's "Don't log this meeting": withdraw it and keep it out on later rounds."""
+
+    verb: Literal["withdraw_meeting"]
+    interaction_id: NonEmpty
+
+
+class UndoWithdraw(CardAction):
+    """Undo "Don't log this meeting" (within a day): the meeting is logged again."""
+
+    verb: Literal["undo_withdraw"]
+    interaction_id: NonEmpty
+
+
 class Refresh(CardAction):
     """Teams asks for the current version of a card (automatically, or the rep pressed refresh)."""
 
@@ -257,7 +281,16 @@ class Refresh(CardAction):
 
 
 CardActionRequest = Annotated[
-    Done | Snooze | Advance | Note | PickDeal | WrongDeal | MeetingOutcome | Refresh,
+    Done
+    | Snooze
+    | Advance
+    | Note
+    | PickDeal
+    | WrongDeal
+    | MeetingOutcome
+    | Refresh
+    | WithdrawMeeting
+    | UndoWithdraw,
     Field(discriminator="verb"),
 ]
 _REQUEST: TypeAdapter[CardActionRequest] = TypeAdapter(CardActionRequest)

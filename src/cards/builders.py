@@ -50,6 +50,7 @@ from cards.models import (
     MeetingLoggedByChoice,
     MeetingLoggedView,
     MeetingOutcomeChoice,
+    MeetingWithdrawn,
     Money,
     MyDealsView,
     MyRemindersView,
@@ -173,12 +174,41 @@ def meeting_logged_card(view: MeetingLoggedView) -> CardJson:
             ]
         ),
     ]
+    if isinstance(state, MeetingWithdrawn):
+        return _withdrawn_card(view, state, data)
     if isinstance(state, MeetingLoggedByChoice):
         body.append(_banner(f"Chosen by {_clip(state.by, 60)} · {_when(state.at)}", "good"))
     actions: list[Action] = [
         _button("Wrong deal?", "wrong_deal", data, no_inputs=True),
+        # the rep's own control: withdrawn, and kept out on later rounds
+        _button("Don't log this meeting", "withdraw_meeting", data, no_inputs=True),
         OpenUrlAction(title="Open deal in CRM", url=view.crm_url),
     ]
+    return _card(view, body, actions, refresh_data=data, viewer_ids=view.viewer_ids)
+
+
+def _withdrawn_card(view: MeetingLoggedView, state: MeetingWithdrawn, data: ButtonData) -> CardJson:
+    """A meeting the rep withdrew: said so, with Undo while it is possible."""
+    body: list[Element] = [
+        _kicker("Meeting not logged"),
+        _heading(view.meeting_subject),
+        TextBlock(text=_when(view.meeting_start), is_subtle=True, spacing="None"),
+        _banner(
+            f"Not logged at {_clip(state.by, 60)}'s request · {_when(state.at)}. DealBridge "
+            "keeps this meeting (and its repeats) out from now on.",
+            "emphasis",
+        ),
+    ]
+    actions: list[Action] = []
+    if state.undo_until is not None:
+        body.append(
+            TextBlock(
+                text=f"You can undo this until {_when(state.undo_until)}.",
+                is_subtle=True,
+                size="Small",
+            )
+        )
+        actions.append(_button("Undo", "undo_withdraw", data, style="positive", no_inputs=True))
     return _card(view, body, actions, refresh_data=data, viewer_ids=view.viewer_ids)
 
 

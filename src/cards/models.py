@@ -164,8 +164,18 @@ class MeetingCancelled(View):
     kind: Literal["cancelled"] = "cancelled"
 
 
+class MeetingWithdrawn(View):
+    """The rep said "Don't log this meeting": withdrawn, kept out on later rounds."""
+
+    kind: Literal["withdrawn"] = "withdrawn"
+    by: str
+    at: AwareDatetime
+    undo_until: AwareDatetime | None = None
+    """Until when Undo is offered (None: no longer, or not to this viewer)."""
+
+
 MeetingLoggedState = Annotated[
-    MeetingLoggedAutomatically | MeetingLoggedByChoice | MeetingCancelled,
+    MeetingLoggedAutomatically | MeetingLoggedByChoice | MeetingCancelled | MeetingWithdrawn,
     Field(discriminator="kind"),
 ]
 

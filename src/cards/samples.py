@@ -23,6 +23,7 @@ from cards.models import (
     MeetingCancelled,
     MeetingLoggedByChoice,
     MeetingLoggedView,
+    MeetingWithdrawn,
     Money,
     MyDealsView,
     MyRemindersView,
@@ -382,6 +383,12 @@ def sample_views() -> dict[str, CardView]:
             state=MeetingLoggedByChoice(by=REP, at=yesterday + timedelta(hours=3))
         ),
         "meeting-logged-cancelled": meeting_logged(state=MeetingCancelled()),
+        "meeting-logged-withdrawn": meeting_logged(
+            state=MeetingWithdrawn(by=REP, at=NOW, undo_until=NOW + timedelta(days=1))
+        ),
+        "meeting-logged-withdrawn-final": meeting_logged(
+            state=MeetingWithdrawn(by=REP, at=yesterday)
+        ),
         "pick-deal": pick_deal(),
         "pick-deal-settled": pick_deal(
             state=PickSettled(

@@ -20,6 +20,8 @@ from typing import TypeVar
 
 from flask import Flask, Response, current_app, request
 
+from connector.settings import SETTINGS_EXTENSION
+
 TEAMS_FRAME_ANCESTORS = (
     "https://teams.microsoft.com https://*.teams.microsoft.com https://*.skype.com"
 )
@@ -41,13 +43,14 @@ def _is_tab() -> bool:
     return view is not None and view in _TAB_VIEWS
 
 
-def page_policy(html: bytes, *, tab: bool) -> str:
-    """The CSP of an HTML page: self, its inline styles by hash, who may frame it."""
+def page_policy(html: bytes, *, tab: bool, extra_framers: tuple[str, ...] = ()) -> str:
+    """The CSP of an HTML page: self, its inline styles by hash, who may frame it
+    (``extra_framers``: DEALBRIDGE_TAB_FRAME_ANCESTORS, for a tab only)."""
     hashes = [
         "'sha256-" + base64.b64encode(hashlib.sha256(style).digest()).decode() + "'"
         for style in _STYLE.findall(html)
     ]
-    framers = TEAMS_FRAME_ANCESTORS if tab else "'none'"
+    framers = " ".join([TEAMS_FRAME_ANCESTORS, *extra_framers]) if tab else "'none'"
     return "; ".join(
         [
             "default-src 'self'",
@@ -57,6 +60,12 @@ def page_policy(html: bytes, *, tab: bool) -> str:
             f"frame-ancestors {framers}",
         ]
     )
+
+
+def _tab_framers() -> list[str]:
+    settings = current_app.extensions.get(SETTINGS_EXTENSION)
+    found = getattr(settings, "tab_frame_ancestors", None) or []
+    return [origin for origin in found if isinstance(origin, str) and " " not in origin]
 
 
 def init_app(app: Flask) -> None:
@@ -69,7 +78,8 @@ def init_app(app: Flask) -> None:
         if response.mimetype == "text/html":
             tab = _is_tab()
             html = b"" if response.direct_passthrough else response.get_data()
-            headers["Content-Security-Policy"] = page_policy(html, tab=tab)
+            extra = tuple(_tab_framers()) if tab else ()
+            headers["Content-Security-Policy"] = page_policy(html, tab=tab, extra_framers=extra)
             if not tab:
                 headers["X-Frame-Options"] = "DENY"
         return response

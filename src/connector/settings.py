@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     outbox_first_retry_seconds: float = Field(
         default=30.0, gt=0, description="First retry delay of a failed delivery (then doubling)."
     )
+    # --- the "My deals" tab (teamstab) ---
+    tab_frame_ancestors: list[str] = Field(
+        default_factory=list,
+        description="Origins besides Teams' own that may frame the \"My deals\" tab (the "
+        "sandbox's Teams page in the demo and tests); JSON list.",
+    )
 
     # --- message extension and link unfurling (teamsext) ---
     crm_link_pattern: str | None = Field(

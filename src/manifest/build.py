@@ -348,6 +348,7 @@ def build_manifest(cfg: PackageConfig) -> dict[str, Any]:
         "CLIENT_ID": client_id,
         "BOT_ID": (cfg.bot_id or "").strip() or client_id,
         "PUBLIC_DOMAIN": public_domain(cfg.public_url or ""),
+        "PUBLIC_BASE": _public_base(cfg.public_url or ""),  # the "My deals" tab's URLs
         "SHORT_NAME": cfg.short_name,
         "FULL_NAME": cfg.full_name,
         "SHORT_DESCRIPTION": cfg.short_description,

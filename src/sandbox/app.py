@@ -7,6 +7,7 @@ from flask import Flask
 from sandbox import catalog_upload, control, device_code, identity, teams, ui
 from sandbox.config import SandboxConfig
 from sandbox.graph import routes as graph
+from sandbox.teams import tab as teams_tab
 from sandbox.tenant import Tenant
 
 
@@ -24,6 +25,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.register_blueprint(control.create_blueprint(tenant))
     app.register_blueprint(ui.create_blueprint(tenant))
     app.register_blueprint(teams.create_blueprint(tenant))
+    app.register_blueprint(teams_tab.create_blueprint(tenant))  # a personal tab's host and SSO
     return app
 
 

@@ -295,6 +295,13 @@ class Authority:
         headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid}
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
 
+    # --- user tokens for a Teams tab's single sign-on (sandbox.teams.tab) ------------------
+
+    def sign_user_token(self, claims: dict[str, Any]) -> str:
+        """A token with these claims signed with the tenant's key (the one ``jwks`` lists)."""
+        headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid}
+        return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
+
     def verify_graph_token(self, authorization: str | None) -> dict[str, Any]:
         """The claims of a Graph bearer token, or InvalidTokenError with Graph's message."""
         if not authorization or not authorization.lower().startswith("bearer "):

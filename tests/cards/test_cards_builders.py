@@ -180,8 +180,22 @@ def test_a_logged_meeting_says_which_deal_and_why_and_offers_wrong_deal() -> Non
 
     assert "Fleet telematics renewal 2026" in text
     assert "An attendee is a contact on this deal (jordan.lee@northwind.example)" in text
-    assert [(a["title"], a["verb"]) for a, _ in buttons(card)] == [("Wrong deal?", "wrong_deal")]
+    assert [(a["title"], a["verb"]) for a, _ in buttons(card)] == [
+        ("Wrong deal?", "wrong_deal"),
+        ("Don't log this meeting", "withdraw_meeting"),
+    ]
     assert buttons(card)[0][0]["data"]["interactionId"] == "int-55c2e0"
+    assert buttons(card)[1][0]["data"]["interactionId"] == "int-55c2e0"
+
+
+def test_a_withdrawn_meeting_offers_undo_while_its_day_lasts_and_nothing_after() -> None:
+    views = samples.sample_views()
+    fresh = build_card(views["meeting-logged-withdrawn"])
+    final = build_card(views["meeting-logged-withdrawn-final"])
+
+    assert "keeps this meeting (and its repeats) out" in body_text(fresh)
+    assert [(a["title"], a["verb"]) for a, _ in buttons(fresh)] == [("Undo", "undo_withdraw")]
+    assert "actions" not in final
 
 
 def test_a_cancelled_meeting_card_has_no_buttons() -> None:

@@ -334,6 +334,7 @@ def prepare_demo(
         "calendar_lead_hours": 24 * 7,  # a week of reminders on the calendars at once
         "reminder_channels": ["calendar", "teams"],
         "sync_debounce_seconds": 1.0,
+        "tab_frame_ancestors": [sandbox.base_url],  # the sandbox's Teams page frames the tab
     }
     app = create_app(overrides)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

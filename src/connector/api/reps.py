@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from connector.deals.reps import (
     wants_digest,
 )
 from connector.errors import NotFound, invalid
+from connector.meetings.exclusions import exclusions_of
 from connector.store.db import db_session
 from connector.store.models import Deal, Rep, RepPreference, utcnow
 
@@ -92,6 +94,53 @@ def get_rep(email: str) -> RepOut:
     if rep is None:
         raise NotFound(f"no rep {email!r}", rep=email)
     return rep_out(rep, _open_deals_by_owner(session).get(rep.email, 0))
+
+
+class ExclusionOut(BaseModel):
+    """A meeting the rep said not to log ("Don't log this meeting")."""
+
+    interaction: int | None
+    """The interaction withdrawn (null when it is gone since)."""
+    meeting_key: str
+    series_key: str
+    """What is kept out: the series' iCalUId, so updates and every occurrence stay out."""
+    excluded_at: dt.datetime
+    undo_until: dt.datetime
+    """Until then the rep (only she) can undo it."""
+
+
+class ExclusionList(BaseModel):
+    items: list[ExclusionOut]
+
+
+@api.operation(
+    "GET",
+    f"/reps/{REP_RULE}/exclusions",
+    summary="List the meetings a rep excluded",
+    tag="reps",
+    response=ExclusionList,
+    errors=(401, 404),
+    path_params={"email": "The rep's email / UPN."},
+)
+def list_exclusions(email: str) -> ExclusionList:
+    """The rep's own "Don't log this meeting" choices, newest first. Read only: an admin can
+    see them but not lift them (only the rep can, within a day, from Teams)."""
+    session = db_session()
+    rep = session.scalar(select(Rep).where(Rep.email == _rep_email(email)))
+    if rep is None:
+        raise NotFound(f"no rep {email!r}", rep=email)
+    return ExclusionList(
+        items=[
+            ExclusionOut(
+                interaction=e.interaction_id,
+                meeting_key=e.meeting_key,
+                series_key=e.series_key,
+                excluded_at=e.created_at,
+                undo_until=e.undo_until,
+            )
+            for e in exclusions_of(session, rep.email)
+        ]
+    )
 
 
 @api.operation(

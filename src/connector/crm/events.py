@@ -148,10 +148,45 @@ class RepDeactivated(WebhookEvent):
     """When (ISO 8601, UTC)."""
 
 
+class InteractionWithdrawn(WebhookEvent):
+    """A rep said "Don't log this meeting": remove the interaction; it stays out on later
+    rounds (every occurrence of a recurring meeting too) unless she undoes it within a day."""
+
+    TYPE: ClassVar[str] = "interaction.withdrawn"
+    interaction: int
+    """DealBridge's interaction id."""
+    deal: str | None = None
+    """The deal's CRM id it was logged on (null when it was on none)."""
+    by: str
+    """The rep who withdrew it (her email)."""
+    source: str
+    """Where she did it: ``teams`` (a card) or ``tab`` (the "My deals" tab)."""
+    undo_until: str
+    """Until when she can bring it back (ISO 8601, UTC); then ``interaction.restored``."""
+
+
+class InteractionRestored(WebhookEvent):
+    """A rep undid "Don't log this meeting" within a day: the interaction is back."""
+
+    TYPE: ClassVar[str] = "interaction.restored"
+    interaction: int
+    """DealBridge's interaction id."""
+    deal: str | None = None
+    """The deal's CRM id it is on again (null when it is on none)."""
+    status: str
+    """Its status again (``held``, ``scheduled``, ``needs_choice``...)."""
+    by: str
+    """The rep who brought it back."""
+    source: str
+    """Where: ``teams`` or ``tab``."""
+
+
 EVENTS: tuple[type[WebhookEvent], ...] = (
     DealStageChanged,
     InteractionLogged,
     InteractionUpdated,
+    InteractionWithdrawn,
+    InteractionRestored,
     ReminderCompleted,
     ReminderSnoozed,
     NoteLogged,

@@ -34,6 +34,80 @@ def set_digest(session: Session, rep_email: str, on: bool) -> None:
         pref.daily_digest = on
 
 
+# --- the rep's own controls: channels, quiet hours, digest time, a pause of capture ----------
+
+CHANNEL_CHOICES = ("teams", "outlook", "both")
+_CHOICE_CHANNELS = {"teams": ("teams",), "outlook": ("calendar",), "both": ("calendar", "teams")}
+
+
+def preference_of(session: Session, rep_email: str) -> RepPreference | None:
+    return session.scalar(select(RepPreference).where(RepPreference.rep_email == rep_email))
+
+
+def _preference(session: Session, rep_email: str) -> RepPreference:
+    pref = preference_of(session, rep_email)
+    if pref is None:
+        pref = RepPreference(rep_email=rep_email, daily_digest=False)
+        session.add(pref)
+    return pref
+
+
+def update_preferences(session: Session, rep_email: str, **changes: object) -> RepPreference:
+    """Set the named preferences (``channels``, ``quiet_start``, ``quiet_end``,
+    ``digest_time``, ``capture_paused_until``, ``daily_digest``); the bot's ``settings``
+    command and the tab both come here. Values are checked by their callers' models."""
+    pref = _preference(session, rep_email)
+    for name, value in changes.items():
+        if name not in _PREFERENCES:
+            raise ValueError(f"no preference {name!r}")
+        setattr(pref, name, value)
+    session.flush()
+    return pref
+
+
+_PREFERENCES = frozenset(
+    {"channels", "quiet_start", "quiet_end", "digest_time", "capture_paused_until", "daily_digest"}
+)
+
+
+def channels_for(session: Session, rep_email: str | None, admin_channels: list[str]) -> list[str]:
+    """The reminder channels that reach the rep: the admin's, narrowed to her choice."""
+    pref = preference_of(session, rep_email) if rep_email else None
+    if pref is None or pref.channels not in _CHOICE_CHANNELS:
+        return list(admin_channels)
+    wanted = _CHOICE_CHANNELS[pref.channels]
+    return [c for c in admin_channels if c in wanted]
+
+
+def capture_paused(session: Session, rep_email: str, now: dt.datetime) -> dt.datetime | None:
+    """Until when the rep paused meeting capture, or None when it runs."""
+    pref = preference_of(session, rep_email)
+    until = pref.capture_paused_until if pref is not None else None
+    return until if until is not None and until > now else None
+
+
+def quiet_until(
+    session: Session, rep: Rep, zone: dt.tzinfo, now: dt.datetime
+) -> dt.datetime | None:
+    """The end of the rep's quiet hours when ``now`` is inside them, else None."""
+    pref = preference_of(session, rep.email)
+    if pref is None or not pref.quiet_start or not pref.quiet_end:
+        return None
+    start, end = _hhmm(pref.quiet_start), _hhmm(pref.quiet_end)
+    local = now.astimezone(zone)
+    t = local.time()
+    inside = start <= t < end if start < end else (t >= start or t < end)
+    if not inside or start == end:
+        return None
+    day = local.date() if t < end else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, end, zone).astimezone(dt.UTC)
+
+
+def _hhmm(text: str) -> dt.time:
+    hours, minutes = text.split(":")
+    return dt.time(int(hours), int(minutes))
+
+
 def claim_installation(session: Session, rep: Rep) -> TeamsConversation | None:
     """A Teams chat stored before the rep was mapped (the bot knew only their Entra id)."""
     if not rep.entra_id:

@@ -38,7 +38,7 @@ from connector.meetings.privacy import (
 from connector.store.types import Attendee as StoredAttendee
 from connector.store.types import Candidate, InteractionStatus, MeetingDetails
 from graph_sync.meetings import DeltaRound
-from graph_sync.models import Meeting
+from graph_sync.models import Meeting, series_uid
 
 SOURCE = "outlook"
 REMINDER_CATEGORY = "DealBridge"  # graph_sync.calendar tags our reminder events with it
@@ -138,6 +138,8 @@ class StoredRound:
     """This mailbox's logged meetings (linked interactions, not cancelled): the guard's base."""
     deal_names: Mapping[int, str] = field(default_factory=dict)
     """The CRM id of each deal the plan may name (for printing)."""
+    excluded: frozenset[str] = frozenset()
+    """Series keys a rep said not to log (``meetings.exclusions``): such meetings are skipped."""
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,11 @@ def _plan_meeting(work: _Work, meeting: Meeting) -> PlannedChange:
     link = work.links.get(meeting.event_id) != key
     work.links[meeting.event_id] = key
     before = work.interactions.get(key)
+    withdrawn = before is None or before.status == InteractionStatus.WITHDRAWN
+    if withdrawn and series_uid(meeting.ical_uid) in work.stored.excluded:
+        # A rep's "Don't log this meeting": it stays withdrawn whatever changed, and the
+        # series' other occurrences are not logged (those logged before are left to her).
+        return _about(ChangeKind.SKIP, meeting, key=key, reason="excluded_by_rep", link=link)
     facts = facts_of(meeting, work.rep)
     reason = skip_reason(facts, work.policy.privacy)
     if reason is not None:
@@ -496,7 +503,7 @@ def _plan_removal(work: _Work, event_id: str) -> list[PlannedChange]:
     if key is None:
         return items
     before = work.interactions.get(key)
-    if before is None:
+    if before is None or before.status == InteractionStatus.WITHDRAWN:  # a rep withdrew it
         items.append(PlannedChange(ChangeKind.UNLINK, event_id, key=key, unlink=True))
         return items
     mailboxes = before.mailboxes - {work.rep}

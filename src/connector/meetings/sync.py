@@ -28,6 +28,8 @@ from connector import metrics
 from connector.crm import webhooks as crm_webhooks
 from connector.crm.events import InteractionLogged, InteractionUpdated, ReminderCompleted
 from connector.deals.changes import announce
+from connector.deals.reps import capture_paused
+from connector.meetings.exclusions import excluded_series
 from connector.meetings.interactions import refresh_last_interaction
 from connector.meetings.matching import DealCandidate, is_consumer_domain
 from connector.meetings.plan import (
@@ -69,6 +71,7 @@ from connector.store.types import InteractionKind, InteractionStatus, MeetingDet
 from graph_sync.directory import get_mailbox_settings, get_user, get_verified_domains
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
+from graph_sync.models import series_uid
 
 __all__ = ["REMINDER_CATEGORY", "SOURCE", "SyncReport", "facts_of", "sync_due", "sync_mailbox"]
 
@@ -93,6 +96,8 @@ class SyncReport:
     error: str | None = None
     busy: bool = False
     """A round of this mailbox was running here already; this one did not start."""
+    paused_until: dt.datetime | None = None
+    """The rep paused meeting capture until then: the mailbox was not read."""
     failed: list[str] = field(default_factory=list)
     """Changes of the round that could not be applied (the others were)."""
 
@@ -263,6 +268,10 @@ def sync_mailbox(
 def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: SyncReport) -> None:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     store = get_store(app)
+    with store.session() as session:  # the rep paused capture: nothing of hers is read
+        report.paused_until = capture_paused(session, rep_email, now)
+    if report.paused_until is not None:
+        return
     window = window_for(settings, now)
     mailbox_id, user, link, notified = _begin_round(app, rep_email, window, full=full, now=now)
     report.new_round = link is None
@@ -470,6 +479,7 @@ def load_round(
         reminders=_active_reminders(session, delta.removed),
         logged=_logged(session, mailbox_id),
         deal_names=_deal_names(session, deals, named),
+        excluded=excluded_series(session, (series_uid(m.ical_uid) for m in delta.meetings)),
     )
 
 

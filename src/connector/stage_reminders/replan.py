@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connector.deals.reps import channels_for
 from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue
 from connector.settings import Settings
@@ -326,7 +327,12 @@ def queue_deliveries(
     due = reminder.effective_due_at
     if not new:
         reminder_changed.send(session, reminder=reminder, now=now)  # e.g. its card, refreshed
-    for channel in settings.reminder_channels:
+    # The rep's own choice of channels narrows the admin's; an Outlook event already made is
+    # still kept current (withdrawn when done) after she turns Outlook off.
+    channels = channels_for(session, reminder.rep_email, list(settings.reminder_channels))
+    if reminder.calendar_event_id and "calendar" in settings.reminder_channels:
+        channels = sorted({*channels, "calendar"})
+    for channel in channels:
         if channel == "calendar":
             send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if active else now
         else:

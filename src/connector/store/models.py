@@ -362,7 +362,8 @@ class TeamsCard(Timestamps, Base):
 
 
 class RepPreference(Base):
-    """What a rep opted into (the daily digest)."""
+    """What a rep chose for herself: the daily digest, and (migration 0017) where reminders
+    reach her, quiet hours, the digest's time and a pause of meeting capture."""
 
     __tablename__ = "rep_preferences"
 
@@ -370,6 +371,39 @@ class RepPreference(Base):
     rep_email: Mapped[str] = mapped_column(String(320), unique=True)
     daily_digest: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # --- the rep's own controls (0017) ---
+    channels: Mapped[str | None] = mapped_column(String(16))
+    """``teams``, ``outlook`` or ``both``; None: as the admin set (DEALBRIDGE_REMINDER_CHANNELS)."""
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    """Quiet hours' start (``HH:MM``, the rep's time zone): no new Teams reminder card."""
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    digest_time: Mapped[str | None] = mapped_column(String(5))
+    """When the daily digest comes (``HH:MM``); None: at the start of the working day."""
+    capture_paused_until: Mapped[dt.datetime | None] = mapped_column()
+    """Until then her mailbox is not read at all (the round skips it)."""
+
+
+class MeetingExclusion(Base):
+    """A meeting a rep said not to log ("Don't log this meeting"), kept out on every later
+    round, whoever's calendar holds it: by the series' iCalUId, so updates and every
+    occurrence of a recurring meeting stay out. Admins may read it, never change it."""
+
+    __tablename__ = "meeting_exclusions"
+    __table_args__ = (UniqueConstraint("series_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_key: Mapped[str] = mapped_column(String(512))
+    """The series' iCalUId (``graph_sync.models.series_uid``), or the meeting key."""
+    meeting_key: Mapped[str] = mapped_column(String(512))
+    """The interaction's external key the rep withdrew."""
+    rep_email: Mapped[str] = mapped_column(String(320), index=True)
+    interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    previous_status: Mapped[str] = mapped_column(String(16))
+    """What the interaction was before (Undo puts it back)."""
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    undo_until: Mapped[dt.datetime] = mapped_column()
 
 
 class SchedulerLeader(Base):

@@ -42,6 +42,8 @@ class InteractionStatus(StrEnum):
     UNMATCHED = "unmatched"
     """A meeting no longer on any deal (it was, and still qualifies)."""
     CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"
+    """The rep said "Don't log this meeting" (a ``MeetingExclusion`` keeps it out)."""
 
 
 class ReminderStatus(StrEnum):

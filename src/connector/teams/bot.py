@@ -66,6 +66,7 @@ from connector.teams import extension
 from connector.teams.chats import bot_connector
 from connector.teams.deal_search import day_deals, deal_views, search_deals
 from connector.teams.delivery import store_card, update_card_row
+from connector.teams.preferences import settings_answer
 from connector.teams.verbs import apply_action
 from connector.teams.views import (
     my_deals_view,
@@ -337,6 +338,9 @@ def _message(
         return
     elif word in PRIVATE_WORDS:
         _reply(app, activity, _not_a_rep(activity))
+        return
+    elif word == "settings" and rep is not None and _personal(activity):  # the rep's own
+        _reply(app, activity, settings_answer(session, rep, text, settings, now))
         return
     else:
         view = HelpView(unknown_text=text[:200])

@@ -44,6 +44,7 @@ from cards.models import (
     ReminderView,
 )
 from cards.teams import BotConnector, BotConnectorError, card_activity
+from connector.deals.reps import quiet_until
 from connector.microsoft365 import NotConfigured, graph_client
 from connector.outbox import (
     Attempting,
@@ -63,7 +64,7 @@ from connector.signals import (
     reminder_changed,
     settings_of,
 )
-from connector.stage_reminders.replan import ACTIVE, ReminderDelivery
+from connector.stage_reminders.replan import ACTIVE, ReminderDelivery, working_calendar
 from connector.store.db import get_store
 from connector.store.models import (
     Interaction,
@@ -199,6 +200,9 @@ def _plan_reminder(
     if reminder.status in ACTIVE and reminder.effective_due_at > now:
         return RetryLater("not due yet", reminder.effective_due_at - now)
     key = f"reminder:{reminder.id}"
+    quiet = _quiet_until(session, reminder, settings, now)
+    if quiet is not None and reminder.status in ACTIVE:
+        return RetryLater("the rep's quiet hours", quiet - now)
     view = reminder_view(session, reminder, settings, now)
     active = reminder.status in ACTIVE
     planned = _plan(session, key, reminder.rep_email, "reminder", view, view.stamp, wanted=active)
@@ -214,6 +218,16 @@ def _plan_reminder(
         # The snooze is over: a new card, so the rep is reminded again (the old one stays).
         return Planned("send", key, reminder.rep_email, "reminder", view, view.stamp)
     return planned
+
+
+def _quiet_until(
+    session: Session, reminder: Reminder, settings: Settings, now: dt.datetime
+) -> dt.datetime | None:
+    """The end of the rep's quiet hours, when a new reminder card would come inside them."""
+    rep = session.scalar(select(Rep).where(Rep.email == reminder.rep_email))
+    if rep is None:
+        return None
+    return quiet_until(session, rep, working_calendar(rep, settings).zone, now)
 
 
 def _plan_meeting_card(
@@ -238,7 +252,7 @@ def _plan_meeting_card(
     else:
         view = after_meeting_view(session, interaction, settings)
     stamp = interaction_stamp(interaction)
-    wanted = interaction.status != "cancelled"
+    wanted = interaction.status not in ("cancelled", "withdrawn")  # refreshed, never sent anew
     return _plan(session, f"{kind}:{interaction.id}", rep, kind, view, stamp, wanted=wanted)
 
 

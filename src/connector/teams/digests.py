@@ -36,17 +36,21 @@ def queue_digests(app: Flask, now: dt.datetime | None = None) -> list[str]:
             calendar = working_calendar(rep, settings)
             local = now.astimezone(calendar.zone)
             working_day = local.isoweekday() in calendar.working_days
-            if (
-                not working_day
-                or calendar.is_holiday(local.date())
-                or local.time() < calendar.start
-            ):
+            starts = _digest_time(pref) or calendar.start  # the rep's own time, if she set one
+            if not working_day or calendar.is_holiday(local.date()) or local.time() < starts:
                 continue
             payload = DailyCardPayload(kind="digest", rep=rep.email, day=local.date())
             key = f"teams_card:digest:{rep.email}:{local.date().isoformat()}"
             enqueue(session, CARD_KIND, key, payload)
             queued.append(rep.email)
     return queued
+
+
+def _digest_time(pref: RepPreference) -> dt.time | None:
+    if not pref.digest_time:
+        return None
+    hours, minutes = pref.digest_time.split(":")
+    return dt.time(int(hours), int(minutes))
 
 
 def queue_health(app: Flask, now: dt.datetime | None = None) -> list[str]:

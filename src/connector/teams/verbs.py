@@ -25,6 +25,8 @@ from cards.actions import (
     PickDeal,
     Refresh,
     Snooze,
+    UndoWithdraw,
+    WithdrawMeeting,
     WrongDeal,
     parse_card_action,
 )
@@ -42,6 +44,7 @@ from connector.deals.changes import get_deal, log_interaction, move_stage
 from connector.deals.models import InteractionIn
 from connector.deals.pipelines import get_pipeline
 from connector.errors import DealBridgeError
+from connector.meetings.exclusions import undo, withdraw
 from connector.meetings.interactions import choose_deal, get_interaction
 from connector.settings import Settings
 from connector.stage_reminders.replan import ACTIVE, complete, snooze, working_calendar
@@ -51,9 +54,13 @@ from connector.store.models import (
     Reminder,
     Rep,
     StageChange,
+    TeamsCard,
 )
 from connector.store.types import MeetingDetails, Outcome
 from connector.teams.deal_search import deal_view, may_see
+
+
+from connector.teams.delivery import queue_meeting_card
 from connector.teams.views import (
     after_meeting_view,
     meeting_logged_view,
@@ -182,6 +189,20 @@ def _apply(
             interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
             _outcome(session, interaction, action, actor, rep, settings, activity, now)
             return _meeting_card(session, "after_meeting", interaction, rep, settings)
+        case WithdrawMeeting() | UndoWithdraw():
+            interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
+            if rep is None:
+                raise CardActionError(
+                    "Only a rep known to DealBridge can change what is logged about her.",
+                    status=403,
+                    code="Forbidden",
+                )
+            if isinstance(action, WithdrawMeeting):
+                withdraw(session, interaction, rep.email, settings, now, source=SOURCE)
+            else:
+                undo(session, interaction, rep.email, settings, now, source=SOURCE)
+            refresh_meeting_cards(session, interaction, but=rep.email)
+            return _meeting_card(session, "meeting_logged", interaction, rep, settings)
         case Refresh():
             return _current(session, action, ids, rep, settings, now)
     raise CardActionError("DealBridge does not know this action.")
@@ -200,6 +221,17 @@ def _may_act(session: Session, view: str | None, deal: Deal, rep: Rep | None) ->
 
 def _deal_card(session: Session, deal: Deal, rep: Rep | None, settings: Settings) -> CardView:
     return deal_view(session, deal, rep, settings)
+
+
+def refresh_meeting_cards(session: Session, interaction: Interaction, *, but: str) -> None:
+    """The meeting's cards already sent to other reps show the change too."""
+    for kind in ("meeting_logged", "pick_deal"):
+        rows = session.scalars(
+            select(TeamsCard).where(TeamsCard.key == f"{kind}:{interaction.id}")
+        ).all()
+        for row in rows:
+            if row.rep_email and row.rep_email != but:
+                queue_meeting_card(session, kind, interaction.id, row.rep_email)
 
 
 def _reminder(session: Session, reminder_id: str) -> Reminder:

@@ -28,6 +28,7 @@ from cards.models import (
     MeetingLoggedAutomatically,
     MeetingLoggedByChoice,
     MeetingLoggedView,
+    MeetingWithdrawn,
     Money,
     MyDealsView,
     MyRemindersView,
@@ -47,6 +48,7 @@ from cards.models import (
     StageDeals,
 )
 from cards.models import Stage as CardStage
+from connector.meetings.exclusions import exclusion_of
 from connector.settings import Settings
 from connector.stage_reminders.replan import ACTIVE, is_overdue, working_calendar
 from connector.store.models import (
@@ -194,10 +196,12 @@ def meeting_logged_view(
     if deal is None:
         return None
     details = interaction.details or MeetingDetails()
-    state: MeetingLoggedAutomatically | MeetingLoggedByChoice | MeetingCancelled
+    state: MeetingLoggedAutomatically | MeetingLoggedByChoice | MeetingCancelled | MeetingWithdrawn
     state = MeetingLoggedAutomatically()
     if interaction.status == "cancelled":
         state = MeetingCancelled()
+    elif interaction.status == "withdrawn":
+        state = _withdrawn(session, interaction)
     elif interaction.match_rule == "chosen":
         state = MeetingLoggedByChoice(
             by=details.chosen_by or "someone",
@@ -216,6 +220,19 @@ def meeting_logged_view(
         crm_url=crm_link(deal, settings),
         stamp=interaction_stamp(interaction),
         viewer_ids=viewer_ids(session, deal.owner_email),
+    )
+
+
+def _withdrawn(session: Session, interaction: Interaction) -> MeetingWithdrawn:
+    """The rep's "Don't log this meeting", with Undo while its day lasts."""
+    exclusion = exclusion_of(session, interaction)
+    if exclusion is None:
+        return MeetingWithdrawn(by="a rep", at=interaction.updated_at)
+    now = dt.datetime.now(dt.UTC)
+    return MeetingWithdrawn(
+        by=exclusion.rep_email,
+        at=exclusion.created_at,
+        undo_until=exclusion.undo_until if now < exclusion.undo_until else None,
     )
 
 

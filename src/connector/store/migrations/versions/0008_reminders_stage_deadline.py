@@ -4,7 +4,7 @@ Whether a reminder is past due is computed when asked (the API's ``overdue``); t
 ever said which reminder of an sla rule is the one at its limit.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 01:30:00
 """
 

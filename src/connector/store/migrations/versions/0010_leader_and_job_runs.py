@@ -1,7 +1,7 @@
 """scheduler leader heartbeat and job runs
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-02 01:20:00.000000
 """
 
