@@ -210,7 +210,7 @@ class Settings(BaseSettings):
     # --- the "My deals" tab (teamstab) ---
     tab_frame_ancestors: list[str] = Field(
         default_factory=list,
-        description="Origins besides Teams' own that may frame the \"My deals\" tab (the "
+        description='Origins besides Teams\' own that may frame the "My deals" tab (the '
         "sandbox's Teams page in the demo and tests); JSON list.",
     )
 

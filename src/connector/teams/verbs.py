@@ -58,8 +58,6 @@ from connector.store.models import (
 )
 from connector.store.types import MeetingDetails, Outcome
 from connector.teams.deal_search import deal_view, may_see
-
-
 from connector.teams.delivery import queue_meeting_card
 from connector.teams.views import (
     after_meeting_view,
