@@ -368,6 +368,10 @@ class RepPreference(Base):
     daily_digest: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # the brief before a customer meeting (migration 0018)
+    brief_minutes: Mapped[int | None] = mapped_column(Integer)
+    """Minutes before each customer meeting the brief comes (None: the default, 15; 0: none)."""
+
 
 class SchedulerLeader(Base):
     """The scheduler leader's heartbeat (one row): who holds the lead and when it last beat."""
@@ -401,3 +405,22 @@ class JobRun(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AttendanceCheck(Timestamps, Base):
+    """A logged Teams meeting whose attendance is to be read after it ends (one per occurrence).
+
+    ``connector.meetings.attendance`` looks when ``due_at`` passes, and again with backoff
+    while the report is not ready, until ``status`` is ``done`` or ``gave_up``."""
+
+    __tablename__ = "attendance_checks"
+    __table_args__ = (Index("ix_attendance_checks_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
