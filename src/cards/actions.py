@@ -40,7 +40,15 @@ NOTE_MAX_LENGTH = 1000
 """Longest note a card accepts."""
 
 Verb = Literal[
-    "done", "snooze", "advance", "note", "pick_deal", "wrong_deal", "meeting_outcome", "refresh"
+    "done",
+    "snooze",
+    "advance",
+    "note",
+    "pick_deal",
+    "wrong_deal",
+    "meeting_outcome",
+    "refresh",
+    "no_show",
 ]
 
 
@@ -150,6 +158,8 @@ class ButtonData(WireModel):
     deal_id: str | None = None
     interaction_id: str | None = None
     snooze: SnoozeOption | None = None
+    decision: Literal["reschedule", "held", "drop"] | None = None
+    """A no-show card's answer."""
 
     def to_data(self) -> dict[str, Any]:
         """The `data` object of an Action.Execute."""
@@ -246,6 +256,14 @@ class MeetingOutcome(CardAction):
     """The stage to move to; None keeps the current one."""
 
 
+class NoShow(CardAction):
+    """The rep's answer on a no-show card: reschedule (a reminder), held anyway, or drop it."""
+
+    verb: Literal["no_show"]
+    interaction_id: NonEmpty
+    decision: Literal["reschedule", "held", "drop"]
+
+
 class Refresh(CardAction):
     """Teams asks for the current version of a card (automatically, or the rep pressed refresh)."""
 
@@ -257,7 +275,7 @@ class Refresh(CardAction):
 
 
 CardActionRequest = Annotated[
-    Done | Snooze | Advance | Note | PickDeal | WrongDeal | MeetingOutcome | Refresh,
+    Done | Snooze | Advance | Note | PickDeal | WrongDeal | MeetingOutcome | NoShow | Refresh,
     Field(discriminator="verb"),
 ]
 _REQUEST: TypeAdapter[CardActionRequest] = TypeAdapter(CardActionRequest)

@@ -24,6 +24,7 @@ CardKind = Literal[
     "help",
     "my_reminders",
     "my_deals",
+    "brief",
 ]
 SnoozeOption = Literal["1d", "3d", "next_week"]
 MeetingOutcomeChoice = Literal["progressing", "follow_up", "stalled", "lost"]
@@ -251,8 +252,23 @@ class OutcomeNotNeeded(View):
     reason: str
 
 
+class NoShowAsked(View):
+    """Teams says nobody from the customer came: reschedule, held anyway, or drop it?"""
+
+    kind: Literal["no_show"] = "no_show"
+
+
+class NoShowDecided(View):
+    """Settled: the rep answered the no-show card (rescheduled, or dropped it)."""
+
+    kind: Literal["no_show_decided"] = "no_show_decided"
+    decision: Literal["reschedule", "drop"]
+    by: str
+
+
 AfterMeetingState = Annotated[
-    OutcomeAsked | OutcomeRecorded | OutcomeNotNeeded, Field(discriminator="kind")
+    OutcomeAsked | OutcomeRecorded | OutcomeNotNeeded | NoShowAsked | NoShowDecided,
+    Field(discriminator="kind"),
 ]
 
 
@@ -271,6 +287,8 @@ class AfterMeetingView(View):
     crm_url: WebUrl
     stamp: str
     viewer_ids: list[str] = []
+    attendance: str | None = None
+    """Teams' attendance in words ("Held: Dana Lee joined for 25 min"), when known."""
 
 
 # --- digest, health --------------------------------------------------------------------------
@@ -395,6 +413,26 @@ class MyDealsView(View):
     stages: list[StageDeals]
 
 
+class BriefView(View):
+    """Before a customer meeting: the deal, its stage, what happened lately, who accepted."""
+
+    interaction_id: str
+    meeting_subject: str
+    meeting_start: AwareDatetime
+    deal_id: str
+    deal_title: str
+    account: str
+    stage_name: str
+    days_in_stage: int = Field(ge=0)
+    last_interactions: list[str] = []
+    open_reminders: list[str] = []
+    accepted: list[str] = []
+    """Customer attendees who accepted."""
+    not_answered: list[str] = []
+    crm_url: WebUrl
+    stamp: str
+
+
 CardView = (
     ReminderView
     | MeetingLoggedView
@@ -405,4 +443,5 @@ CardView = (
     | HelpView
     | MyRemindersView
     | MyDealsView
+    | BriefView
 )

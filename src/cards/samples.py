@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from cards.models import (
     AfterMeetingView,
+    BriefView,
     CardView,
     ConsentMissing,
     DealCandidate,
@@ -25,6 +26,8 @@ from cards.models import (
     Money,
     MyDealsView,
     MyRemindersView,
+    NoShowAsked,
+    NoShowDecided,
     OutcomeNotNeeded,
     OutcomeRecorded,
     PickDealView,
@@ -387,4 +390,31 @@ def sample_views() -> dict[str, CardView]:
         "my-reminders-empty": my_reminders(reminders=[]),
         "my-deals": my_deals(),
         "my-deals-empty": my_deals(stages=[]),
+        # Teams attendance and the brief before a meeting
+        "after-meeting-attended": after_meeting(
+            attendance="Held (Teams attendance, 42 min): Dana Lee (40 min) joined."
+        ),
+        "after-meeting-no-show": after_meeting(
+            state=NoShowAsked(),
+            attendance="No-show: nobody from the customer joined. Priya Raman (12 min) waited.",
+        ),
+        "after-meeting-no-show-rescheduled": after_meeting(
+            state=NoShowDecided(decision="reschedule", by=REP)
+        ),
+        "brief": BriefView(
+            interaction_id="int-55c2e1",
+            meeting_subject="Northwind / Contoso: pricing for 1,200 vehicles",
+            meeting_start=NOW + timedelta(minutes=15),
+            deal_id="D-10482",
+            deal_title="Fleet telematics renewal 2026",
+            account="Northwind Traders",
+            stage_name="Proposal",
+            days_in_stage=12,
+            last_interactions=["Nov 11 · Meeting: rollout plan", "Nov 04 · Call: budget"],
+            open_reminders=["Send the revised proposal (due Nov 19)"],
+            accepted=["Dana Lee"],
+            not_answered=["Sam Ortiz"],
+            crm_url=deal_url("D-10482"),
+            stamp="b202511180915",
+        ),
     }

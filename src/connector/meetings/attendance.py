@@ -37,6 +37,7 @@ from connector.meetings.interactions import refresh_last_interaction
 from connector.microsoft365 import NotConfigured, graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_attended, meeting_deal_chosen, meeting_logged, settings_of
+from connector.stage_reminders.replan import remind_by_hand
 from connector.store.db import get_store
 from connector.store.models import AttendanceCheck, Deal, Interaction, Rep, utcnow
 from connector.store.types import (
@@ -64,6 +65,8 @@ LONGEST_WAIT = dt.timedelta(hours=1)
 SESSION_SLACK = dt.timedelta(hours=2)
 """A report belongs to an occurrence when its session starts within this of the occurrence."""
 BATCH = 50
+RESCHEDULE_IN = dt.timedelta(hours=1)
+"""When the reminder to reschedule a no-show falls due."""
 
 PENDING, DONE, GAVE_UP = "pending", "done", "gave_up"
 HELD, NO_SHOW, NOT_VERIFIED = "held", "no_show", "not_verified"
@@ -377,12 +380,29 @@ def tell(
 def decide_no_show(
     session: Session, interaction: Interaction, decision: str, *, by: str, now: dt.datetime
 ) -> Interaction:
-    """``held`` (it happened after all: held, the deal's clock moves) or ``drop`` (nothing
-    happened and nothing is to be done: it stays a no-show, the card says so)."""
+    """``reschedule`` (a reminder on the deal to find a new time; it stays a no-show), ``held``
+    (it happened after all: held, the deal's clock moves) or ``drop`` (nothing to be done: it
+    stays a no-show, the card says so)."""
     details = interaction.details or MeetingDetails()
     attendance = details.attendance or Attendance(result=NO_SHOW)
     deal = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
-    if decision == "held":
+    if decision == "reschedule":
+        if deal is None:
+            raise ValueError("the meeting is on no deal")
+        remind_by_hand(
+            session,
+            deal,
+            f"reschedule:{interaction.id}",
+            f"Reschedule “{(interaction.subject or 'the meeting')[:200]}” with {deal.title[:200]}",
+            "Nobody from the customer joined the Teams meeting: find a new time.",
+            now + RESCHEDULE_IN,
+            settings_of(session),
+            now,
+        )
+        attendance = attendance.model_copy(
+            update={"reason": f"rescheduled by {by}: a reminder is on the deal", "decided_by": by}
+        )
+    elif decision == "held":
         interaction.status = InteractionStatus.HELD
         attendance = attendance.model_copy(
             update={"result": HELD, "reason": f"marked held by {by}", "decided_by": by}

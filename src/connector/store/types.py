@@ -83,7 +83,6 @@ class CardKind(StrEnum):
     AFTER_MEETING = "after_meeting"
     DIGEST = "digest"
     HEALTH = "health"
-    NO_SHOW = "no_show"
     BRIEF = "brief"
 
 

@@ -21,6 +21,7 @@ from cards.actions import (
     CardActionRequest,
     Done,
     MeetingOutcome,
+    NoShow,
     Note,
     PickDeal,
     Refresh,
@@ -42,6 +43,7 @@ from connector.deals.changes import get_deal, log_interaction, move_stage
 from connector.deals.models import InteractionIn
 from connector.deals.pipelines import get_pipeline
 from connector.errors import DealBridgeError
+from connector.meetings.attendance import decide_no_show
 from connector.meetings.interactions import choose_deal, get_interaction
 from connector.settings import Settings
 from connector.stage_reminders.replan import ACTIVE, complete, snooze, working_calendar
@@ -179,9 +181,20 @@ def _apply(
             interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
             _outcome(session, interaction, action, actor, rep, settings, activity, now)
             return _meeting_card(session, "after_meeting", interaction, rep, settings)
+        case NoShow():  # Teams attendance: the no-show card's answer
+            interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
+            if interaction.status == "no_show" and not _no_show_decided(interaction):
+                decide_no_show(session, interaction, action.decision, by=actor, now=now)
+            return _meeting_card(session, "after_meeting", interaction, rep, settings)
         case Refresh():
             return _current(session, action, ids, rep, settings, now)
     raise CardActionError("DealBridge does not know this action.")
+
+
+def _no_show_decided(interaction: Interaction) -> bool:
+    """A rep already rescheduled or dropped this no-show (a second press changes nothing)."""
+    attendance = interaction.details.attendance if interaction.details else None
+    return attendance is not None and attendance.decided_by is not None
 
 
 def _reminder(session: Session, reminder_id: str) -> Reminder:
