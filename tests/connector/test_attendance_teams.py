@@ -289,3 +289,22 @@ def test_each_occurrence_of_a_series_gets_its_own_brief(world: TeamsWorld) -> No
     [(second_id, _)] = briefs_due(world.app, now=tomorrow)
 
     assert first_id != second_id
+
+
+def test_a_reps_own_brief_time_wins_and_zero_turns_briefs_off(world: TeamsWorld) -> None:
+    world.install()
+    world.deal("OPP-1")
+    _event(world, REP, meeting("Pricing review", NOW + dt.timedelta(minutes=10), [DANA]))
+    _sync(world)
+
+    answer = world.client.put(f"/api/v1/reps/{REP}", json={"brief_minutes": 5}, headers=world.auth)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["brief_minutes"] == 5
+    assert briefs_due(world.app) == []  # ten minutes away, five wanted
+    assert len(briefs_due(world.app, now=NOW + dt.timedelta(minutes=6))) == 1
+
+    world.client.put(f"/api/v1/reps/{REP}", json={"brief_minutes": 0}, headers=world.auth)
+    assert briefs_due(world.app, now=NOW + dt.timedelta(minutes=9)) == []
+    bad = world.client.put(f"/api/v1/reps/{REP}", json={"brief_minutes": -1}, headers=world.auth)
+    assert bad.status_code == 422
+    assert "brief_minutes" in json.dumps(bad.json)
