@@ -154,7 +154,16 @@ def check_due(app: Flask, now: dt.datetime | None = None) -> list[tuple[int, str
                 .limit(BATCH)
             )
         )
-    return [found for check_id in due if (found := check_one(app, check_id, now)) is not None]
+    results: list[tuple[int, str]] = []
+    for check_id in due:
+        try:
+            found = check_one(app, check_id, now)
+        except Exception:  # one meeting's surprise must not stop the others' checks
+            log.exception("attendance check %s failed; it is looked at again next run", check_id)
+            continue
+        if found is not None:
+            results.append(found)
+    return results
 
 
 def check_one(app: Flask, check_id: int, now: dt.datetime) -> tuple[int, str] | None:
@@ -273,7 +282,10 @@ def _record(
     check.last_error = attendance.reason
     interaction.details = details.but(attendance=attendance)
     deal = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
-    if attendance.result == NO_SHOW and interaction.status == InteractionStatus.HELD:
+    if attendance.result == NO_SHOW and interaction.status in (
+        InteractionStatus.HELD,
+        InteractionStatus.SCHEDULED,  # ended, not yet marked held by the round
+    ):
         interaction.status = InteractionStatus.NO_SHOW
     session.flush()
     if deal is not None:
