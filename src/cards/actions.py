@@ -51,6 +51,7 @@ Verb = Literal[
     # the rep's own controls
     "withdraw_meeting",
     "undo_withdraw",
+    "no_show",
 ]
 
 
@@ -160,6 +161,8 @@ class ButtonData(WireModel):
     deal_id: str | None = None
     interaction_id: str | None = None
     snooze: SnoozeOption | None = None
+    decision: Literal["reschedule", "held", "drop"] | None = None
+    """A no-show card's answer."""
 
     def to_data(self) -> dict[str, Any]:
         """The `data` object of an Action.Execute."""
@@ -270,6 +273,14 @@ class UndoWithdraw(CardAction):
     interaction_id: NonEmpty
 
 
+class NoShow(CardAction):
+    """The rep's answer on a no-show card: reschedule (a reminder), held anyway, or drop it."""
+
+    verb: Literal["no_show"]
+    interaction_id: NonEmpty
+    decision: Literal["reschedule", "held", "drop"]
+
+
 class Refresh(CardAction):
     """Teams asks for the current version of a card (automatically, or the rep pressed refresh)."""
 
@@ -290,7 +301,8 @@ CardActionRequest = Annotated[
     | MeetingOutcome
     | Refresh
     | WithdrawMeeting
-    | UndoWithdraw,
+    | UndoWithdraw
+    | NoShow,
     Field(discriminator="verb"),
 ]
 _REQUEST: TypeAdapter[CardActionRequest] = TypeAdapter(CardActionRequest)

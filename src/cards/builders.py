@@ -38,6 +38,7 @@ from cards.elements import (
 )
 from cards.models import (
     AfterMeetingView,
+    BriefView,
     CardKind,
     CardView,
     DealView,
@@ -54,6 +55,8 @@ from cards.models import (
     Money,
     MyDealsView,
     MyRemindersView,
+    NoShowAsked,
+    NoShowDecided,
     OutcomeNotNeeded,
     OutcomeRecorded,
     PickDealView,
@@ -288,8 +291,12 @@ def after_meeting_card(view: AfterMeetingView) -> CardJson:
             ]
         ),
     ]
+    if view.attendance:
+        body.append(TextBlock(text=_clip(view.attendance, 300), wrap=True, is_subtle=True))
     actions: list[Action] = []
     state = view.state
+    if isinstance(state, NoShowAsked | NoShowDecided):
+        return _no_show_card(view, state, data)
     if isinstance(state, OutcomeRecorded):
         facts = [Fact(title="Outcome", value=dict(OUTCOME_CHOICES)[state.outcome])]
         if state.stage_name:
@@ -326,6 +333,81 @@ def after_meeting_card(view: AfterMeetingView) -> CardJson:
         actions.append(_button("Save", "meeting_outcome", data, style="positive"))
     actions.append(OpenUrlAction(title="Open in CRM", url=view.crm_url))
     return _card(view, body, actions, refresh_data=data, viewer_ids=view.viewer_ids)
+
+
+def _no_show_card(
+    view: AfterMeetingView, state: NoShowAsked | NoShowDecided, data: ButtonData
+) -> CardJson:
+    """Nobody from the customer joined the Teams meeting: reschedule, held anyway, or drop."""
+    body: list[Element] = [
+        _kicker("Nobody from the customer joined"),
+        _heading(view.meeting_subject),
+        FactSet(
+            facts=[
+                Fact(title="Ended", value=_when(view.meeting_end)),
+                Fact(title="Deal", value=_clip(view.deal_title, TITLE_MAX)),
+                Fact(title="Account", value=_clip(view.account, TITLE_MAX)),
+            ]
+        ),
+    ]
+    if view.attendance:
+        body.append(TextBlock(text=_clip(view.attendance, 300), wrap=True, is_subtle=True))
+    actions: list[Action] = []
+    if isinstance(state, NoShowDecided):
+        said = (
+            "A reminder to reschedule is on the deal"
+            if state.decision == "reschedule"
+            else ("Dropped: it stays a no-show")
+        )
+        body.append(_banner(f"✔ {said} · {_clip(state.by, 60)}", "good"))
+    else:
+        body.append(
+            TextBlock(
+                text="It does not count as an interaction, so the deal's clock did not move.",
+                wrap=True,
+            )
+        )
+        for title, decision in (
+            ("Reschedule", "reschedule"),
+            ("It was held", "held"),
+            ("Drop it", "drop"),
+        ):
+            answer = data.model_copy(update={"decision": decision})
+            style: ActionStyle | None = "positive" if decision == "reschedule" else None
+            actions.append(_button(title, "no_show", answer, style=style, no_inputs=True))
+    actions.append(OpenUrlAction(title="Open in CRM", url=view.crm_url))
+    return _card(view, body, actions, refresh_data=data, viewer_ids=view.viewer_ids)
+
+
+def brief_card(view: BriefView) -> CardJson:
+    """Before a customer meeting: the deal at a glance."""
+    facts = [
+        Fact(title="Starts", value=_when(view.meeting_start)),
+        Fact(title="Deal", value=_clip(view.deal_title, TITLE_MAX)),
+        Fact(title="Account", value=_clip(view.account, TITLE_MAX)),
+        Fact(title="Stage", value=f"{_clip(view.stage_name, 60)} · {_days(view.days_in_stage)}"),
+        Fact(
+            title="Accepted",
+            value=_clip(", ".join(view.accepted), TEXT_MAX) if view.accepted else "nobody yet",
+        ),
+    ]
+    if view.not_answered:
+        facts.append(Fact(title="No answer", value=_clip(", ".join(view.not_answered), TEXT_MAX)))
+    body: list[Element] = [
+        _kicker("Before your meeting"),
+        _heading(view.meeting_subject),
+        FactSet(facts=facts),
+    ]
+    for title, lines, empty in (
+        ("Last interactions", view.last_interactions, "None logged yet."),
+        ("Open reminders", view.open_reminders, "None."),
+    ):
+        body.append(TextBlock(text=title, weight="Bolder", separator=True))
+        shown = lines[:LIST_MAX] or [empty]
+        body.extend(TextBlock(text=_clip(line, 200), wrap=True, spacing="None") for line in shown)
+        body.extend(_more(len(lines), "more"))
+    actions: list[Action] = [OpenUrlAction(title="Open deal in CRM", url=view.crm_url)]
+    return _card(view, body, actions)
 
 
 def digest_card(view: DigestView) -> CardJson:
@@ -596,6 +678,8 @@ def build_card(view: CardView) -> CardJson:
             return my_reminders_card(view)
         case MyDealsView():
             return my_deals_card(view)
+        case BriefView():
+            return brief_card(view)
 
 
 def card_kind(view: CardView) -> CardKind:
@@ -611,6 +695,7 @@ def card_kind(view: CardView) -> CardKind:
         HelpView: "help",
         MyRemindersView: "my_reminders",
         MyDealsView: "my_deals",
+        BriefView: "brief",
     }
     return kinds[type(view)]
 
@@ -640,6 +725,8 @@ def card_summary(view: CardView) -> str:
             return f"Your open reminders ({len(view.reminders)})"
         case MyDealsView():
             return "Your open deals"
+        case BriefView():
+            return f"Before “{_clip(view.meeting_subject, 50)}”: {_clip(view.deal_title, 50)}"
 
 
 # --- building blocks -------------------------------------------------------------------------

@@ -25,6 +25,7 @@ CardKind = Literal[
     "my_reminders",
     "my_deals",
     "deal",
+    "brief",
 ]
 SnoozeOption = Literal["1d", "3d", "next_week"]
 MeetingOutcomeChoice = Literal["progressing", "follow_up", "stalled", "lost"]
@@ -262,8 +263,23 @@ class OutcomeNotNeeded(View):
     reason: str
 
 
+class NoShowAsked(View):
+    """Teams says nobody from the customer came: reschedule, held anyway, or drop it?"""
+
+    kind: Literal["no_show"] = "no_show"
+
+
+class NoShowDecided(View):
+    """Settled: the rep answered the no-show card (rescheduled, or dropped it)."""
+
+    kind: Literal["no_show_decided"] = "no_show_decided"
+    decision: Literal["reschedule", "drop"]
+    by: str
+
+
 AfterMeetingState = Annotated[
-    OutcomeAsked | OutcomeRecorded | OutcomeNotNeeded, Field(discriminator="kind")
+    OutcomeAsked | OutcomeRecorded | OutcomeNotNeeded | NoShowAsked | NoShowDecided,
+    Field(discriminator="kind"),
 ]
 
 
@@ -282,6 +298,8 @@ class AfterMeetingView(View):
     crm_url: WebUrl
     stamp: str
     viewer_ids: list[str] = []
+    attendance: str | None = None
+    """Teams' attendance in words ("Held: Dana Lee joined for 25 min"), when known."""
 
 
 # --- digest, health --------------------------------------------------------------------------
@@ -444,6 +462,26 @@ class DealView(View):
     """Teams ids (29:… or 8:orgid:…) whose view refreshes automatically; capped at 60."""
 
 
+class BriefView(View):
+    """Before a customer meeting: the deal, its stage, what happened lately, who accepted."""
+
+    interaction_id: str
+    meeting_subject: str
+    meeting_start: AwareDatetime
+    deal_id: str
+    deal_title: str
+    account: str
+    stage_name: str
+    days_in_stage: int = Field(ge=0)
+    last_interactions: list[str] = []
+    open_reminders: list[str] = []
+    accepted: list[str] = []
+    """Customer attendees who accepted."""
+    not_answered: list[str] = []
+    crm_url: WebUrl
+    stamp: str
+
+
 CardView = (
     DealView
     | ReminderView
@@ -455,4 +493,5 @@ CardView = (
     | HelpView
     | MyRemindersView
     | MyDealsView
+    | BriefView
 )

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from cards.models import (
     AfterMeetingView,
+    BriefView,
     CardView,
     ConsentMissing,
     DealCandidate,
@@ -28,6 +29,8 @@ from cards.models import (
     MyDealsView,
     MyRemindersView,
     NextReminder,
+    NoShowAsked,
+    NoShowDecided,
     OutcomeNotNeeded,
     OutcomeRecorded,
     PickDealView,
@@ -426,5 +429,32 @@ def sample_views() -> dict[str, CardView]:
         "deal-won": deal(status="won", next_reminder=None),
         "deal-bare": deal(
             contact=None, owner=None, amount=None, close_date=None, last_interaction=None
+        ),
+        # Teams attendance and the brief before a meeting
+        "after-meeting-attended": after_meeting(
+            attendance="Held (Teams attendance, 42 min): Dana Lee (40 min) joined."
+        ),
+        "after-meeting-no-show": after_meeting(
+            state=NoShowAsked(),
+            attendance="No-show: nobody from the customer joined. Priya Raman (12 min) waited.",
+        ),
+        "after-meeting-no-show-rescheduled": after_meeting(
+            state=NoShowDecided(decision="reschedule", by=REP)
+        ),
+        "brief": BriefView(
+            interaction_id="int-55c2e1",
+            meeting_subject="Northwind / Contoso: pricing for 1,200 vehicles",
+            meeting_start=NOW + timedelta(minutes=15),
+            deal_id="D-10482",
+            deal_title="Fleet telematics renewal 2026",
+            account="Northwind Traders",
+            stage_name="Proposal",
+            days_in_stage=12,
+            last_interactions=["Nov 11 · Meeting: rollout plan", "Nov 04 · Call: budget"],
+            open_reminders=["Send the revised proposal (due Nov 19)"],
+            accepted=["Dana Lee"],
+            not_answered=["Sam Ortiz"],
+            crm_url=deal_url("D-10482"),
+            stamp="b202511180915",
         ),
     }

@@ -233,6 +233,21 @@ class Settings(BaseSettings):
             raise ValueError("must hold {deal_id} once, in its path or query: .../deals/{deal_id}")
         return value
 
+    # ---- Teams attendance and the brief before a meeting (connector.meetings.attendance) ----
+    attendance_enabled: bool = Field(
+        default=True,
+        description="Read Teams attendance of logged online meetings after they end (needs "
+        "OnlineMeetings.Read.All, OnlineMeetingArtifact.Read.All and the Teams application "
+        "access policy; without them meetings stay held (not verified)).",
+    )
+    brief_minutes_before: int = Field(
+        default=15,
+        ge=0,
+        le=24 * 60,
+        description="The brief before a customer meeting comes this many minutes before it "
+        "(a rep's own preference wins; 0: no briefs).",
+    )
+
     @field_validator("public_url", "webhook_url")
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:

@@ -85,6 +85,30 @@ rep_changed = _signals.signal(
     """,
 )
 
+# ---- Teams attendance and the brief before a meeting (connector.meetings.attendance, .briefs)
+
+meeting_attended = _signals.signal(
+    "meeting-attended",
+    doc="""Teams' attendance of a logged meeting was read: held, no-show, or not verified.
+
+    Sender: the session (``connector.meetings.attendance``).
+    Keyword arguments: ``interaction`` (``Interaction``, its ``details.attendance`` set),
+    ``result`` (``held``, ``no_show`` or ``not_verified``), ``reps`` (emails to tell).
+    Receiver: ``teams`` queues the after-the-meeting card, or the no-show card.
+    """,
+)
+
+meeting_brief_due = _signals.signal(
+    "meeting-brief-due",
+    doc="""A rep's brief before a customer meeting is due (once per occurrence and start).
+
+    Sender: the session (``connector.meetings.briefs``).
+    Keyword arguments: ``interaction`` (``Interaction``), ``rep`` (email), ``start`` (aware
+    ``datetime``, the start the brief is for), ``due`` (aware ``datetime``).
+    Receiver: ``teams`` queues the brief (activity feed, or a card in the chat).
+    """,
+)
+
 
 def settings_of(session: Session) -> Settings:
     """The settings of the app this session's store belongs to; loud when there is none.

@@ -89,6 +89,13 @@ class Location(GraphModel):
     """Location name as shown in Outlook."""
 
 
+class OnlineMeetingInfo(GraphModel):
+    """`onlineMeetingInfo`: how to join an online meeting."""
+
+    join_url: str | None = None
+    """The Teams join link (the key to the meeting's attendance reports)."""
+
+
 class Removed(GraphModel):
     """The `@removed` annotation of a delta item."""
 
@@ -129,6 +136,8 @@ class GraphEvent(GraphModel):
     """Who was invited."""
     is_online_meeting: bool = False
     """A Teams (or other online) meeting."""
+    online_meeting: OnlineMeetingInfo | None = None
+    """Its join link, for an online meeting."""
     location: Location | None = None
     """Where."""
     categories: list[str] = Field(default_factory=list)
@@ -203,6 +212,8 @@ class Meeting(BaseModel):
     """Invited people with their answers."""
     is_online: bool = False
     """An online (Teams) meeting."""
+    join_url: str | None = None
+    """The online meeting's join link (Teams attendance is looked up by it)."""
     location_name: str | None = None
     """Location display name."""
     series_master_id: str | None = None
@@ -263,6 +274,7 @@ class Meeting(BaseModel):
                 if a.email_address.address
             ],
             is_online=event.is_online_meeting,
+            join_url=event.online_meeting.join_url if event.online_meeting else None,
             location_name=event.location.display_name if event.location else None,
             series_master_id=event.series_master_id,
             original_start=original,

@@ -17,6 +17,9 @@ ALL_ROLES = (
     "Organization.Read.All",
     "TeamsAppInstallation.ReadWriteSelfForUser.All",
     "TeamsActivity.Send",
+    # Teams attendance (optional in DealBridge): find the meeting, read its reports.
+    "OnlineMeetings.Read.All",
+    "OnlineMeetingArtifact.Read.All",
 )
 
 

@@ -18,6 +18,7 @@ from sandbox.event_fields import parse_event_input
 from sandbox.faults import FaultRule
 from sandbox.graph.events import EventView, event_json
 from sandbox.graph.teams_apps import TeamsAppInput
+from sandbox.online_meetings import AttendanceInput
 from sandbox.tenant import RuntimeSettings
 
 if TYPE_CHECKING:
@@ -226,5 +227,23 @@ def create_blueprint(tenant: Tenant) -> Blueprint:
                     "faults": [f.to_json() for f in tenant.faults.faults],
                 }
             )
+
+    # ---- Teams attendance: who joined an online meeting's session; the access policy ----
+
+    @blueprint.post("/attendance")
+    def set_attendance() -> tuple[Response, int]:
+        given = _body(AttendanceInput)
+        with tenant.lock:
+            session = tenant.online.add(given)
+        return jsonify({"reportId": session.report_id}), 201
+
+    @blueprint.put("/online-meetings/policy")
+    def set_access_policy() -> Response:
+        given = request.get_json(force=True)
+        if not isinstance(given, dict) or not isinstance(given.get("granted"), bool):
+            raise ControlError(400, "granted: a boolean is required.")
+        with tenant.lock:
+            tenant.online.access_policy = given["granted"]
+        return jsonify({"granted": given["granted"]})
 
     return blueprint

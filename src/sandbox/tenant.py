@@ -19,6 +19,7 @@ from sandbox.faults import FaultBook
 from sandbox.graph.delta_states import DeltaStates
 from sandbox.graph.teams_apps import TeamsWork
 from sandbox.graph.throttling import MailboxThrottle
+from sandbox.online_meetings import OnlineMeetingsState
 from sandbox.request_log import RequestLog
 from sandbox.webhooks import Notifier, Subscriptions
 
@@ -80,6 +81,7 @@ class Tenant:
         self.random = random.Random(config.seed)
         self.delta = DeltaStates(config.delta_states_kept)
         self.teams = TeamsWork()
+        self.online = OnlineMeetingsState()
 
     @property
     def tenant_id(self) -> str:
@@ -98,6 +100,7 @@ class Tenant:
             self.delta = DeltaStates(self.config.delta_states_kept)
             hooks = self.teams.on_install  # the Teams side's listeners outlive a reset
             self.teams = TeamsWork(on_install=hooks, chat_readers=self.teams.chat_readers)
+            self.online = OnlineMeetingsState()
             self.throttle.reset()
             self.log.reset()
             self.notifier.clear()

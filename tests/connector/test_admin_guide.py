@@ -14,6 +14,7 @@ from connector.admin.cli import cli
 from connector.admin.doctor import run_checks
 from connector.settings import ENV_PREFIX, Settings
 from graph_sync.directory import MAILBOX_SETTINGS_READ, ORGANIZATION_READ, USER_READ
+from graph_sync.online_meetings import ARTIFACTS_PERMISSION, MEETINGS_PERMISSION
 from graph_sync.teams import ACTIVITY_PERMISSION, INSTALL_PERMISSION
 from manifest.build import template
 
@@ -55,6 +56,8 @@ def test_every_graph_permission_we_call_with_is_in_the_permissions_table(guide: 
         ACTIVITY_PERMISSION,
         "AppCatalog.Submit",
         *resource_specific,
+        MEETINGS_PERMISSION,  # Teams attendance (optional)
+        ARTIFACTS_PERMISSION,
     ]
 
     missing = [p for p in used if f"| `{p}` |" not in table]
@@ -82,7 +85,7 @@ def test_troubleshooting_covers_every_line_doctor_prints(guide: str, app: Flask)
     ]
     permissions = [n for n in names if n.startswith("Graph permission ")]
 
-    assert len(names) == 14
+    assert len(names) == 15
     assert missing == []
     assert "### ✗ Graph permission …" in troubleshooting
     assert all(n.removeprefix("Graph permission ") in guide for n in permissions)

@@ -86,6 +86,20 @@ PRICING = "Fabrikam ERP: pricing review"
 WEEKLY = "Northwind telematics: weekly status"
 CANCELLED = "Humongous Insurance: claims AI demo"
 UPCOMING = "Tailspin: pilot kickoff"
+NO_SHOW = "Northwind telematics: contract walk-through"
+
+
+def test_the_demo_shows_one_held_and_one_no_show_teams_meeting(demo: tuple[DemoRun, Any]) -> None:
+    run, _ = demo
+    [held] = _with_subject(run, PRICING).values()
+    [no_show] = _with_subject(run, NO_SHOW).values()
+    assert held.status == "held"
+    assert held.details is not None
+    assert held.details.attendance is not None
+    assert held.details.attendance.result == "held"
+    assert [p.email for p in held.details.attendance.customer] == ["dana.ruiz@fabrikam.com"]
+    assert no_show.status == "no_show"
+    assert any(line.startswith("Teams attendance: 1 held, 1 no-show") for line in run.summary)
 
 
 def test_the_demo_logs_the_customer_meeting_once_with_both_reps(demo: tuple[DemoRun, Any]) -> None:
@@ -128,6 +142,7 @@ def test_the_demo_logs_each_meeting_exactly_once_by_identity(demo: tuple[DemoRun
     run, sandbox = demo
     expected = [
         _identity(_calendar(sandbox, "ann.lee")[PRICING]),
+        _identity(_calendar(sandbox, "raj.patel")[NO_SHOW]),
         *_weekly_identities(sandbox),
         _identity(_calendar(sandbox, "mia.chen")[UPCOMING]),
     ]
@@ -246,6 +261,7 @@ def test_the_demo_data_file_holds_the_reps_deals_and_meetings() -> None:
     assert len({d.crm_id for d in data.deals}) == 20
     assert [m.name for m in data.meetings] == [
         "two reps, one customer",
+        "no-show",
         "private",
         "internal",
         "weekly",

@@ -48,6 +48,7 @@ ALL_LINES = [
     "Graph permission Organization.Read.All",
     "Graph permission TeamsAppInstallation.ReadWriteSelfForUser.All",
     "Graph permission TeamsActivity.Send",
+    "Teams attendance",
     "Bot token",
     "Public URL",
     "Notification URL",
@@ -337,7 +338,7 @@ def test_the_command_prints_every_line_and_exits_zero_when_healthy(
     lines = [line for line in result.output.splitlines() if line[:2] in ("✓ ", "! ", "✗ ")]
     assert [line.split(": ", 1)[0][2:] for line in lines] == ALL_LINES
     assert all(line.startswith("✓") for line in lines)
-    assert "14 checks: 0 failed, 0 warnings" in result.output
+    assert "15 checks: 0 failed, 0 warnings" in result.output
 
 
 def test_the_command_exits_non_zero_with_the_fix_and_never_prints_the_secret(
@@ -353,3 +354,24 @@ def test_the_command_exits_non_zero_with_the_fix_and_never_prints_the_secret(
     assert "    fix: " in result.output
     assert "wrong-secret-value-42" not in result.output
     assert installation.tenant.sandbox.client_secret not in result.output
+
+
+@pytest.mark.parametrize("missing", ["permission", "policy"])
+def test_teams_attendance_is_optional_and_says_how_to_enable_it(
+    installation: Installation, missing: str
+) -> None:
+    control = installation.tenant.control
+    if missing == "permission":
+        granted = control("GET", "/settings")["roles"]
+        roles = [r for r in granted if r != "OnlineMeetingArtifact.Read.All"]
+        control("PATCH", "/settings", {"roles": roles})
+    else:
+        control("PUT", "/online-meetings/policy", {"granted": False})
+
+    [line] = [r for r in run_checks(installation.app) if r.name == "Teams attendance"]
+
+    assert line.status == "warn"
+    assert line.fix is not None
+    assert "New-CsApplicationAccessPolicy" in line.fix
+    wanted = "OnlineMeetingArtifact.Read.All not granted" if missing == "permission" else "policy"
+    assert wanted in line.detail

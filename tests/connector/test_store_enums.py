@@ -31,11 +31,19 @@ from tests.connector.samples import deal_body
 WRITTEN = {
     DealStatus: {"open", "won", "lost"},
     InteractionKind: {"meeting", "call", "email", "note"},
-    InteractionStatus: {"scheduled", "held", "needs_choice", "unmatched", "cancelled"},
+    InteractionStatus: {"scheduled", "held", "needs_choice", "unmatched", "cancelled", "no_show"},
     ReminderStatus: {"open", "snoozed", "done", "cancelled"},
     ReminderKind: set(RULE_KINDS),
     OutboxStatus: {"pending", "in_flight", "done", "dead"},
-    CardKind: {"reminder", "meeting_logged", "pick_deal", "after_meeting", "digest", "health"},
+    CardKind: {
+        "reminder",
+        "meeting_logged",
+        "pick_deal",
+        "after_meeting",
+        "digest",
+        "health",
+        "brief",  # the brief before a customer meeting
+    },
 }
 COLUMNS = {
     (Deal, "status"): DealStatus,

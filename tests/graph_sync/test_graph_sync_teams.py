@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
 from graph_sync.auth import GraphCredentials
 from graph_sync.client import GraphClient
@@ -115,3 +116,25 @@ def test_activity_without_permission_is_forbidden_naming_it(
         send_activity_notification(client, ann, "reminderDue", "x", "https://crm.example/d/1")
 
     assert raised.value.permission == ACTIVITY_PERMISSION
+
+
+def test_the_teams_page_shows_each_users_activity_feed(
+    graph: GraphClient, control: Control
+) -> None:
+    app_id = publish(control, activityTypes=["meetingBrief"])
+    ann = control.add_user("ann")["id"]
+    install_app_for_user(graph, ann, app_id)
+
+    send_activity_notification(
+        graph,
+        ann,
+        "meetingBrief",
+        "Fabrikam ERP rollout · Negotiation, 12 days · accepted: Dana Ruiz",
+        "https://crm.example/deals/42",
+        {"meetingSubject": "Pricing review", "dealName": "Fabrikam ERP rollout"},
+    )
+    page = requests.get(f"{control.base_url}/teams", timeout=10).text
+
+    assert "Activity feed" in page
+    assert "meetingBrief" in page
+    assert "accepted: Dana Ruiz" in page

@@ -137,10 +137,15 @@ def test_explicit_developer_fields_win_over_the_defaults() -> None:
 def test_activity_feed_types_for_the_fallback_notifications_are_declared() -> None:
     declared = build_manifest(minimal())["activities"]["activityTypes"]
 
-    assert [entry["type"] for entry in declared] == ["reminderDue", "meetingNeedsChoice"]
+    assert [entry["type"] for entry in declared] == [
+        "reminderDue",
+        "meetingNeedsChoice",
+        "meetingBrief",
+    ]
     assert activity_types() == {
         "reminderDue": ("reminderTitle", "dealName"),
         "meetingNeedsChoice": ("meetingSubject",),
+        "meetingBrief": ("meetingSubject", "dealName"),
     }
     for entry in declared:
         assert len(entry["templateText"]) <= 128

@@ -29,6 +29,7 @@ from connector.api.keys import create_key
 from connector.app import create_app
 from connector.deals.changes import log_interaction, move_stage, upsert_deal
 from connector.deals.models import DealIn, InteractionIn
+from connector.meetings.attendance import check_due
 from connector.meetings.notifications import ensure_subscriptions
 from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
 from connector.microsoft365 import close, graph_client
@@ -95,6 +96,8 @@ class DemoMeeting(_Strict):
     online: bool = False
     sensitivity: Literal["normal", "private"] = "normal"
     weekly_occurrences: int | None = Field(default=None, gt=0)
+    joined: list[str] | None = None
+    """Who joined the Teams meeting (its attendance report); None: no report."""
 
 
 class DemoData(_Strict):
@@ -277,6 +280,19 @@ def seed_meetings(control: str, now: dt.datetime) -> dict[str, str]:
         )
         answer.raise_for_status()
         ids[spec.name] = answer.json()["id"]
+        if spec.online and spec.joined is not None:  # Teams attendance: who came
+            start = day + dt.timedelta(days=spec.days_from_today)
+            http.post(
+                f"{control}/attendance",
+                json={
+                    "joinUrl": answer.json()["onlineMeeting"]["joinUrl"],
+                    "start": start.isoformat(),
+                    "end": (start + dt.timedelta(minutes=spec.minutes)).isoformat(),
+                    "joined": [{"email": who, "minutes": spec.minutes} for who in spec.joined],
+                    "readyAfterMinutes": 0,
+                },
+                timeout=30,
+            ).raise_for_status()
     return ids
 
 
@@ -354,8 +370,14 @@ def prepare_demo(
     reports[mia].meetings += after.meetings
     reports[mia].error = reports[mia].error or after.error
     mark_held(app)
+    attendance = check_due(app)  # Teams attendance of the meetings that ended: held, no-show
     drain(app, limit=1000, kinds={"calendar"})  # cards go once the reps installed the app
     summary = _summary(app, reports)
+    results = [result for _, result in attendance]
+    summary.append(
+        f"Teams attendance: {results.count('held')} held, {results.count('no_show')} no-show, "
+        f"{results.count('not_verified')} not verified"
+    )
     return DemoRun(app=app, api_key=key, sandbox_url=sandbox.base_url, summary=summary)
 
 

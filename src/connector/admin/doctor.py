@@ -47,6 +47,11 @@ from graph_sync.directory import (
     get_verified_domains,
 )
 from graph_sync.errors import EntraError, Forbidden, GraphSyncError, NotFound
+from graph_sync.online_meetings import (
+    ARTIFACTS_PERMISSION,
+    MEETINGS_PERMISSION,
+    find_online_meeting,
+)
 from graph_sync.teams import ACTIVITY_PERMISSION, INSTALL_PERMISSION, count_installed_apps
 from manifest import check_config
 
@@ -135,6 +140,7 @@ def run_checks(
         ("Settings", lambda: _settings(settings)),
         ("Token from Entra", lambda: _token(settings, found, timeout)),
         ("Graph permissions", lambda: _permissions(settings, store, found)),
+        ("Teams attendance", lambda: _attendance(settings, found)),
         ("Bot token", lambda: _bot_token(settings, found)),
         ("Public URL", lambda: _public_url(settings, session, found, timeout)),
         ("Notification URL", lambda: _handshake(settings, session, found, timeout)),
@@ -389,6 +395,49 @@ def _activity_note(found: _Findings) -> CheckResult:
         "not granted tenant-wide: activity-feed notices rely on the Teams app's "
         "resource-specific permission TeamsActivity.Send.User, granted as reps install it; "
         f"{unchecked}",
+    )
+
+
+# ---- Teams attendance (optional) -------------------------------------------------------------
+
+_PROBE_JOIN_URL = "https://teams.microsoft.com/l/meetup-join/dealbridge-doctor-probe"
+_ATTENDANCE_FIX = (
+    f"Optional: grant {MEETINGS_PERMISSION} and {ARTIFACTS_PERMISSION} (application) with admin "
+    "consent, and allow the app with a Teams application access policy "
+    "(New-CsApplicationAccessPolicy, Grant-CsApplicationAccessPolicy): admin guide, step 2. "
+    "Until then meetings are logged as held (not verified)."
+)
+
+
+def _attendance(settings: Settings, found: _Findings) -> CheckResult:
+    """Whether Teams attendance works: the two permissions, then the access policy (a lookup
+    of a join link no meeting has, under one rep: 200 with nothing, or 403 without the policy)."""
+    name = "Teams attendance"
+    if not settings.attendance_enabled:
+        return _ok(name, f"off ({ENV_PREFIX}ATTENDANCE_ENABLED=false)")
+    if found.client is None:
+        return _warn(name, "not checked: no token from Entra (see above)")
+    missing = [
+        p for p in (MEETINGS_PERMISSION, ARTIFACTS_PERMISSION) if p not in (found.roles or ())
+    ]
+    if found.roles is not None and missing:
+        return _warn(name, f"not available: {', '.join(missing)} not granted", fix=_ATTENDANCE_FIX)
+    if found.user is None:
+        return _warn(name, "not checked: no rep to look up meetings for")
+    try:
+        find_online_meeting(found.client, found.user, _PROBE_JOIN_URL)
+    except Forbidden as e:
+        return _warn(
+            name,
+            f"not available for {found.rep or found.user}: Graph refused ({e}); the Teams "
+            "application access policy is probably missing",
+            fix=_ATTENDANCE_FIX,
+        )
+    except GraphSyncError as e:
+        return _warn(name, f"not checked: {e}")
+    return _ok(
+        name,
+        f"works: held and no-show meetings are told apart (checked for {found.rep or found.user})",
     )
 
 

@@ -23,11 +23,15 @@ api = Api("api_v1_meetings", "/api/v1")
 
 class InteractionQuery(Strict):
     status: (
-        Literal["needs_choice", "scheduled", "held", "cancelled", "unmatched", "withdrawn"] | None
+        Literal[
+            "needs_choice", "scheduled", "held", "cancelled", "unmatched", "withdrawn", "no_show"
+        ]
+        | None
     ) = Field(
         default=None,
         description="Only interactions in this state (`needs_choice`: a meeting that matches "
-        "several deals and waits for the rep's pick; `withdrawn`: the rep said not to log it).",
+        "several deals and waits for the rep's pick; `withdrawn`: the rep said not to log it; "
+        "`no_show`: Teams says nobody from the customer joined).",
     )
     rep: Email | None = Field(
         default=None, description="Meetings this rep attended, and what the rep logged by hand."

@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 from connector.api.routing import Api
 from connector.api.schemas import Email, RepIn, RepList, RepOut
 from connector.deals.reps import (
+    brief_minutes_of,
     claim_installation,
     delete_rep,
     set_active,
+    set_brief_minutes,
     set_digest,
     wants_digest,
 )
@@ -30,6 +32,7 @@ def rep_out(rep: Rep, open_deals: int, daily_digest: bool | None = None) -> RepO
     if daily_digest is None:
         daily_digest = wants_digest(db_session(), rep.email)
     return RepOut(
+        brief_minutes=brief_minutes_of(db_session(), rep.email),
         daily_digest=daily_digest,
         email=rep.email,
         display_name=rep.display_name,
@@ -173,6 +176,9 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
     digest = fields.pop("daily_digest", None)
     if digest is not None:
         set_digest(session, address, digest)
+    brief = fields.pop("brief_minutes", None)
+    if brief is not None:
+        set_brief_minutes(session, address, brief)
     if "manager" in fields:
         fields["manager_email"] = fields.pop("manager")
     for required in ("work_start", "work_end", "time_zone", "working_days", "active"):

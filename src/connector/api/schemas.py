@@ -251,6 +251,14 @@ class RepIn(Strict):
         default=None, description="Send the rep a digest card at the start of each working day."
     )
 
+    brief_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=24 * 60,
+        description="Minutes before each customer meeting the rep's brief comes (0: none; "
+        "unset: DEALBRIDGE_BRIEF_MINUTES_BEFORE).",
+    )
+
     @model_validator(mode="after")
     def _hours_in_order(self) -> RepIn:
         if self.work_start and self.work_end and self.work_end <= self.work_start:
@@ -271,6 +279,8 @@ class RepOut(BaseModel):
     active: bool
     daily_digest: bool
     open_deals: int
+    brief_minutes: int | None = None
+    """The rep's own brief time (None: the default setting)."""
 
 
 class RepList(BaseModel):

@@ -78,8 +78,14 @@ class InteractionUpdated(_MeetingFields):
     TYPE: ClassVar[str] = "interaction.updated"
     by: str | None = None
     """Who made the change: a rep's email or Teams name, or the API key's name."""
-    change: Literal["deal_chosen", "outcome"] | None = None
-    """What a rep changed (absent for a status change from the calendar)."""
+    change: Literal["deal_chosen", "outcome", "attendance"] | None = None
+    """What changed: a rep's choice or outcome, or Teams' attendance (absent for a status
+    change from the calendar)."""
+    attendance: dict[str, Any] | None = None
+    """Teams' attendance (``change`` ``attendance``, or a rep deciding a no-show): ``result``
+    (``held``, ``no_show``, ``not_verified``), ``reason``, ``customer`` and ``ours`` (who
+    joined: ``email``, ``name``, ``joined_at``, ``minutes``), ``minutes`` (first join to last
+    leave), ``started_at``, ``ended_at``."""
     outcome: str | None = None
     """The outcome a rep recorded on the after-meeting card."""
     source: str | None = None

@@ -108,6 +108,21 @@ def _hhmm(text: str) -> dt.time:
     return dt.time(int(hours), int(minutes))
 
 
+def brief_minutes_of(session: Session, rep_email: str) -> int | None:
+    """The rep's brief time before a customer meeting (None: the default setting)."""
+    return session.scalar(
+        select(RepPreference.brief_minutes).where(RepPreference.rep_email == rep_email)
+    )
+
+
+def set_brief_minutes(session: Session, rep_email: str, minutes: int) -> None:
+    pref = session.scalar(select(RepPreference).where(RepPreference.rep_email == rep_email))
+    if pref is None:
+        session.add(RepPreference(rep_email=rep_email, daily_digest=False, brief_minutes=minutes))
+    else:
+        pref.brief_minutes = minutes
+
+
 def claim_installation(session: Session, rep: Rep) -> TeamsConversation | None:
     """A Teams chat stored before the rep was mapped (the bot knew only their Entra id)."""
     if not rep.entra_id:

@@ -3,7 +3,7 @@
 from flask import Flask
 
 from connector.jobs import register_fan_out, register_job, register_task
-from connector.meetings import notifications, retention, sync
+from connector.meetings import attendance, briefs, notifications, retention, sync
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.models import utcnow
 
@@ -13,6 +13,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(notifications.graph_hooks)
     notifications.init_app(app)
     retention.init_app(app)
+    attendance.init_app(app)  # Teams attendance after the end
+    briefs.init_app(app)  # the brief before a customer meeting
     register_task(app, notifications.MAILBOX_ROUND, _mailbox_round)
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     if settings.microsoft365_configured:

@@ -413,6 +413,8 @@ def _logged_as(
         status = InteractionStatus.UNMATCHED
     else:
         status = meeting_status(meeting.start, meeting.end, work.policy.now)
+        if before is not None and before.status == InteractionStatus.NO_SHOW and status == "held":
+            status = InteractionStatus.NO_SHOW  # Teams said nobody came; the calendar keeps it
     return StoredInteraction(
         key=key,
         id=before.id if before is not None else None,
@@ -453,6 +455,7 @@ def _details(
             for a in facts.attendees
         ],
         online=meeting.is_online,
+        **({"join_url": meeting.join_url} if meeting.join_url else {}),  # Teams attendance
         location=meeting.location_name,
         mailboxes=sorted(set(details.mailboxes) | {work.rep}),
         internal_participants=sorted(participants),

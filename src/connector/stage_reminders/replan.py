@@ -225,12 +225,52 @@ def replan(
             for reminder in added:
                 queue_deliveries(session, reminder, settings, now, new=True)
     for key, reminder in stored.items():
-        if key not in wanted and reminder.status in ACTIVE:
+        if key not in wanted and reminder.status in ACTIVE and not key.startswith(BY_HAND):
             reminder.status = ReminderStatus.CANCELLED
             reminder.version += 1
             report.cancelled.append(key)
             queue_deliveries(session, reminder, settings, now)
     return report
+
+
+BY_HAND = "by_hand:"
+"""Keys of reminders a rep asked for (a no-show's "reschedule"): no rule plans them, so no
+re-plan withdraws them; done or snoozed like any other."""
+
+
+def remind_by_hand(
+    session: Session,
+    deal: Deal,
+    key: str,
+    title: str,
+    message: str,
+    due: dt.datetime,
+    settings: Settings,
+    now: dt.datetime,
+) -> Reminder:
+    """A reminder on the deal for its owner, once per ``key``; delivered like the planned ones."""
+    full_key = f"{BY_HAND}{key}"
+    found = session.scalar(select(Reminder).where(Reminder.key == full_key))
+    if found is not None:
+        return found
+    reminder = Reminder(
+        key=full_key,
+        deal_id=deal.id,
+        rep_email=deal.owner_email,
+        stage_key=deal.stage_key,
+        rule_id="by_hand",
+        kind=ReminderKind.AFTER_INTERACTION,
+        occurrence=key[:64],
+        title=title[:500],
+        message=message,
+        due_at=due,
+        status=ReminderStatus.OPEN,
+        version=1,
+    )
+    session.add(reminder)
+    session.flush()
+    queue_deliveries(session, reminder, settings, now, new=True)
+    return reminder
 
 
 def _owner_active(session: Session, deal: Deal) -> bool:

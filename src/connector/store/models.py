@@ -381,6 +381,9 @@ class RepPreference(Base):
     """When the daily digest comes (``HH:MM``); None: at the start of the working day."""
     capture_paused_until: Mapped[dt.datetime | None] = mapped_column()
     """Until then her mailbox is not read at all (the round skips it)."""
+    # --- the brief before a customer meeting (0018) ---
+    brief_minutes: Mapped[int | None] = mapped_column(Integer)
+    """Minutes before each customer meeting the brief comes (None: the default, 15; 0: none)."""
 
 
 class MeetingExclusion(Base):
@@ -404,6 +407,10 @@ class MeetingExclusion(Base):
     """What the interaction was before (Undo puts it back)."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     undo_until: Mapped[dt.datetime] = mapped_column()
+
+    # the brief before a customer meeting (migration 0018)
+    brief_minutes: Mapped[int | None] = mapped_column(Integer)
+    """Minutes before each customer meeting the brief comes (None: the default, 15; 0: none)."""
 
 
 class SchedulerLeader(Base):
@@ -438,3 +445,22 @@ class JobRun(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AttendanceCheck(Timestamps, Base):
+    """A logged Teams meeting whose attendance is to be read after it ends (one per occurrence).
+
+    ``connector.meetings.attendance`` looks when ``due_at`` passes, and again with backoff
+    while the report is not ready, until ``status`` is ``done`` or ``gave_up``."""
+
+    __tablename__ = "attendance_checks"
+    __table_args__ = (Index("ix_attendance_checks_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -44,6 +44,8 @@ class InteractionStatus(StrEnum):
     CANCELLED = "cancelled"
     WITHDRAWN = "withdrawn"
     """The rep said "Don't log this meeting" (a ``MeetingExclusion`` keeps it out)."""
+    NO_SHOW = "no_show"
+    """A Teams meeting nobody from the customer joined (its attendance report says so)."""
 
 
 class ReminderStatus(StrEnum):
@@ -83,6 +85,7 @@ class CardKind(StrEnum):
     AFTER_MEETING = "after_meeting"
     DIGEST = "digest"
     HEALTH = "health"
+    BRIEF = "brief"
 
 
 E = TypeVar("E", bound=StrEnum)
@@ -155,6 +158,35 @@ class Outcome(_Shape):
     at: str | None = None
 
 
+class Joined(_Shape):
+    """One participant of a Teams meeting, from its attendance report."""
+
+    email: str | None = None
+    name: str | None = None
+    side: str | None = None
+    """``customer`` or ``ours``."""
+    joined_at: str | None = None
+    minutes: float | None = None
+
+
+class Attendance(_Shape):
+    """What Teams says of who came (``connector.meetings.attendance``)."""
+
+    result: str | None = None
+    """``pending``, ``held``, ``no_show`` or ``not_verified``."""
+    reason: str | None = None
+    """Why it is not verified (or still pending), in words."""
+    customer: tuple[Joined, ...] = ()
+    ours: tuple[Joined, ...] = ()
+    started_at: str | None = None
+    ended_at: str | None = None
+    minutes: float | None = None
+    """The real duration: first join to last leave."""
+    checked_at: str | None = None
+    decided_by: str | None = None
+    """A rep who marked a no-show held anyway, or dropped it."""
+
+
 class MeetingDetails(_Shape):
     """What an interaction keeps of a meeting (never its body), merged over mailboxes."""
 
@@ -178,6 +210,9 @@ class MeetingDetails(_Shape):
     moved_from: str | None = None
     chosen_outside_candidates: bool | None = None
     outcome: Outcome | None = None
+    join_url: str | None = None
+    """The Teams join link of an online meeting."""
+    attendance: Attendance | None = None
 
     def but(self, **changes: Any) -> MeetingDetails:
         """A copy with ``changes`` (validated: nested values may be given as dicts)."""

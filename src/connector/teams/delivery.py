@@ -39,12 +39,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cards.models import (
+    BriefView,
     CardView,
     PickDealView,
     ReminderView,
 )
 from cards.teams import BotConnector, BotConnectorError, card_activity
 from connector.deals.reps import quiet_until
+from connector.meetings.briefs import declined
 from connector.microsoft365 import NotConfigured, graph_client
 from connector.outbox import (
     Attempting,
@@ -59,6 +61,8 @@ from connector.outbox import (
 )
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import (
+    meeting_attended,
+    meeting_brief_due,
     meeting_logged,
     meeting_needs_choice,
     reminder_changed,
@@ -85,6 +89,7 @@ from connector.teams.chats import (
 )
 from connector.teams.views import (
     after_meeting_view,
+    brief_view,
     digest_view,
     health_view,
     interaction_stamp,
@@ -104,7 +109,11 @@ KIND = "teams"
 CARD_KIND = "teams_card"
 MeetingCard = str  # "meeting_logged" | "pick_deal" | "after_meeting"
 MEETING_CARDS = ("meeting_logged", "pick_deal", "after_meeting")
-FEED_ACTIVITY = {"reminder": "reminderDue", "pick_deal": "meetingNeedsChoice"}
+FEED_ACTIVITY = {
+    "reminder": "reminderDue",
+    "pick_deal": "meetingNeedsChoice",
+    "brief": "meetingBrief",
+}
 """Activity types the manifest declares (manifest/template/manifest.json)."""
 REMINDER_REFRESH = "reminder_refresh"
 LOST_ANSWER = {0, 500, 502, 504}
@@ -140,8 +149,18 @@ class DailyCardPayload(BaseModel):
     day: dt.date
 
 
+class BriefPayload(BaseModel):
+    """The brief before a customer meeting, for one rep and the start it was due for."""
+
+    kind: Literal["brief"]
+    interaction_id: int
+    rep: str
+    start: dt.datetime
+
+
 CardPayload = Annotated[
-    MeetingCardPayload | ReminderRefreshPayload | DailyCardPayload, Field(discriminator="kind")
+    MeetingCardPayload | ReminderRefreshPayload | DailyCardPayload | BriefPayload,
+    Field(discriminator="kind"),
 ]
 """The payload of kind ``teams_card``, told apart by ``kind``."""
 
@@ -237,6 +256,8 @@ def _plan_meeting_card(
         return _plan_reminder_refresh(session, payload, settings)
     if isinstance(payload, DailyCardPayload):
         return _plan_daily_card(session, payload, settings)
+    if isinstance(payload, BriefPayload):
+        return _plan_brief(session, payload, settings)
     kind = payload.kind
     interaction = session.get(Interaction, payload.interaction_id)
     if interaction is None:
@@ -254,6 +275,22 @@ def _plan_meeting_card(
     stamp = interaction_stamp(interaction)
     wanted = interaction.status not in ("cancelled", "withdrawn")  # refreshed, never sent anew
     return _plan(session, f"{kind}:{interaction.id}", rep, kind, view, stamp, wanted=wanted)
+
+
+def _plan_brief(session: Session, payload: BriefPayload, settings: Settings) -> Planned | Outcome:
+    """The brief, unless the meeting moved, was cancelled, or the rep declined it since."""
+    interaction = session.get(Interaction, payload.interaction_id)
+    if interaction is None or interaction.status != "scheduled":
+        return Delivered({"skipped": "the meeting is no longer coming up"})
+    if interaction.started_at != payload.start:
+        return Delivered({"skipped": "the meeting moved: its brief moved with it"})
+    if declined(interaction.details, payload.rep):
+        return Delivered({"skipped": "the rep declined the meeting"})
+    view = brief_view(session, interaction, settings, dt.datetime.now(dt.UTC))
+    key = f"brief:{interaction.id}:{payload.rep}:{payload.start:%Y%m%dT%H%M}"
+    return _plan(
+        session, key, payload.rep, "brief", view, view.stamp if view else None, wanted=True
+    )
 
 
 def _plan_daily_card(
@@ -541,6 +578,14 @@ def _notify_in_feed(app: Flask, planned: Planned, why: Outcome) -> Outcome:
     elif isinstance(view, PickDealView):
         params = {"meetingSubject": view.meeting_subject[:100]}
         preview = f"Which deal was “{view.meeting_subject}” about?"
+    elif isinstance(view, BriefView):
+        params = {"meetingSubject": view.meeting_subject[:100], "dealName": view.deal_title[:100]}
+        web_url = view.crm_url
+        accepted = ", ".join(view.accepted) or "nobody yet"
+        preview = (
+            f"{view.deal_title} · {view.stage_name}, {view.days_in_stage} days · "
+            f"accepted: {accepted}"
+        )
     else:
         return why
     try:
@@ -586,6 +631,27 @@ def on_meeting_needs_choice(session: Session, *, interaction: Interaction, reps:
             queue_meeting_card(session, "pick_deal", interaction.id, rep)
 
 
+def on_meeting_attended(
+    session: Session, *, interaction: Interaction, result: str, reps: list[str]
+) -> None:
+    """``meeting_attended``: the after-the-meeting card with the attendance (the no-show card
+    when nobody came), if Teams is on."""
+    if "teams" in settings_of(session).reminder_channels and interaction.deal_id is not None:
+        for rep in reps:
+            queue_meeting_card(session, "after_meeting", interaction.id, rep)
+
+
+def on_meeting_brief_due(
+    session: Session, *, interaction: Interaction, rep: str, start: dt.datetime, due: dt.datetime
+) -> None:
+    """``meeting_brief_due``: the brief, once per occurrence and start, if Teams is on."""
+    if "teams" not in settings_of(session).reminder_channels:
+        return
+    payload = BriefPayload(kind="brief", interaction_id=interaction.id, rep=rep, start=start)
+    key = f"teams_card:brief:{interaction.id}:{rep}:{start.astimezone(dt.UTC):%Y%m%dT%H%M}"
+    enqueue(session, CARD_KIND, key, payload, due=due)
+
+
 def init_app(app: Flask) -> None:
     """Register the Teams outbox handlers and the signals that queue cards."""
     register_handler(app, KIND, deliver_reminders, payload=ReminderDelivery)
@@ -594,3 +660,5 @@ def init_app(app: Flask) -> None:
     reminder_changed.connect(on_reminder_changed)
     meeting_logged.connect(on_meeting_logged)
     meeting_needs_choice.connect(on_meeting_needs_choice)
+    meeting_attended.connect(on_meeting_attended)  # Teams attendance
+    meeting_brief_due.connect(on_meeting_brief_due)  # the brief before a meeting

@@ -21,6 +21,7 @@ from cards.actions import (
     CardActionRequest,
     Done,
     MeetingOutcome,
+    NoShow,
     Note,
     PickDeal,
     Refresh,
@@ -44,6 +45,7 @@ from connector.deals.changes import get_deal, log_interaction, move_stage
 from connector.deals.models import InteractionIn
 from connector.deals.pipelines import get_pipeline
 from connector.errors import DealBridgeError
+from connector.meetings.attendance import decide_no_show
 from connector.meetings.exclusions import undo, withdraw
 from connector.meetings.interactions import choose_deal, get_interaction
 from connector.settings import Settings
@@ -201,6 +203,11 @@ def _apply(
                 undo(session, interaction, rep.email, settings, now, source=SOURCE)
             refresh_meeting_cards(session, interaction, but=rep.email)
             return _meeting_card(session, "meeting_logged", interaction, rep, settings)
+        case NoShow():  # Teams attendance: the no-show card's answer
+            interaction = get_interaction(session, _number(action.interaction_id, "meeting"))
+            if interaction.status == "no_show" and not _no_show_decided(interaction):
+                decide_no_show(session, interaction, action.decision, by=actor, now=now)
+            return _meeting_card(session, "after_meeting", interaction, rep, settings)
         case Refresh():
             return _current(session, action, ids, rep, settings, now)
     raise CardActionError("DealBridge does not know this action.")
@@ -230,6 +237,12 @@ def refresh_meeting_cards(session: Session, interaction: Interaction, *, but: st
         for row in rows:
             if row.rep_email and row.rep_email != but:
                 queue_meeting_card(session, kind, interaction.id, row.rep_email)
+
+
+def _no_show_decided(interaction: Interaction) -> bool:
+    """A rep already rescheduled or dropped this no-show (a second press changes nothing)."""
+    attendance = interaction.details.attendance if interaction.details else None
+    return attendance is not None and attendance.decided_by is not None
 
 
 def _reminder(session: Session, reminder_id: str) -> Reminder:

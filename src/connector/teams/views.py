@@ -13,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cards.models import (
+    AfterMeetingState,
     AfterMeetingView,
+    BriefView,
     ConsentMissing,
     DealCandidate,
     DealLine,
@@ -60,6 +62,7 @@ from connector.store.models import (
     Rep,
 )
 from connector.store.types import MeetingDetails
+from connector.teams.briefs import attendance_line, no_show_state
 from connector.teams.chats import conversation_of
 
 # --- card views from the store ---------------------------------------------------------------
@@ -323,7 +326,7 @@ def after_meeting_view(
         return None
     pipeline = _pipeline(session, deal)
     recorded = (interaction.details or MeetingDetails()).outcome
-    state: OutcomeAsked | OutcomeRecorded | OutcomeNotNeeded = OutcomeAsked()
+    state: AfterMeetingState = OutcomeAsked()
     if recorded is not None and recorded.outcome:
         state = OutcomeRecorded(
             outcome=recorded.outcome,
@@ -336,6 +339,8 @@ def after_meeting_view(
         state = OutcomeNotNeeded(reason=f"The deal was {deal.status}")
     elif interaction.status == "cancelled":
         state = OutcomeNotNeeded(reason="The meeting was cancelled")
+    elif interaction.status == "no_show":
+        state = no_show_state(interaction)
     return AfterMeetingView(
         interaction_id=str(interaction.id),
         deal_id=deal.crm_id,
@@ -349,6 +354,7 @@ def after_meeting_view(
         crm_url=crm_link(deal, settings),
         stamp=interaction_stamp(interaction),
         viewer_ids=viewer_ids(session, deal.owner_email),
+        attendance=attendance_line(interaction),
     )
 
 
@@ -502,4 +508,59 @@ def health_view(session: Session, settings: Settings, now: dt.datetime) -> Healt
         missing_consent=list(missing.values()),
         expiring_secrets=expiring,
         admin_url=f"{settings.public_url or 'http://localhost'}/healthz",
+    )
+
+
+# ---- the brief before a customer meeting (connector.meetings.briefs) ------------------------
+
+
+def brief_view(
+    session: Session, interaction: Interaction, settings: Settings, now: dt.datetime
+) -> BriefView | None:
+    """The deal at a glance before the meeting; None when the meeting is on no deal."""
+    deal = session.get(Deal, interaction.deal_id) if interaction.deal_id else None
+    if deal is None:
+        return None
+    pipeline = _pipeline(session, deal)
+    recent = session.scalars(
+        select(Interaction)
+        .where(
+            Interaction.deal_id == deal.id,
+            Interaction.status == "held",
+            Interaction.started_at < interaction.started_at,
+        )
+        .order_by(Interaction.started_at.desc(), Interaction.id.desc())
+        .limit(3)
+    )
+    reminders = session.scalars(
+        select(Reminder)
+        .where(Reminder.deal_id == deal.id, Reminder.status.in_(ACTIVE))
+        .order_by(Reminder.due_at)
+        .limit(5)
+    )
+    details = interaction.details or MeetingDetails()
+    internal = set(details.internal_participants)
+    customers = [a for a in details.attendees if a.email and a.email not in internal]
+    return BriefView(
+        interaction_id=str(interaction.id),
+        meeting_subject=interaction.subject or "(no subject)",
+        meeting_start=interaction.started_at,
+        deal_id=deal.crm_id,
+        deal_title=deal.title,
+        account=deal.account_name or "—",
+        stage_name=_stage(pipeline, deal.stage_key).name,
+        days_in_stage=_days_in_stage(deal, now),
+        last_interactions=[
+            f"{i.started_at:%b %d} · {i.kind.capitalize()}: {i.subject or (i.text or '')[:80]}"
+            for i in recent
+        ],
+        open_reminders=[f"{r.title} (due {r.effective_due_at:%b %d})" for r in reminders],
+        accepted=[a.name or a.email or "" for a in customers if a.response == "accepted"],
+        not_answered=[
+            a.name or a.email or ""
+            for a in customers
+            if a.response in (None, "none", "notResponded", "tentativelyAccepted")
+        ],
+        crm_url=crm_link(deal, settings),
+        stamp=f"b{interaction.started_at:%Y%m%d%H%M}",
     )

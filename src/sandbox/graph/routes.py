@@ -10,7 +10,7 @@ from flask import Blueprint, Response, request
 from sandbox.authority import InvalidTokenError
 from sandbox.errors import GraphError
 from sandbox.faults import drop_connection
-from sandbox.graph import batch, delta, events, subscriptions, teamwork, users
+from sandbox.graph import batch, delta, events, online_meetings, subscriptions, teamwork, users
 from sandbox.graph.service import GraphService, Router
 from sandbox.graph.wire import ODATA_JSON, GraphRequest, GraphResponse, error_response
 
@@ -33,6 +33,7 @@ def build_service(tenant: Tenant) -> GraphService:
     delta.register(router)
     subscriptions.register(router)
     teamwork.register(router)
+    online_meetings.register(router)
     batch.register(router, lambda: service)
     return service
 

@@ -574,7 +574,18 @@ def create_blueprint(
                     }
                 )
             bot = side.chats.bot
-        return render_template("chats.html", people=people, bot=bot, tenant=tenant.config)
+            feeds = [  # activity-feed notifications (sendActivityNotification), per user
+                {
+                    "name": user.display_name if user else user_id,
+                    "upn": user.user_principal_name if user else "",
+                    "notices": list(reversed(notices)),
+                }
+                for user_id, notices in tenant.teams.activities.items()
+                for user in [tenant.directory.find(user_id)]
+            ]
+        return render_template(
+            "chats.html", people=people, bot=bot, tenant=tenant.config, feeds=feeds
+        )
 
     return blueprint
 
