@@ -408,10 +408,6 @@ class MeetingExclusion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     undo_until: Mapped[dt.datetime] = mapped_column()
 
-    # the brief before a customer meeting (migration 0018)
-    brief_minutes: Mapped[int | None] = mapped_column(Integer)
-    """Minutes before each customer meeting the brief comes (None: the default, 15; 0: none)."""
-
 
 class SchedulerLeader(Base):
     """The scheduler leader's heartbeat (one row): who holds the lead and when it last beat."""
