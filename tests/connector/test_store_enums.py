@@ -31,7 +31,7 @@ from tests.connector.samples import deal_body
 WRITTEN = {
     DealStatus: {"open", "won", "lost"},
     InteractionKind: {"meeting", "call", "email", "note"},
-    InteractionStatus: {"scheduled", "held", "needs_choice", "unmatched", "cancelled"},
+    InteractionStatus: {"scheduled", "held", "needs_choice", "unmatched", "cancelled", "withdrawn"},
     ReminderStatus: {"open", "snoozed", "done", "cancelled"},
     ReminderKind: set(RULE_KINDS),
     OutboxStatus: {"pending", "in_flight", "done", "dead"},
