@@ -23,9 +23,14 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session; each test opens its own context."""
+    """One headless Chromium per test module; each test opens its own page or context.
+
+    Per module, not per session: Playwright's sync API keeps its event loop marked running on
+    the main thread until it stops, so a session-long browser made every later test that
+    calls ``asyncio.run`` (msgraph-sdk's) fail with "Cannot run the event loop while another
+    loop is running"."""
     path = chromium_path()
     if path is None:
         pytest.skip(HOW_TO_GET_CHROMIUM)

@@ -31,7 +31,15 @@ from tests.connector.samples import deal_body
 WRITTEN = {
     DealStatus: {"open", "won", "lost"},
     InteractionKind: {"meeting", "call", "email", "note"},
-    InteractionStatus: {"scheduled", "held", "needs_choice", "unmatched", "cancelled", "no_show"},
+    InteractionStatus: {
+        "scheduled",
+        "held",
+        "needs_choice",
+        "unmatched",
+        "cancelled",
+        "no_show",
+        "withdrawn",
+    },
     ReminderStatus: {"open", "snoozed", "done", "cancelled"},
     ReminderKind: set(RULE_KINDS),
     OutboxStatus: {"pending", "in_flight", "done", "dead"},
