@@ -207,6 +207,21 @@ class Settings(BaseSettings):
     outbox_first_retry_seconds: float = Field(
         default=30.0, gt=0, description="First retry delay of a failed delivery (then doubling)."
     )
+    # ---- the admin console (connector.admin.console) ----
+    admin_session_key: SecretStr | None = Field(
+        default=None,
+        description="Signs the admin console's session cookie (32+ random characters, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); unset turns the "
+        "console's sign-in off.",
+    )
+    admins: list[str] = Field(
+        default_factory=list,
+        description="Who may use the admin console besides holders of the app role "
+        "DealBridge.Admin (UPNs, JSON list).",
+    )
+    admin_session_minutes: int = Field(
+        default=480, ge=1, le=7 * 24 * 60, description="An admin console sign-in lasts this long."
+    )
 
     @field_validator("public_url", "webhook_url")
     @classmethod

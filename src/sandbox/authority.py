@@ -295,6 +295,36 @@ class Authority:
         headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid}
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
 
+    # --- user sign-in (sandbox.auth_code) ----------------------------------------------------
+
+    def sign_claims(self, claims: dict[str, Any]) -> str:
+        """A JWT of the tenant's one signing key (user access tokens and id_tokens)."""
+        headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid}
+        return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
+
+    def verify_client(self, client_id: str, secret: str | None) -> None:
+        """The app's own credentials at the token endpoint, refused with Entra's codes."""
+        if client_id.lower() != self.client_id.lower():
+            raise TokenRequestError(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{self.tenant_id}'.",
+            )
+        if secret is None:
+            raise TokenRequestError(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: "
+                "'client_assertion' or 'client_secret'.",
+            )
+        if not secrets.compare_digest(secret.encode(), self._client_secret.encode()):
+            raise TokenRequestError(
+                401, "invalid_client", 7000215, "Invalid client secret provided."
+            )
+
     def verify_graph_token(self, authorization: str | None) -> dict[str, Any]:
         """The claims of a Graph bearer token, or InvalidTokenError with Graph's message."""
         if not authorization or not authorization.lower().startswith("bearer "):
