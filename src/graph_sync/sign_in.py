@@ -89,8 +89,9 @@ class AuthCodeSignIn:
             )
         return self._app
 
-    def begin(self, redirect_uri: str) -> tuple[dict[str, Any], str]:
-        """(the flow to keep until the browser comes back, the address to send it to)."""
+    def begin(self, redirect_uri: str, login_hint: str | None = None) -> tuple[dict[str, Any], str]:
+        """(the flow to keep until the browser comes back, the address to send it to);
+        ``login_hint`` names who is expected to sign in (Entra skips the account picker)."""
         try:
             with warnings.catch_warnings():
                 # MSAL recommends response_mode=form_post (RFC 9700 4.3.1). We keep the query:
@@ -99,7 +100,10 @@ class AuthCodeSignIn:
                 # callback redirects at once so the code leaves the address bar.
                 warnings.filterwarnings("ignore", "response_mode='form_post'", UserWarning)
                 flow: dict[str, Any] = self._application().initiate_auth_code_flow(
-                    SIGN_IN_SCOPES, redirect_uri=redirect_uri, prompt="select_account"
+                    SIGN_IN_SCOPES,
+                    redirect_uri=redirect_uri,
+                    login_hint=login_hint,
+                    prompt=None if login_hint else "select_account",
                 )
         except (ValueError, requests.RequestException) as e:
             raise SignInError("unreachable", f"Entra's metadata could not be read: {e}") from e
