@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from connector.admin.console.signing import FLOW_COOKIE, SESSION_COOKIE, new_admin, session_cookie
+from connector.api.keys import create_key
 from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
 from connector.store.models import (
@@ -498,3 +499,29 @@ def test_a_signed_in_admin_sees_the_csrf_field_in_every_form(console_app: Flask)
 
     assert csrf_in(page) == csrf_of(client)
     assert page.count('method="post"') == page.count('name="csrf"')
+
+
+def test_deactivating_a_rep_whose_mailbox_has_events_is_not_a_500(console_app: Flask) -> None:
+    # Found by the browser test on the demo: the mailbox's events went with the mailbox (ON
+    # DELETE CASCADE) before their own DELETE ran, which SQLAlchemy reports (SAWarning).
+    from connector.store.models import MailboxEvent
+
+    with get_store(console_app).session() as session:
+        session.add(Rep(email="rita@contoso.example", display_name="Rita"))
+        mailbox = Mailbox(rep_email="rita@contoso.example", subscription_id="sub-1")
+        session.add(mailbox)
+        session.flush()
+        for n in range(3):
+            session.add(MailboxEvent(mailbox_id=mailbox.id, event_id=f"e{n}", meeting_key=f"k{n}"))
+
+    with get_store(console_app).session() as session:
+        key = create_key(session, "test", "write")
+    answer = console_app.test_client().put(
+        "/api/v1/reps/rita@contoso.example",
+        json={"active": False},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+    assert answer.status_code == 200, answer.text
+    with get_store(console_app).session() as session:
+        assert session.scalar(select(MailboxEvent)) is None

@@ -639,7 +639,10 @@ def funnel() -> Response:
         owners = sorted(o for o in session.scalars(select(Deal.owner_email).distinct()) if o)
         sources = sorted(s for s in session.scalars(select(Deal.lead_source).distinct()) if s)
         products = sorted(p for p in session.scalars(select(Deal.product).distinct()) if p)
-        form["pipeline"] = form["pipeline"] or (pipelines[0].id if pipelines else "")
+        default = current_settings().default_pipeline
+        if not form["pipeline"]:
+            ids = [p.id for p in pipelines]
+            form["pipeline"] = default if default in ids else (ids[0] if ids else "")
         given: dict[str, Any] = {k: v for k, v in form.items() if v and k not in ("from", "to")}
         for bound in ("from", "to"):
             if form[bound]:
