@@ -525,3 +525,92 @@ def test_deactivating_a_rep_whose_mailbox_has_events_is_not_a_500(console_app: F
     assert answer.status_code == 200, answer.text
     with get_store(console_app).session() as session:
         assert session.scalar(select(MailboxEvent)) is None
+
+
+def test_an_exclusion_added_in_the_console_keeps_the_next_rounds_meeting_off_the_deal(
+    console_m365: Console,
+) -> None:
+    from connector.meetings.sync import sync_mailbox
+    from tests.connector.conftest import meeting
+    from tests.connector.test_meeting_sync import PAST, add_deal
+
+    tenant = console_m365.tenant
+    ann = tenant.add_rep("ann", "Ann Lee")
+    add_deal(tenant, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    tenant.add_event(ann, meeting("Pricing", PAST, ["dana@fabrikam.com"]))
+    client = signed_in_client(console_m365.app)
+    client.post(
+        "/admin/privacy/exclusions",
+        data={"kind": "domain", "value": "Fabrikam.com", "csrf": csrf_of(client)},
+    )
+
+    report = sync_mailbox(console_m365.app, ann)
+
+    assert report.error is None
+    assert report.skipped == {"excluded_domain": 1}
+    with get_store(console_m365.app).session() as session:
+        assert session.scalar(select(Interaction)) is None
+
+
+def test_the_same_exclusion_twice_is_refused_next_to_the_field(console_app: Flask) -> None:
+    client = signed_in_client(console_app)
+    data = {"kind": "category", "value": "Private", "csrf": csrf_of(client)}
+    client.post("/admin/privacy/exclusions", data=data)
+
+    again = client.post("/admin/privacy/exclusions", data={**data, "value": "PRIVATE"})
+
+    assert again.status_code == 422
+    assert "already excluded" in again.text.split('id="value-error"', 1)[1]
+
+
+def test_removing_an_exclusion_is_audited(console_app: Flask) -> None:
+    with get_store(console_app).session() as session:
+        row = PrivacyExclusion(kind="domain", value="litware.com", created_by="x@contoso.example")
+        session.add(row)
+        session.flush()
+        row_id = row.id
+    client = signed_in_client(console_app)
+
+    client.post(
+        "/admin/privacy/exclusions/remove", data={"exclusion": row_id, "csrf": csrf_of(client)}
+    )
+
+    with get_store(console_app).session() as session:
+        assert session.scalar(select(PrivacyExclusion)) is None
+    assert _audit(console_app)[0][1:] == ("exclusion.remove", "domain litware.com")
+
+
+def test_sync_now_makes_the_mailbox_due_and_is_audited(console_app: Flask) -> None:
+    with get_store(console_app).session() as session:
+        session.add(Mailbox(rep_email="rita@contoso.example", needs_sync=False))
+    client = signed_in_client(console_app)
+
+    answer = client.post(
+        "/admin/sync/sync-now", data={"rep": "rita@contoso.example", "csrf": csrf_of(client)}
+    )
+
+    assert answer.status_code == 303
+    with get_store(console_app).session() as session:
+        assert session.scalar(select(Mailbox.needs_sync)) is True
+    assert _audit(console_app) == [
+        ("ada@contoso.example", "mailbox.sync_now", "rita@contoso.example")
+    ]
+
+
+def test_resubscribe_subscribes_the_mailbox_again_through_graph(console_m365: Console) -> None:
+    tenant = console_m365.tenant
+    ann = tenant.add_rep("ann", "Ann Lee")
+    with get_store(console_m365.app).session() as session:
+        session.add(Mailbox(rep_email=ann))
+    client = signed_in_client(console_m365.app)
+
+    answer = client.post("/admin/sync/resubscribe", data={"rep": ann, "csrf": csrf_of(client)})
+
+    assert answer.status_code == 303
+    with get_store(console_m365.app).session() as session:
+        mailbox = session.scalar(select(Mailbox))
+        assert mailbox is not None
+        assert mailbox.subscription_id
+        assert mailbox.subscription_expires_at is not None
+    [(_actor, action, target)] = _audit(console_m365.app)
+    assert (action, target) == ("mailbox.resubscribe", ann)
