@@ -170,3 +170,18 @@ def test_an_admin_walks_the_console_in_a_browser(
         assert (exclusion.kind, exclusion.value) == ("domain", "competitor.example")
         actors = set(session.scalars(select(AuditEntry.actor)))
         assert actors == {DEMO_ADMIN}
+
+
+def test_the_demos_console_link_signs_the_admin_in_with_one_click(
+    demo: tuple[DemoRun, str],
+) -> None:
+    import requests
+
+    _, base = demo
+    http = requests.Session()
+
+    page = http.get(console_sign_in_url(base), timeout=60)  # redirects: Entra and back
+
+    assert page.status_code == 200
+    assert page.url == f"{base}/admin/setup"
+    assert "Dana Admin" in page.text
