@@ -614,3 +614,30 @@ def test_resubscribe_subscribes_the_mailbox_again_through_graph(console_m365: Co
         assert mailbox.subscription_expires_at is not None
     [(_actor, action, target)] = _audit(console_m365.app)
     assert (action, target) == ("mailbox.resubscribe", ann)
+
+
+def test_the_teams_package_downloads_from_setup(console_app: Flask) -> None:
+    import io
+    import zipfile
+
+    settings = console_app.extensions[SETTINGS_EXTENSION]
+    console_app.extensions[SETTINGS_EXTENSION] = settings.model_copy(
+        update={
+            "teams_app_id": "11111111-2222-4333-8444-555555555555",
+            "client_id": "4b1f2e9a-0c7d-4e35-8f60-9a2b7c3d5e14",
+            "public_url": "https://dealbridge.contoso.example",
+        }
+    )
+
+    answer = signed_in_client(console_app).get("/admin/setup/teams-package.zip")
+
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.mimetype == "application/zip"
+    assert "manifest.json" in zipfile.ZipFile(io.BytesIO(answer.data)).namelist()
+
+
+def test_a_teams_package_that_cannot_be_built_says_why_on_the_page(console_app: Flask) -> None:
+    answer = signed_in_client(console_app).get("/admin/setup/teams-package.zip")
+
+    assert answer.status_code == 422
+    assert "The Teams package cannot be built" in answer.text
