@@ -641,3 +641,19 @@ def test_a_teams_package_that_cannot_be_built_says_why_on_the_page(console_app: 
 
     assert answer.status_code == 422
     assert "The Teams package cannot be built" in answer.text
+
+
+def test_a_reps_preferences_are_shown_with_their_defaults(console_app: Flask) -> None:
+    from connector.deals.reps import set_digest
+
+    with get_store(console_app).session() as session:
+        session.add(Rep(email="rita@contoso.example", display_name="Rita"))
+        session.add(Rep(email="sam@contoso.example", display_name="Sam"))
+        set_digest(session, "sam@contoso.example", True)
+
+    page = signed_in_client(console_app).get("/admin/reps").text
+
+    rita = page.split("rita@contoso.example", 1)[1].split("</tr>", 1)[0]
+    sam = page.split("sam@contoso.example", 1)[1].split("</tr>", 1)[0]
+    assert "<td>off</td>" in rita
+    assert "<td>on</td>" in sam

@@ -327,7 +327,12 @@ def _reps_context(session: Session, query: str) -> dict[str, Any]:
     )
     columns = _preference_columns()
     preferences = {p.rep_email: p for p in session.scalars(select(RepPreference))}
+    defaults = {}  # a rep with no preferences row has the columns' defaults (digest off)
+    for column in RepPreference.__table__.columns:
+        arg = getattr(column.default, "arg", None)
+        defaults[column.name] = None if callable(arg) else arg
     return {
+        "defaults": defaults,
         "reps": reps,
         "query": query,
         "open_deals": open_deals,
