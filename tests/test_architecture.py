@@ -60,6 +60,7 @@ IN_FUNCTIONS: list[tuple[str, str, str]] = [
     ("reminders", "holidays", "72 ms, only when a country's public holidays are asked for"),
     ("cards.render", "PIL", "Pillow's Image: 23 ms, only for a card's screenshot"),
     ("connector.admin", "connector.admin.pages", "Flask: --help 0.05 s -> 0.26 s"),
+    ("connector.admin", "connector.admin.console", "Flask and the store: as pages, for --help"),
     ("connector.admin.cli", "sqlalchemy", "--help 0.08 s -> 0.5 s"),
     ("connector.admin.cli", "connector", "--help 0.08 s -> 0.3 s (settings) up to 3.1 s (app)"),
     ("connector.admin.cli", "graph_sync.catalog", "--help 0.08 s -> 0.5 s"),

@@ -18,6 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -105,10 +108,25 @@ LEADER = Gauge(
 # ---- what the code calls: one line at each place, the log line and the counters ------------
 
 
+_THROTTLED_AT: deque[float] = deque(maxlen=100_000)
+_THROTTLED_LOCK = threading.Lock()
+
+
+def throttled_recently(seconds: float = 3600.0) -> int:
+    """Graph's 429s this process saw in the last ``seconds`` (the admin console's sync page)."""
+    since = time.monotonic() - seconds
+    with _THROTTLED_LOCK:
+        while _THROTTLED_AT and _THROTTLED_AT[0] < since:
+            _THROTTLED_AT.popleft()
+        return len(_THROTTLED_AT)
+
+
 def graph_call(method: str, route: str, status: int, retry_after: float | None) -> None:
     """graph_sync's observer: every attempt the Graph client sent, retries included."""
     GRAPH_REQUESTS.labels(method, route, str(status)).inc()
     if status == 429:
+        with _THROTTLED_LOCK:
+            _THROTTLED_AT.append(time.monotonic())
         GRAPH_THROTTLED.labels(route).inc()
         if retry_after:
             GRAPH_RETRY_AFTER.labels(route).inc(retry_after)

@@ -498,3 +498,27 @@ def after_restore(session: Session) -> int:
         item.result = {**(item.result or {}), UNSETTLED: True, "restored": True}
         marked += 1
     return marked
+
+
+# ---- an admin's hand on a dead delivery (the admin console) ---------------------------------
+
+
+def retry_dead(session: Session, item_id: int, now: dt.datetime) -> OutboxItem | None:
+    """A dead delivery is due again now, with its attempts counted from zero; None when there
+    is no dead item with that id (already retried, dropped, or never dead)."""
+    item = session.get(OutboxItem, item_id, with_for_update=True)
+    if item is None or item.status != OutboxStatus.DEAD:
+        return None
+    item.status = OutboxStatus.PENDING
+    item.attempts = 0
+    item.next_attempt_at = now
+    return item
+
+
+def drop_dead(session: Session, item_id: int) -> OutboxItem | None:
+    """Forget a dead delivery (the admin gave up on it); None when there is no such dead item."""
+    item = session.get(OutboxItem, item_id, with_for_update=True)
+    if item is None or item.status != OutboxStatus.DEAD:
+        return None
+    session.delete(item)
+    return item

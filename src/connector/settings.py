@@ -248,6 +248,22 @@ class Settings(BaseSettings):
         "(a rep's own preference wins; 0: no briefs).",
     )
 
+    # ---- the admin console (connector.admin.console) ----
+    admin_session_key: SecretStr | None = Field(
+        default=None,
+        description="Signs the admin console's session cookie (32+ random characters, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); unset turns the "
+        "console's sign-in off.",
+    )
+    admins: list[str] = Field(
+        default_factory=list,
+        description="Who may use the admin console besides holders of the app role "
+        "DealBridge.Admin (UPNs, JSON list).",
+    )
+    admin_session_minutes: int = Field(
+        default=480, ge=1, le=7 * 24 * 60, description="An admin console sign-in lasts this long."
+    )
+
     @field_validator("public_url", "webhook_url")
     @classmethod
     def _optional_url(cls, value: str | None) -> str | None:

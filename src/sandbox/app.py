@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from sandbox import catalog_upload, control, device_code, identity, teams, ui
+from sandbox import auth_code, catalog_upload, control, device_code, identity, teams, ui
 from sandbox.config import SandboxConfig
 from sandbox.graph import routes as graph
 from sandbox.teams import tab as teams_tab
@@ -21,6 +21,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.register_blueprint(identity.create_blueprint(tenant))
     app.register_blueprint(graph.create_blueprint(tenant))
     app.register_blueprint(device_code.create_blueprint(tenant))
+    app.register_blueprint(auth_code.create_blueprint(tenant))  # the admin console's sign-in
     app.register_blueprint(catalog_upload.create_blueprint(tenant))
     app.register_blueprint(control.create_blueprint(tenant))
     app.register_blueprint(ui.create_blueprint(tenant))

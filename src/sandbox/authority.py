@@ -295,12 +295,36 @@ class Authority:
         headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid}
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
 
-    # --- user tokens for a Teams tab's single sign-on (sandbox.teams.tab) ------------------
+    # --- user tokens: sign-in (sandbox.auth_code), a Teams tab's SSO (sandbox.teams.tab) -------
 
-    def sign_user_token(self, claims: dict[str, Any]) -> str:
-        """A token with these claims signed with the tenant's key (the one ``jwks`` lists)."""
+    def sign_claims(self, claims: dict[str, Any]) -> str:
+        """A JWT of the tenant's one signing key, the one ``jwks`` lists (user access tokens,
+        id_tokens, a tab's SSO tokens)."""
         headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid}
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
+
+    def verify_client(self, client_id: str, secret: str | None) -> None:
+        """The app's own credentials at the token endpoint, refused with Entra's codes."""
+        if client_id.lower() != self.client_id.lower():
+            raise TokenRequestError(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{self.tenant_id}'.",
+            )
+        if secret is None:
+            raise TokenRequestError(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: "
+                "'client_assertion' or 'client_secret'.",
+            )
+        if not secrets.compare_digest(secret.encode(), self._client_secret.encode()):
+            raise TokenRequestError(
+                401, "invalid_client", 7000215, "Invalid client secret provided."
+            )
 
     def verify_graph_token(self, authorization: str | None) -> dict[str, Any]:
         """The claims of a Graph bearer token, or InvalidTokenError with Graph's message."""

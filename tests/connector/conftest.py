@@ -191,3 +191,7 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# The admin console's fixtures (they build on the ones above).
+from tests.connector.console_fixtures import console_app, console_m365  # noqa: E402, F401

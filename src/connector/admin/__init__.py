@@ -15,5 +15,9 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(pages)
 
+    from connector.admin import console  # the admin console under /admin (Flask, as above)
+
+    console.init_app(app)
+
 
 __all__ = ["init_app"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -304,6 +305,32 @@ class DemoRun:
     summary: list[str]
 
 
+# ---- the admin console: one sandbox user holds the app role --------------------------------
+
+DEMO_ADMIN = f"admin@{DEMO_DOMAIN}"
+
+
+def seed_console_admin(control: str) -> None:
+    """The tenant's admin, holding the app role DealBridge.Admin (the console lets them in)."""
+    http = requests.Session()
+    http.post(
+        f"{control}/users",
+        json={"userPrincipalName": DEMO_ADMIN, "displayName": "Dana Admin"},
+        timeout=30,
+    ).raise_for_status()
+    http.post(
+        f"{control}/approles",
+        json={"userPrincipalName": DEMO_ADMIN, "role": "DealBridge.Admin"},
+        timeout=30,
+    ).raise_for_status()
+
+
+def console_sign_in_url(base: str) -> str:
+    """One click: the console sends the browser to the sandbox's Entra, which signs the admin in
+    at once (``login_hint`` names them), and back to the console, signed in."""
+    return f"{base}/admin/sign-in?login_hint={DEMO_ADMIN}"
+
+
 def install_teams_app(sandbox: Any, app: Flask, bot_endpoint: str) -> list[str]:
     """Point the sandbox's Bot Connector at our bot and install the app for every rep.
 
@@ -351,6 +378,7 @@ def prepare_demo(
         "reminder_channels": ["calendar", "teams"],
         "sync_debounce_seconds": 1.0,
         "tab_frame_ancestors": [sandbox.base_url],  # the sandbox's Teams page frames the tab
+        "admin_session_key": secrets.token_urlsafe(32),  # the admin console, one run's sessions
     }
     app = create_app(overrides)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -361,6 +389,7 @@ def prepare_demo(
         for rep in session.query(Rep):
             rep.entra_id = entra_ids.get(rep.email)
     events = seed_meetings(control, now)
+    seed_console_admin(control)
     data = demo_data()
     reports = {rep.email: sync_mailbox(app, rep.email) for rep in data.reps}
     # The organizer cancels one meeting: it stays visible on its deal, as cancelled.
@@ -484,6 +513,7 @@ def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
         click.echo("DealBridge demo — on the sandbox Microsoft 365 tenant")
         click.echo(f"  Start page       {base}/  (links to the docs and the sandbox)")
         click.echo(f"  API docs         {base}/api/docs")
+        click.echo(f"  Admin console    {console_sign_in_url(base)}  (one click, as {DEMO_ADMIN})")
         click.echo(f"  Outlook calendars (sandbox)  {sandbox.base_url}/")
         click.echo(f"  Teams chats (sandbox)        {sandbox.base_url}/teams")
         click.echo(f"  Seeded           {len(data.reps)} reps, {len(data.deals)} deals on classic5")

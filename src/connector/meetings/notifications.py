@@ -295,6 +295,9 @@ def on_rep_changed(
         enqueue(session, SUBSCRIPTION_KIND, key, payload, replace=True)
     for event in session.scalars(select(MailboxEvent).where(MailboxEvent.mailbox_id == mailbox.id)):
         session.delete(event)
+    # The events' DELETE first: no relationship orders it, and the mailbox's ON DELETE CASCADE
+    # would take them, leaving SQLAlchemy's DELETE 0 rows (an SAWarning; a 500 in the tests).
+    session.flush()
     session.delete(mailbox)
 
 

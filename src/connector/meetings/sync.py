@@ -15,7 +15,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -63,6 +63,7 @@ from connector.store.models import (
     Interaction,
     Mailbox,
     MailboxEvent,
+    PrivacyExclusion,
     Reminder,
     Rep,
     utcnow,
@@ -121,23 +122,39 @@ def verified_domains(app: Flask) -> list[str]:
     return domains
 
 
-def privacy_policy(settings: Settings, tenant_domains: Iterable[str]) -> PrivacyPolicy:
+def stored_exclusions(session: Session) -> dict[str, list[str]]:
+    """The exclusions admins added in the console, by kind (address, domain, category)."""
+    found: dict[str, list[str]] = {"address": [], "domain": [], "category": []}
+    for row in session.scalars(select(PrivacyExclusion)):
+        found.setdefault(row.kind, []).append(row.value)
+    return found
+
+
+def privacy_policy(
+    settings: Settings,
+    tenant_domains: Iterable[str],
+    stored: Mapping[str, list[str]] | None = None,
+) -> PrivacyPolicy:
     sensitivities = ["normal", "personal"] if settings.log_personal_meetings else ["normal"]
+    stored = stored or {}
     return PrivacyPolicy(
         internal_domains=[*tenant_domains, *settings.internal_domains],
-        excluded_addresses=settings.excluded_addresses,
-        excluded_domains=settings.excluded_domains,
-        excluded_categories=settings.excluded_categories,
+        excluded_addresses=[*settings.excluded_addresses, *stored.get("address", [])],
+        excluded_domains=[*settings.excluded_domains, *stored.get("domain", [])],
+        excluded_categories=[*settings.excluded_categories, *stored.get("category", [])],
         log_all_day=settings.log_all_day_meetings,
         log_sensitivities=sensitivities,
     )
 
 
 def round_policy(
-    settings: Settings, tenant_domains: Iterable[str], now: dt.datetime
+    settings: Settings,
+    tenant_domains: Iterable[str],
+    now: dt.datetime,
+    stored: Mapping[str, list[str]] | None = None,
 ) -> RoundPolicy:
     return RoundPolicy(
-        privacy=privacy_policy(settings, tenant_domains),
+        privacy=privacy_policy(settings, tenant_domains, stored),
         now=now,
         max_removal_share=settings.sync_max_removal_share,
     )
@@ -279,7 +296,9 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
         user = refresh_rep_from_outlook(app, rep_email, user)
     tenant_domains = verified_domains(app)
     delta = read_delta(graph_client(app), user, window, link)
-    policy = round_policy(settings, tenant_domains, now)
+    with store.session() as session:
+        excluded = stored_exclusions(session)
+    policy = round_policy(settings, tenant_domains, now, excluded)
     for attempt in range(1, ROUND_ATTEMPTS + 1):
         report.failed.clear()
         try:
@@ -369,7 +388,7 @@ def plan_mailbox(
             window.end,
         )
         link = mailbox.delta_link if mailbox is not None and same_window and not full else None
-        policy = round_policy(settings, verified_domains(app), now)
+        policy = round_policy(settings, verified_domains(app), now, stored_exclusions(session))
         delta = read_delta(graph_client(app), user or rep_email, window, link)
         stored = load_round(
             session, mailbox.id if mailbox else None, rep_email, delta, policy.privacy

@@ -460,3 +460,36 @@ class AttendanceCheck(Timestamps, Base):
     due_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# ---- the admin console (migration 0015) ------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """One action an admin took in the console: who, what, on what, when."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    """The admin's UPN as Entra signed them in."""
+    action: Mapped[str] = mapped_column(String(64))
+    """What was done, e.g. ``delivery.retry``, ``rep.deactivate``, ``exclusion.add``."""
+    target: Mapped[str] = mapped_column(String(512))
+    """What it was done to (an outbox item id, a rep's email, an exclusion)."""
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class PrivacyExclusion(Base):
+    """An exclusion an admin added in the console, applied besides the settings' ones."""
+
+    __tablename__ = "privacy_exclusions"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``address``, ``domain`` or ``category``."""
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320))

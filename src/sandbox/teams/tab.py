@@ -83,7 +83,7 @@ def sso_token(tenant: Tenant, user_key: str, given: SsoTokenInput) -> str | None
     if given.forged:
         headers = {"typ": "JWT", "kid": authority.kid, "x5t": authority.kid}
         return jwt.encode(claims, _FORGER, algorithm="RS256", headers=headers)
-    return authority.sign_user_token(claims)
+    return authority.sign_claims(claims)
 
 
 def create_blueprint(tenant: Tenant) -> Blueprint:

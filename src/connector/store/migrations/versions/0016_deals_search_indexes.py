@@ -1,7 +1,7 @@
 """deals by owner and by account: the indexes deal search and "may see" read
 
 Revision ID: 0016
-Revises: 0010
+Revises: 0015
 Create Date: 2026-12-02 05:45:00.000000
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0010"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
