@@ -12,7 +12,7 @@ wall clock includes waiting for a core).
 - **query**: the search alone (`deal_search.search_deals`);
 - **baseline**: the first shape of the same search (one OR of `owner_email = ?` and
   `account_name IN (the rep's accounts)` beside `status = 'open'`), on the same database:
-  both planners walk `ix_deals_status` over every open deal for it.
+  SQLite walks `ix_deals_status` over every open deal for it.
 
 On SQLite, and on a throwaway PostgreSQL 15 cluster when its binaries are on PATH. The
 target: the answer under 100 ms at p95.

@@ -68,8 +68,8 @@ def rep_accounts(session: Session, rep_email: str) -> list[str]:
 
 def _visible(rep_email: str, accounts: Sequence[str]) -> ColumnElement[bool]:
     """Open deals the rep owns or on the rep's accounts, as a union of two indexed lookups
-    (`ix_deals_owner_status`, `ix_deals_account_status`): an OR of the two, or a filter on
-    `status` alone, lets the planners walk `ix_deals_status` over every open deal."""
+    (`ix_deals_owner_status`, `ix_deals_account_status`): given an OR of the two beside
+    `status`, SQLite walks `ix_deals_status` over every open deal."""
     own = select(Deal.id).where(Deal.owner_email == rep_email, Deal.status == "open")
     if not accounts:
         return Deal.id.in_(own)
