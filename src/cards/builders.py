@@ -509,6 +509,7 @@ HELP_COMMANDS: tuple[tuple[str, str], ...] = (
     ("reminders", "Your open reminders"),
     ("deals", "Your open deals by stage"),
     ("digest on|off", "Your daily digest at the start of your working day"),
+    ("settings", "Your own settings: channels, quiet hours, digest time, pausing capture"),
     ("help", "This card"),
 )
 """Every command the bot understands, as the help card lists it (the manifest's command list

@@ -185,6 +185,14 @@ def test_help_lists_every_command_including_digest_deal_and_my_day() -> None:
     text = _texts(card)
 
     commands = [command for command, _ in HELP_COMMANDS]
-    assert commands == ["deal <text>", "my day", "reminders", "deals", "digest on|off", "help"]
+    assert commands == [
+        "deal <text>",
+        "my day",
+        "reminders",
+        "deals",
+        "digest on|off",
+        "settings",
+        "help",
+    ]
     for command in commands:
         assert f"{command}:" in text

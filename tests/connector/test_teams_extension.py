@@ -426,7 +426,15 @@ def test_help_lists_every_command_including_digest(crm: TeamsWorld) -> None:
     card = crm.chat()[-1]["attachments"][0]["content"]
     [commands] = [e for e in card["body"] if e.get("type") == "FactSet"]
     titles = [f["title"] for f in commands["facts"]]
-    assert titles == ["deal <text>", "my day", "reminders", "deals", "digest on|off", "help"]
+    assert titles == [
+        "deal <text>",
+        "my day",
+        "reminders",
+        "deals",
+        "digest on|off",
+        "settings",
+        "help",
+    ]
     # the manifest's command list names the same first words
     from manifest import bot_commands
 

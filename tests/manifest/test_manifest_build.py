@@ -79,7 +79,7 @@ def test_bot_is_personal_conversational_without_files_and_lists_its_commands() -
     assert bot["supportsFiles"] is False
     assert [entry["scopes"] for entry in bot["commandLists"]] == [["personal"]]
     commands = bot["commandLists"][0]["commands"]
-    titles = ["help", "reminders", "deals", "deal", "my day", "digest"]
+    titles = ["help", "reminders", "deals", "deal", "my day", "digest", "settings"]
     assert [command["title"] for command in commands] == titles
     assert all(command["description"].strip() for command in commands)
     assert bot_commands() == tuple(titles)
