@@ -9,6 +9,7 @@ import secrets
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -435,7 +436,10 @@ def sync(reps: tuple[str, ...], full: bool, dry_run: bool) -> None:
     failed = 0
     try:
         with click.progressbar(wanted, label="Reading calendars", file=None) as bar:
-            reports = [sync_mailbox(app, email, full=full) for email in bar]
+            reports = [
+                sync_mailbox(app, email, full=full, wait=SYNC_WAIT, waiting=_waiting(email))
+                for email in bar
+            ]
     except NotConfigured as exc:
         raise click.ClickException(exc.detail) from exc
     mark_held(app)
@@ -452,6 +456,16 @@ def sync(reps: tuple[str, ...], full: bool, dry_run: bool) -> None:
         )
     if failed:
         sys.exit(1)
+
+
+SYNC_WAIT = 600.0
+"""Seconds ``sync`` waits for a mailbox another process is reading (the service's round)."""
+
+
+def _waiting(email: str) -> Callable[[], None]:
+    return lambda: click.echo(
+        f"\n  … {email}: another process is reading this mailbox; waiting for its round", err=True
+    )
 
 
 def _print_plans(app: Flask, wanted: list[str], full: bool) -> None:
