@@ -271,7 +271,10 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration (and install the preset pipelines on a new database)."""
+    """Apply every pending migration (and install the preset pipelines on a new database).
+
+    One upgrade at a time: another running (a second `db upgrade`, a server migrating at
+    start) is waited for, and then there is nothing left to do."""
     # why: the app and the store (SQLAlchemy, Alembic): --help 0.08 s -> 3.1 s
     from connector.app import prepare_database
     from connector.store.db import get_store
@@ -279,8 +282,22 @@ def db_upgrade() -> None:
     app = _app(creates=True, needs_schema=False, auto_migrate=False)
     store = get_store(app)
     before = store.current_revision()
-    prepare_database(store)
-    click.echo(f"database at revision {store.current_revision()} (was {before or 'empty'})")
+    waited: list[bool] = []
+
+    def waiting() -> None:
+        waited.append(True)
+        click.echo(
+            "another `dealbridge db upgrade` (or a server migrating at start) is upgrading "
+            "this database; waiting for it",
+            err=True,
+        )
+
+    found = prepare_database(store, waiting=waiting)
+    after = store.current_revision()
+    if waited and found == after:
+        click.echo(f"database at revision {after}: the other upgrade did it, nothing left to do")
+    else:
+        click.echo(f"database at revision {after} (was {before or 'empty'})")
 
 
 @db.command("current")

@@ -19,10 +19,9 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
-from sqlalchemy import text
-
-from connector.store.db import Store
+from sqlalchemy import Engine, text
 
 try:
     import fcntl
@@ -34,6 +33,13 @@ log = logging.getLogger(__name__)
 KINDS = {"mailbox_round": 0x64620001, "migrations": 0x64620002}
 """Each kind's first advisory-lock key (int4), so kinds never meet each other."""
 POLL = 0.1  # seconds between tries while waiting
+
+
+class Store(Protocol):
+    """What a lock needs of ``store.db.Store`` (which imports this module)."""
+
+    @property
+    def engine(self) -> Engine: ...
 
 
 class LockUnavailable(Exception):
