@@ -130,6 +130,7 @@ def prepare_database(store: Store, waiting: Callable[[], None] | None = None) ->
     revision found once it was this process's turn (None: empty)."""
     with store.migrating(waiting):
         found = store.current_revision()
+        store.refuse_newer()
         store.upgrade()
         with store.session() as session:
             if not session.scalar(select(func.count()).select_from(Pipeline)):

@@ -67,7 +67,7 @@ def _app(*, creates: bool = False, needs_schema: bool = True, **overrides: Any) 
 
     from connector.app import create_app
     from connector.settings import ENV_PREFIX, database_problems, shown_database
-    from connector.store.db import get_store
+    from connector.store.db import NewerDatabase, get_store
 
     settings = _settings(**overrides)
     problems = database_problems(settings, creates=creates)
@@ -79,6 +79,10 @@ def _app(*, creates: bool = False, needs_schema: bool = True, **overrides: Any) 
     try:
         app = create_app(settings=settings)
         revision = get_store(app).current_revision() if needs_schema else "-"
+        if needs_schema:
+            get_store(app).refuse_newer()
+    except NewerDatabase as exc:
+        raise SettingsProblem([f"{name}: {exc}"]) from exc
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise SettingsProblem([f"{name}: cannot open {shown}: {reason}"]) from exc
@@ -277,7 +281,7 @@ def db_upgrade() -> None:
     start) is waited for, and then there is nothing left to do."""
     # why: the app and the store (SQLAlchemy, Alembic): --help 0.08 s -> 3.1 s
     from connector.app import prepare_database
-    from connector.store.db import get_store
+    from connector.store.db import NewerDatabase, get_store
 
     app = _app(creates=True, needs_schema=False, auto_migrate=False)
     store = get_store(app)
@@ -292,7 +296,10 @@ def db_upgrade() -> None:
             err=True,
         )
 
-    found = prepare_database(store, waiting=waiting)
+    try:
+        found = prepare_database(store, waiting=waiting)
+    except NewerDatabase as exc:
+        raise SettingsProblem([f"DEALBRIDGE_DATABASE_URL: {exc}"]) from exc
     after = store.current_revision()
     if waited and found == after:
         click.echo(f"database at revision {after}: the other upgrade did it, nothing left to do")

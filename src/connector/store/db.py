@@ -29,6 +29,10 @@ class MigrationBusy(RuntimeError):
     """Another process's upgrade did not end in time."""
 
 
+class NewerDatabase(RuntimeError):
+    """The database is at a revision this code does not know: a newer DealBridge migrated it."""
+
+
 class Store:
     """One database: its engine, a session factory and its migrations."""
 
@@ -89,6 +93,17 @@ class Store:
                     f"{MIGRATION_WAIT:.0f} s; is it stuck?"
                 )
             yield
+
+    def refuse_newer(self) -> None:
+        """Raise NewerDatabase when a newer DealBridge migrated this database: serving or
+        writing it with older code would break what the newer one relies on."""
+        revision = self.unknown_revision()
+        if revision is not None:
+            raise NewerDatabase(
+                f"the database {self.display_url} is at revision {revision}, which this "
+                f"DealBridge does not know (its newest is {self.head_revision()}): a newer "
+                "version migrated it; run that version, or restore a backup taken before"
+            )
 
     def unknown_revision(self) -> str | None:
         """The database's revision when this code does not know it (a newer DealBridge
