@@ -1,11 +1,12 @@
 """Delivery and meeting-sync throughput with 1, 2 and 4 `dealbridge worker` processes on
 PostgreSQL, the ratio to 1 worker, and the leader's failover time after a SIGKILL.
 
-A throwaway PostgreSQL cluster (initdb/pg_ctl, as the `postgres` user when run as root) and the
-sandbox tenant (its own process). For each worker count: a fresh database, REPS reps and
-DEALS deals whose stage reminders wait in the outbox (held back until the workers are up),
-then the clock runs until every calendar delivery is done; then one `mailbox_round` job run
-per mailbox (MEETINGS events each, an external attendee on a deal) until all are done.
+The tests' throwaway PostgreSQL cluster (tests/databases.py) and the sandbox tenant (its own
+process); a first run with one worker warms up and is discarded. For each worker count: a
+fresh database, REPS reps and DEALS deals whose stage reminders wait in the outbox (held back
+until the workers are up), then the clock runs until every calendar delivery is done; then
+one `mailbox_round` job run per mailbox (MEETINGS events each, an external attendee on a
+deal) until all are done.
 Skipped with one line when the PostgreSQL binaries are absent.
 """
 
@@ -27,60 +28,29 @@ from typing import Any
 from sqlalchemy import create_engine, func, select, text, update
 
 from bench.bench_meetings import CLIENT_ID, SECRET, TENANT, SandboxProcess
-from bench.serving import free_port
 
 REPS = 8
 DEALS = 120
 MEETINGS = 40  # per mailbox
 WORKERS = tuple(int(n) for n in os.environ.get("BENCH_WORKERS", "1,2,4").split(","))
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _tool(name: str) -> str | None:
-    found = shutil.which(name)
-    return found or (str(PG_BIN / name) if (PG_BIN / name).exists() else None)
+WARM_UP = 1  # workers in the discarded first run: imports, connections, the sandbox's caches
 
 
 @contextlib.contextmanager
 def postgres() -> Iterator[str | None]:
-    initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
-    if not (initdb and pg_ctl):
+    """The tests' throwaway cluster (``tests.databases.Cluster``: initdb/pg_ctl on a free
+    port, as the ``postgres`` user when run as root); its base URL, None without binaries."""
+    from tests.databases import Cluster, find_server_binaries
+
+    binaries = find_server_binaries()
+    if binaries is None:
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="dealbridge-bench-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres")
-    port = free_port()
-    data = folder / "data"
-    subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    subprocess.run(
-        [
-            *as_user,
-            pg_ctl,
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(folder / "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cluster = Cluster.create(binaries)
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield cluster.url("postgres").rsplit("/", 1)[0]
     finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], check=False)
-        shutil.rmtree(folder, ignore_errors=True)
+        cluster.destroy()
 
 
 def _settings(url: str, sandbox: SandboxProcess) -> dict[str, str]:
@@ -209,7 +179,7 @@ def one_run(base: str, count: int, sandbox: SandboxProcess, folder: Path) -> dic
     name = f"bench_{count}"
     admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         connection.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
     url = f"{base}/{name}"
@@ -307,6 +277,7 @@ def main() -> None:
         sandbox = SandboxProcess()
         folder = Path(tempfile.mkdtemp(prefix="dealbridge-bench-scale-"))
         try:
+            one_run(base, WARM_UP, sandbox, folder)  # discarded: the first run pays the starts
             results = {n: one_run(base, n, sandbox, folder) for n in WORKERS}
         finally:
             sandbox.stop()
