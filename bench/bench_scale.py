@@ -158,6 +158,16 @@ def _wait(predicate: Any, seconds: float, step: float = 0.05) -> bool:
     return False
 
 
+def _peak_mib(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM), MiB (0 where /proc is not there)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
+    return int(line.split()[1]) / 1024
+
+
 def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
     for worker in workers:
         if worker.poll() is None:
@@ -258,6 +268,7 @@ def one_run(base: str, count: int, sandbox: SandboxProcess, folder: Path) -> dic
             assert _wait(replaced, 60, 0.02), "no new leader"
             failover = time.monotonic() - killed
         return {
+            "worker_peak_mib": max(_peak_mib(w.pid) for w in workers if w.poll() is None),
             "items": float(items or 0),
             "delivered": float(done or 0),
             "deliveries_per_s": (done or 0) / deliveries,
@@ -288,15 +299,16 @@ def main() -> None:
         f"   {REPS} reps, {DEALS} deals ({int(first['items'])} calendar deliveries), "
         f"{REPS * MEETINGS} meetings; workers on {os.cpu_count()} cores"
     )
-    print("   workers  deliveries/s  ratio  events/s (rounds)  ratio  leader failover")
+    print("   workers  deliveries/s  ratio  events/s (rounds)  ratio  leader failover  peak MiB")
     for n, r in results.items():
         fail = "-" if r["failover_s"] != r["failover_s"] else f"{r['failover_s']:.2f} s"
         print(
             f"   {n:>7}  {r['deliveries_per_s']:>12.1f}  "
             f"{r['deliveries_per_s'] / first['deliveries_per_s']:>5.2f}  "
             f"{r['events_per_s']:>17.1f}  {r['events_per_s'] / first['events_per_s']:>5.2f}  "
-            f"{fail:>15}"
+            f"{fail:>15}  {r['worker_peak_mib']:>8.0f}"
         )
+    print(f"   peak MiB: the largest worker's resident peak after {MEETINGS} events a mailbox")
 
 
 if __name__ == "__main__":
