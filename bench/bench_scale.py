@@ -1,11 +1,12 @@
 """Delivery and meeting-sync throughput with 1, 2 and 4 `dealbridge worker` processes on
 PostgreSQL, the ratio to 1 worker, and the leader's failover time after a SIGKILL.
 
-A throwaway PostgreSQL cluster (initdb/pg_ctl, as the `postgres` user when run as root) and the
-sandbox tenant (its own process). For each worker count: a fresh database, REPS reps and
-DEALS deals whose stage reminders wait in the outbox (held back until the workers are up),
-then the clock runs until every calendar delivery is done; then one `mailbox_round` job run
-per mailbox (MEETINGS events each, an external attendee on a deal) until all are done.
+The tests' throwaway PostgreSQL cluster (tests/databases.py) and the sandbox tenant (its own
+process); a first run with one worker warms up and is discarded. For each worker count: a
+fresh database, REPS reps and DEALS deals whose stage reminders wait in the outbox (held back
+until the workers are up), then the clock runs until every calendar delivery is done; then
+one `mailbox_round` job run per mailbox (MEETINGS events each, an external attendee on a
+deal) until all are done.
 Skipped with one line when the PostgreSQL binaries are absent.
 """
 
@@ -27,60 +28,29 @@ from typing import Any
 from sqlalchemy import create_engine, func, select, text, update
 
 from bench.bench_meetings import CLIENT_ID, SECRET, TENANT, SandboxProcess
-from bench.serving import free_port
 
 REPS = 8
 DEALS = 120
 MEETINGS = 40  # per mailbox
 WORKERS = tuple(int(n) for n in os.environ.get("BENCH_WORKERS", "1,2,4").split(","))
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _tool(name: str) -> str | None:
-    found = shutil.which(name)
-    return found or (str(PG_BIN / name) if (PG_BIN / name).exists() else None)
+WARM_UP = 1  # workers in the discarded first run: imports, connections, the sandbox's caches
 
 
 @contextlib.contextmanager
 def postgres() -> Iterator[str | None]:
-    initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
-    if not (initdb and pg_ctl):
+    """The tests' throwaway cluster (``tests.databases.Cluster``: initdb/pg_ctl on a free
+    port, as the ``postgres`` user when run as root); its base URL, None without binaries."""
+    from tests.databases import Cluster, find_server_binaries
+
+    binaries = find_server_binaries()
+    if binaries is None:
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="dealbridge-bench-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres")
-    port = free_port()
-    data = folder / "data"
-    subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    subprocess.run(
-        [
-            *as_user,
-            pg_ctl,
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(folder / "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cluster = Cluster.create(binaries)
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield cluster.url("postgres").rsplit("/", 1)[0]
     finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], check=False)
-        shutil.rmtree(folder, ignore_errors=True)
+        cluster.destroy()
 
 
 def _settings(url: str, sandbox: SandboxProcess) -> dict[str, str]:
@@ -188,6 +158,16 @@ def _wait(predicate: Any, seconds: float, step: float = 0.05) -> bool:
     return False
 
 
+def _peak_mib(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM), MiB (0 where /proc is not there)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
+    return int(line.split()[1]) / 1024
+
+
 def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
     for worker in workers:
         if worker.poll() is None:
@@ -209,7 +189,7 @@ def one_run(base: str, count: int, sandbox: SandboxProcess, folder: Path) -> dic
     name = f"bench_{count}"
     admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         connection.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
     url = f"{base}/{name}"
@@ -288,6 +268,7 @@ def one_run(base: str, count: int, sandbox: SandboxProcess, folder: Path) -> dic
             assert _wait(replaced, 60, 0.02), "no new leader"
             failover = time.monotonic() - killed
         return {
+            "worker_peak_mib": max(_peak_mib(w.pid) for w in workers if w.poll() is None),
             "items": float(items or 0),
             "delivered": float(done or 0),
             "deliveries_per_s": (done or 0) / deliveries,
@@ -307,6 +288,7 @@ def main() -> None:
         sandbox = SandboxProcess()
         folder = Path(tempfile.mkdtemp(prefix="dealbridge-bench-scale-"))
         try:
+            one_run(base, WARM_UP, sandbox, folder)  # discarded: the first run pays the starts
             results = {n: one_run(base, n, sandbox, folder) for n in WORKERS}
         finally:
             sandbox.stop()
@@ -317,15 +299,16 @@ def main() -> None:
         f"   {REPS} reps, {DEALS} deals ({int(first['items'])} calendar deliveries), "
         f"{REPS * MEETINGS} meetings; workers on {os.cpu_count()} cores"
     )
-    print("   workers  deliveries/s  ratio  events/s (rounds)  ratio  leader failover")
+    print("   workers  deliveries/s  ratio  events/s (rounds)  ratio  leader failover  peak MiB")
     for n, r in results.items():
         fail = "-" if r["failover_s"] != r["failover_s"] else f"{r['failover_s']:.2f} s"
         print(
             f"   {n:>7}  {r['deliveries_per_s']:>12.1f}  "
             f"{r['deliveries_per_s'] / first['deliveries_per_s']:>5.2f}  "
             f"{r['events_per_s']:>17.1f}  {r['events_per_s'] / first['events_per_s']:>5.2f}  "
-            f"{fail:>15}"
+            f"{fail:>15}  {r['worker_peak_mib']:>8.0f}"
         )
+    print(f"   peak MiB: the largest worker's resident peak after {MEETINGS} events a mailbox")
 
 
 if __name__ == "__main__":

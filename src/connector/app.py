@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template_string, request
@@ -124,9 +124,15 @@ send it; use <code>curl -H "Authorization: Bearer $DEALBRIDGE_API_KEY" ...</code
 </body></html>"""
 
 
-def prepare_database(store: Store) -> None:
-    """Apply migrations and, on a fresh database, install the preset pipelines."""
-    store.upgrade()
-    with store.session() as session:
-        if not session.scalar(select(func.count()).select_from(Pipeline)):
-            ensure_presets(session)
+def prepare_database(store: Store, waiting: Callable[[], None] | None = None) -> str | None:
+    """Apply migrations and, on a fresh database, install the preset pipelines: one process
+    at a time (``Store.migrating``; the second waits, then finds nothing to do). Returns the
+    revision found once it was this process's turn (None: empty)."""
+    with store.migrating(waiting):
+        found = store.current_revision()
+        store.refuse_newer()
+        store.upgrade()
+        with store.session() as session:
+            if not session.scalar(select(func.count()).select_from(Pipeline)):
+                ensure_presets(session)
+    return found

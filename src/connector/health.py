@@ -65,15 +65,15 @@ def checks(app: Flask, now: dt.datetime | None = None) -> list[Check]:
     )
     if reachable:
         current, head = store.current_revision(), store.head_revision()
-        found.append(
-            Check(
-                name="migrations",
-                ok=current == head,
-                detail=f"at head {head}"
-                if current == head
-                else f"at {current or 'none'}, head is {head}: run `dealbridge db upgrade`",
+        detail = f"at {current or 'none'}, head is {head}: run `dealbridge db upgrade`"
+        if current == head:
+            detail = f"at head {head}"
+        elif store.unknown_revision() is not None:
+            detail = (
+                f"at {current}, which this version does not know (its head is {head}): a "
+                "newer DealBridge migrated it; run that version"
             )
-        )
+        found.append(Check(name="migrations", ok=current == head, detail=detail))
     problems = settings_problems(settings)
     found.append(
         Check(

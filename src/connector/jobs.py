@@ -17,12 +17,14 @@ import datetime as dt
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from connector import metrics
 from connector.settings import SETTINGS_EXTENSION
@@ -124,22 +126,58 @@ def dispatch(
     return True
 
 
+WAKE_CHANNEL = "dealbridge_work"
+"""PostgreSQL ``NOTIFY`` channel: a run was made due now; idle workers look at once."""
+
+
+def schedule(app: Flask, job: str, arg: str, when: dt.datetime) -> None:
+    """One due run of the one-off ``job`` for ``arg``, at ``when``, for any worker (a web
+    process that runs nothing itself can ask for it): a later call moves the run that is
+    still due, so what comes meanwhile is one run. A run of the same ``arg`` under way does
+    not stop it; it waits for that one to end (``claim_runs``)."""
+    now = utcnow()
+    with get_store(app).session() as session:
+        due = session.scalar(
+            select(JobRun)
+            .where(JobRun.job == job, JobRun.arg == arg, JobRun.status == "due")
+            .order_by(JobRun.id)
+            .limit(1)
+            .with_for_update()
+        )
+        if due is not None:
+            due.due_at = when
+        else:
+            key = f"{job}:{arg}@{now.isoformat()}#{uuid.uuid4().hex[:8]}"
+            session.add(JobRun(job=job, arg=arg, run_key=key, status="due", due_at=when))
+        if when <= now and session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+    log.debug("%s(%s) due at %s", job, arg, when.isoformat(), extra={"job": job, "arg": arg})
+
+
 def claim_runs(app: Flask, holder: str, *, limit: int = 4) -> list[JobRun]:
-    """A worker's part: take due runs (and runs whose worker's lease ended).
+    """A worker's part: take due runs (and runs whose worker's lease ended); a run of a job
+    and ``arg`` waits while another of the same is under way (one round per mailbox).
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers never wait on each other's rows; SQLite
     has one writer at a time and renders no ``FOR UPDATE``: the compare-and-set decides."""
     now = utcnow()
+    running = aliased(JobRun)
+    under_way = (
+        select(running.id)
+        .where(running.job == JobRun.job, running.arg == JobRun.arg, running.id != JobRun.id)
+        .where(running.status == "running", running.lease_until > now)
+    )
     with get_store(app).session() as session:
         due = list(
             session.scalars(
                 select(JobRun)
                 .where(
                     or_(
-                        JobRun.status == "due",
+                        (JobRun.status == "due") & (JobRun.due_at <= now),
                         (JobRun.status == "running") & (JobRun.lease_until <= now),
                     )
                 )
+                .where(or_(JobRun.arg.is_(None), ~under_way.exists()))
                 .order_by(JobRun.due_at, JobRun.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         default=15, ge=1, le=1440, description="Safety-net delta poll of every mailbox."
     )
     sync_debounce_seconds: float = Field(
-        default=2.0,
+        default=0.3,  # bench_change_logged: p95 of "a change logged" < 1 s; a burst 2 rounds
         ge=0,
         le=60,
         description="A notification after a quiet spell this long is read at once; sooner ones "

@@ -7,14 +7,17 @@ other. ``dealbridge worker`` runs one in the foreground, beside a leader candida
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from typing import Any
 
 from flask import Flask
 
-from connector.jobs import claim_runs, run_claimed
+from connector.jobs import WAKE_CHANNEL, claim_runs, run_claimed
 from connector.leader import holder_name
 from connector.outbox import drain
+from connector.store.db import get_store
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ class Worker:
         self.idle = idle
         self.holder = holder_name()
         self.stopping = threading.Event()
+        self.shared = get_store(app).engine.dialect.name == "postgresql"
+        self._listener: Any = None
 
     def turn(self) -> int:
         """One turn; how much work it did (job runs and outbox items)."""
@@ -46,7 +51,25 @@ class Worker:
                 log.exception("worker turn failed")
                 busy = 0
             if not busy:
-                self.stopping.wait(self.idle)
+                self._rest()
+
+    def _rest(self) -> None:
+        """Wait ``idle`` seconds, or (PostgreSQL) until a run is made due now
+        (``jobs.schedule`` notifies :data:`WAKE_CHANNEL`): a notified round starts at once."""
+        if self._listener is None and self.shared:
+            self._listener = _listen(self.app)
+        if self._listener is None:
+            self.stopping.wait(self.idle)
+            return
+        try:
+            for _ in self._listener.notifies(timeout=self.idle, stop_after=1):
+                pass
+        except Exception:  # the database went away: plain waits until it is back
+            log.warning("worker: lost the wake-up connection", exc_info=True)
+            with contextlib.suppress(Exception):
+                self._listener.close()
+            self._listener = None
+            self.stopping.wait(self.idle)
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="dealbridge-worker", daemon=True)
@@ -55,3 +78,18 @@ class Worker:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def _listen(app: Flask) -> Any:
+    """A connection of its own that listens on :data:`WAKE_CHANNEL` (None if it cannot)."""
+    try:
+        pooled = get_store(app).engine.raw_connection()
+        pooled.detach()  # its own for as long as the worker lives, never back to the pool
+        connection = pooled.driver_connection
+        assert connection is not None
+        connection.autocommit = True
+        connection.execute(f"LISTEN {WAKE_CHANNEL}")
+    except Exception:
+        log.warning("worker: cannot listen for new work; looking every idle period")
+        return None
+    return connection

@@ -1,28 +1,25 @@
 """One scheduler leader among all processes; a dead leader is replaced; a period runs once.
 
-PostgreSQL: a throwaway cluster (``initdb``/``pg_ctl``, run as the ``postgres`` user when the
-tests run as root), local to this file until the suite's own PostgreSQL fixture takes over.
+PostgreSQL: the suite's throwaway cluster (``pytest --database=postgresql``), a fresh copy of
+the migrated template per test.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from connector.app import create_app, prepare_database
+from connector.app import create_app
 from connector.jobs import (
     _APPS,
     DISPATCH_EXTENSION,
@@ -38,64 +35,15 @@ from connector.leader import LEADER_NAME, LeaderLoop, Leadership, last_seen
 from connector.store.db import Store, get_store
 from connector.store.models import JobRun, SchedulerLeader
 from tests.connector.conftest import _free_port, make_app
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _pg_tool(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidate = PG_BIN / name
-    return str(candidate) if candidate.exists() else None
+from tests.databases import Template
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    initdb, pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="dealbridge-pg-"))
-    data = folder / "data"
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres")
-        folder.chmod(0o700)
-    port = _free_port()
-    subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    subprocess.run(
-        [
-            *as_user,
-            pg_ctl,
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(folder / "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-        store = Store(url)
-        prepare_database(store)
-        store.dispose()
-        yield url
-    finally:
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(folder, ignore_errors=True)
+@pytest.fixture
+def postgres_url(tmp_path: Path, migrated_template: Template) -> str:
+    """A migrated database of the suite's throwaway cluster (tests/databases.py)."""
+    if migrated_template.dialect != "postgresql":
+        pytest.skip("needs --database=postgresql (the suite's PostgreSQL cluster)")
+    return migrated_template.fresh(tmp_path / "unused.db")
 
 
 def _pg_app(url: str, **overrides: Any) -> Any:

@@ -155,6 +155,19 @@ def _with_scheduler(w: World) -> World:
     return w
 
 
+@pytest.fixture(autouse=True)
+def _shared_tasks_in_the_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the round is a job run for the workers (``jobs.schedule``): here it goes
+    to the stand-in scheduler too, so the rule is tested the same on both databases."""
+
+    def schedule(app: Flask, job: str, arg: str, when: dt.datetime) -> None:
+        scheduler = app.extensions.get("dealbridge.scheduler")
+        if isinstance(scheduler, Scheduler):
+            scheduler.jobs[f"sync:{arg}"] = (when, [app.name, job, arg])
+
+    monkeypatch.setattr(notifications, "schedule", schedule)
+
+
 def _run(w: World, notify_at: list[float], until: float, step: float = 0.5) -> None:
     """Move the clock in steps; at each, Graph's notifications first, then the due jobs."""
     ticks = int(until / step) + 1

@@ -9,6 +9,7 @@ import secrets
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,7 @@ def _app(*, creates: bool = False, needs_schema: bool = True, **overrides: Any) 
 
     from connector.app import create_app
     from connector.settings import ENV_PREFIX, database_problems, shown_database
-    from connector.store.db import get_store
+    from connector.store.db import NewerDatabase, get_store
 
     settings = _settings(**overrides)
     problems = database_problems(settings, creates=creates)
@@ -78,6 +79,10 @@ def _app(*, creates: bool = False, needs_schema: bool = True, **overrides: Any) 
     try:
         app = create_app(settings=settings)
         revision = get_store(app).current_revision() if needs_schema else "-"
+        if needs_schema:
+            get_store(app).refuse_newer()
+    except NewerDatabase as exc:
+        raise SettingsProblem([f"{name}: {exc}"]) from exc
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise SettingsProblem([f"{name}: cannot open {shown}: {reason}"]) from exc
@@ -270,16 +275,36 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration (and install the preset pipelines on a new database)."""
+    """Apply every pending migration (and install the preset pipelines on a new database).
+
+    One upgrade at a time: another running (a second `db upgrade`, a server migrating at
+    start) is waited for, and then there is nothing left to do."""
     # why: the app and the store (SQLAlchemy, Alembic): --help 0.08 s -> 3.1 s
     from connector.app import prepare_database
-    from connector.store.db import get_store
+    from connector.store.db import NewerDatabase, get_store
 
     app = _app(creates=True, needs_schema=False, auto_migrate=False)
     store = get_store(app)
     before = store.current_revision()
-    prepare_database(store)
-    click.echo(f"database at revision {store.current_revision()} (was {before or 'empty'})")
+    waited: list[bool] = []
+
+    def waiting() -> None:
+        waited.append(True)
+        click.echo(
+            "another `dealbridge db upgrade` (or a server migrating at start) is upgrading "
+            "this database; waiting for it",
+            err=True,
+        )
+
+    try:
+        found = prepare_database(store, waiting=waiting)
+    except NewerDatabase as exc:
+        raise SettingsProblem([f"DEALBRIDGE_DATABASE_URL: {exc}"]) from exc
+    after = store.current_revision()
+    if waited and found == after:
+        click.echo(f"database at revision {after}: the other upgrade did it, nothing left to do")
+    else:
+        click.echo(f"database at revision {after} (was {before or 'empty'})")
 
 
 @db.command("current")
@@ -435,7 +460,10 @@ def sync(reps: tuple[str, ...], full: bool, dry_run: bool) -> None:
     failed = 0
     try:
         with click.progressbar(wanted, label="Reading calendars", file=None) as bar:
-            reports = [sync_mailbox(app, email, full=full) for email in bar]
+            reports = [
+                sync_mailbox(app, email, full=full, wait=SYNC_WAIT, waiting=_waiting(email))
+                for email in bar
+            ]
     except NotConfigured as exc:
         raise click.ClickException(exc.detail) from exc
     mark_held(app)
@@ -452,6 +480,16 @@ def sync(reps: tuple[str, ...], full: bool, dry_run: bool) -> None:
         )
     if failed:
         sys.exit(1)
+
+
+SYNC_WAIT = 600.0
+"""Seconds ``sync`` waits for a mailbox another process is reading (the service's round)."""
+
+
+def _waiting(email: str) -> Callable[[], None]:
+    return lambda: click.echo(
+        f"\n  … {email}: another process is reading this mailbox; waiting for its round", err=True
+    )
 
 
 def _print_plans(app: Flask, wanted: list[str], full: bool) -> None:

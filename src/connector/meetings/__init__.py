@@ -1,11 +1,17 @@
 """Meetings: Graph change notifications, subscriptions, the sync round, privacy, matching."""
 
+import datetime as dt
+
 from flask import Flask
 
 from connector.jobs import register_fan_out, register_job, register_task
 from connector.meetings import attendance, briefs, notifications, retention, sync
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.models import utcnow
+
+BUSY_AGAIN = dt.timedelta(seconds=1)
+"""A notified round that found its mailbox's round under way looks again this much later
+(then only if what it was for is still unread)."""
 
 
 def init_app(app: Flask) -> None:
@@ -30,8 +36,12 @@ def _mailbox_round(app: Flask, email: str) -> None:
     """The round a change notification asked for; what came meanwhile is one more round
     (or, after a failure, the retry); then meetings that ended are held."""
     report = sync.sync_mailbox(app, email)
-    if not report.busy:  # a busy one: the running round schedules what follows it
-        notifications.schedule_sync(app, email)
+    if report.busy:  # another round runs (here, its end schedules what follows; elsewhere,
+        # it may be a `dealbridge sync` by hand, which schedules nothing): look again soon
+        soon = utcnow() + BUSY_AGAIN
+        notifications.schedule_sync(app, email, not_before=soon)
+        return
+    notifications.schedule_sync(app, email)
     sync.mark_held(app)
 
 

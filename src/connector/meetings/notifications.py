@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.errors import BadRequest, Forbidden
-from connector.jobs import run_task
+from connector.jobs import run_task, schedule
 from connector.meetings import sync
 from connector.meetings.sync import mailbox_for, new_client_state
 from connector.microsoft365 import Failure, NotConfigured, graph_client
@@ -156,12 +156,25 @@ def lifecycle() -> Response:
 MAILBOX_ROUND = "mailbox_round"  # the one-off task meetings.init_app registers
 
 
-def schedule_sync(app: Flask, email: str, when: dt.datetime | None = None) -> None:
+def schedule_sync(
+    app: Flask,
+    email: str,
+    when: dt.datetime | None = None,
+    *,
+    not_before: dt.datetime | None = None,
+) -> None:
     """The mailbox's next round as a one-off task at ``when`` (default: when
-    :func:`sync.next_round_at` says, if it waits for one). One task a mailbox: a later call
-    moves it, and the rule's ceiling keeps a busy mailbox from being put off for long."""
+    :func:`sync.next_round_at` says, if it waits for one), not before ``not_before``. One
+    task a mailbox: a later call moves it, and the rule's ceiling keeps a busy mailbox from
+    being put off for long.
+
+    On a shared database (PostgreSQL) the task is a ``job_runs`` row any worker takes
+    (``jobs.schedule``), so a web process that only serves still has its notifications read,
+    and never reads a mailbox itself; embedded (SQLite) it is the one process's APScheduler
+    job."""
+    shared = get_store(app).engine.dialect.name != "sqlite"
     scheduler = app.extensions.get("dealbridge.scheduler")
-    if scheduler is None:
+    if scheduler is None and not shared:
         return
     now = utcnow()
     if when is None:
@@ -171,6 +184,12 @@ def schedule_sync(app: Flask, email: str, when: dt.datetime | None = None) -> No
             if mailbox is not None and not mailbox.needs_sync:
                 return  # nothing came during the round: the poll is the periodic job's
             when = now if mailbox is None else sync.next_round_at(mailbox, settings, now)
+    if not_before is not None:
+        when = max(when, not_before)
+    if shared:
+        schedule(app, MAILBOX_ROUND, email, max(when, now))
+        return
+    assert scheduler is not None
     scheduler.add_job(
         run_task,
         "date",

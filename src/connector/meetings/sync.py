@@ -9,13 +9,14 @@ the others; a round that would take away too many logged meetings is refused.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -55,6 +56,7 @@ from connector.microsoft365 import Failure, graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_logged, meeting_needs_choice
 from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
+from connector.store import locks
 from connector.store.db import get_store, write_lock
 from connector.store.models import (
     Deal,
@@ -251,7 +253,13 @@ def _round_lock(app: Flask, rep_email: str) -> threading.Lock:
 
 
 def sync_mailbox(
-    app: Flask, rep_email: str, *, full: bool = False, now: dt.datetime | None = None
+    app: Flask,
+    rep_email: str,
+    *,
+    full: bool = False,
+    now: dt.datetime | None = None,
+    wait: float = 0.0,
+    waiting: Callable[[], None] | None = None,
 ) -> SyncReport:
     """One delta round for a rep's mailbox, applied in one transaction.
 
@@ -259,12 +267,51 @@ def sync_mailbox(
     logged, recorded on the mailbox (``last_error``, ``failures``) and retried with backoff
     (:func:`next_round_at`); ``needs_sync`` is cleared only when the round has committed. A
     round of a mailbox whose round is already running in this process does not start
-    (``busy``); that round's end leaves the mailbox waiting when notifications came meanwhile."""
+    (``busy``); that round's end leaves the mailbox waiting when notifications came meanwhile.
+    Across processes the same holds through :func:`_mailbox_lock` (after ``wait`` seconds for
+    another process's round to end: busy)."""
     report = SyncReport(mailbox=rep_email)
     lock = _round_lock(app, rep_email)
     if not lock.acquire(blocking=False):
         report.busy = True
         return report
+    try:
+        with _mailbox_lock(app, rep_email, wait, waiting, report) as held:
+            if held:
+                _timed_round(app, rep_email, full=full, now=now, report=report)
+    finally:
+        lock.release()
+    return report
+
+
+@contextlib.contextmanager
+def _mailbox_lock(
+    app: Flask,
+    rep_email: str,
+    wait: float,
+    waiting: Callable[[], None] | None,
+    report: SyncReport,
+) -> Iterator[bool]:
+    """The mailbox's round lock across all processes (``store.locks``): False, with the
+    report busy (or failed, when the lock cannot be tried), when this round must not run."""
+    stack = contextlib.ExitStack()
+    held = False
+    try:
+        lock = locks.hold(get_store(app), "mailbox_round", rep_email, wait=wait, waiting=waiting)
+        held = stack.enter_context(lock)
+    except locks.LockUnavailable as exc:
+        report.error = f"the mailbox's round lock: {exc}"
+        log.warning("sync of %s failed: %s", rep_email, report.error)
+    with stack:
+        if not held and report.error is None:
+            report.busy = True
+            log.info("round of %s not started: another process is reading it", rep_email)
+        yield held
+
+
+def _timed_round(
+    app: Flask, rep_email: str, *, full: bool, now: dt.datetime | None, report: SyncReport
+) -> None:
     started = time.monotonic()
     try:
         _round(app, rep_email, full=full, now=now or utcnow(), report=report)
@@ -276,10 +323,7 @@ def sync_mailbox(
         report.error = f"{type(exc).__name__}: {exc}"
         log.exception("sync of %s failed", rep_email)
         _record_failure(app, rep_email, report.error, failure=Failure.of(exc))
-    finally:
-        lock.release()
     metrics.sync_round(app, log, report, time.monotonic() - started)
-    return report
 
 
 def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: SyncReport) -> None:

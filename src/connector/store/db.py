@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,20 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.store import locks
+
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXTENSION = "dealbridge.store"
+MIGRATION_WAIT = 600.0  # seconds an upgrade waits for another process's
+
+
+class MigrationBusy(RuntimeError):
+    """Another process's upgrade did not end in time."""
+
+
+class NewerDatabase(RuntimeError):
+    """The database is at a revision this code does not know: a newer DealBridge migrated it."""
 
 
 class Store:
@@ -60,8 +71,49 @@ class Store:
         return config
 
     def upgrade(self) -> None:
-        """Apply every migration not yet applied."""
+        """Apply every migration not yet applied (hold :meth:`migrating` around it)."""
         command.upgrade(self.alembic_config(), "head")
+
+    @contextmanager
+    def migrating(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """One upgrade at a time, whatever process runs it (``store.locks``: an advisory lock
+        on PostgreSQL, a lock file beside a SQLite database). Another process's upgrade is
+        waited for (``waiting`` is called once; by default a log line says so), for at most
+        :data:`MIGRATION_WAIT`; then this one finds nothing left to do."""
+
+        def said() -> None:
+            log.warning("another process is upgrading the database; waiting for it to finish")
+
+        with locks.hold(
+            self, "migrations", "schema", wait=MIGRATION_WAIT, waiting=waiting or said
+        ) as held:
+            if not held:
+                raise MigrationBusy(
+                    f"another process has been upgrading {self.display_url} for more than "
+                    f"{MIGRATION_WAIT:.0f} s; is it stuck?"
+                )
+            yield
+
+    def refuse_newer(self) -> None:
+        """Raise NewerDatabase when a newer DealBridge migrated this database: serving or
+        writing it with older code would break what the newer one relies on."""
+        revision = self.unknown_revision()
+        if revision is not None:
+            raise NewerDatabase(
+                f"the database {self.display_url} is at revision {revision}, which this "
+                f"DealBridge does not know (its newest is {self.head_revision()}): a newer "
+                "version migrated it; run that version, or restore a backup taken before"
+            )
+
+    def unknown_revision(self) -> str | None:
+        """The database's revision when this code does not know it (a newer DealBridge
+        migrated it), else None."""
+        current = self.current_revision()
+        if current is None:
+            return None
+        script = ScriptDirectory.from_config(self.alembic_config())
+        known = {revision.revision for revision in script.walk_revisions()}
+        return None if current in known else current
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:
