@@ -21,6 +21,7 @@ from connector.api.routing import authorise
 from connector.api.schemas import Health
 from connector.errors import PROBLEM_JSON
 from connector.jobs import SCHEDULER_EXTENSION
+from connector.leader import EXTENSION as LEADER_EXTENSION
 from connector.leader import last_seen
 from connector.settings import ENV_PREFIX, SETTINGS_EXTENSION, Settings
 from connector.store.db import Store, get_store
@@ -84,6 +85,21 @@ def checks(app: Flask, now: dt.datetime | None = None) -> list[Check]:
     )
     if reachable:
         found.append(_leader(store, now))
+    loop = app.extensions.get(LEADER_EXTENSION)
+    if loop is not None:  # this process runs a leader loop: is it (and its scheduler) alive?
+        problem = loop.liveness()
+        found.append(
+            Check(
+                name="scheduler",
+                ok=problem is None,
+                detail=problem
+                or (
+                    "this process leads; its scheduler turns"
+                    if loop.leading
+                    else "this process is a leader candidate; its loop turns"
+                ),
+            )
+        )
     return found
 
 
