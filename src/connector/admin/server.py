@@ -110,9 +110,52 @@ def server_options(app: Flask) -> dict[str, Any]:
     }
 
 
+CHUNK_LINE_BYTES = 4096
+"""The longest chunk-size line (hex size and extensions) a chunked body may have; the trailer
+may have HEADER_BYTES. waitress bounds neither but by the body limit, and prepends what it
+has of an unfinished line to each piece it receives: a 4 MiB line cost about a second of
+CPU, quadratic in its length (bench/bench_chunk_line.py)."""
+
+
+def bound_chunk_lines() -> None:
+    """Make waitress's parser refuse (400, connection closed) a chunk-size line longer than
+    CHUNK_LINE_BYTES or a trailer longer than HEADER_BYTES, so what an endless line costs is
+    linear and capped. waitress has no setting for it; its parser builds its receiver from
+    the module's ``ChunkedReceiver`` name, which this replaces with a bounded subclass (once
+    per process)."""
+    import waitress.parser
+    from waitress.receiver import ChunkedReceiver
+    from waitress.utilities import BadRequest
+
+    if getattr(waitress.parser.ChunkedReceiver, "bounded", False):
+        return
+
+    class BoundedChunkedReceiver(ChunkedReceiver):  # type: ignore[misc]
+        bounded = True
+
+        def received(self, s: bytes) -> int:
+            consumed: int = super().received(s)
+            line: bytes = getattr(self, "control_line", b"")
+            trailer: bytes = getattr(self, "trailer", b"")
+            if len(line) > CHUNK_LINE_BYTES:
+                self.error = BadRequest(f"chunk-size line longer than {CHUNK_LINE_BYTES} bytes")
+            elif len(trailer) > HEADER_BYTES:
+                self.error = BadRequest(f"chunked trailer longer than {HEADER_BYTES} bytes")
+            else:
+                return consumed
+            self.control_line = self.trailer = b""
+            self.all_chunks_received = self.completed = True
+            return consumed
+
+    waitress.parser.ChunkedReceiver = BoundedChunkedReceiver
+
+
 def make_server(app: Flask, *, host: str, port: int, threads: int = 8) -> BaseWSGIServer:
-    """waitress, listening, with the limits of :func:`server_options`."""
+    """waitress, listening, with the limits of :func:`server_options` and chunk-size lines
+    bounded (:func:`bound_chunk_lines`)."""
     from waitress.server import create_server
+
+    bound_chunk_lines()
 
     return create_server(
         app, host=host, port=port, threads=threads, ident="dealbridge", **server_options(app)
