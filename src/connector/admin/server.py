@@ -9,6 +9,7 @@ processes do the rest.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from connector import metrics
+from connector.errors import PROBLEM_JSON
 from connector.leader import LeaderLoop
 from connector.logs import start_line
 from connector.settings import SETTINGS_EXTENSION, Settings
@@ -150,6 +152,59 @@ def bound_chunk_lines() -> None:
     waitress.parser.ChunkedReceiver = BoundedChunkedReceiver
 
 
+def problem_channel(app: Flask) -> type[Any]:
+    """waitress's channel whose own refusals (413 body too large, 431 headers too large, 400
+    a malformed request, before the app sees it) answer problem+json as the API does, with
+    ``nosniff`` and ``no-store``; waitress's are text/plain. Its ``error_task_class`` is the
+    documented place for it."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    limit = int(app.config["MAX_CONTENT_LENGTH"])
+    words = {
+        413: (
+            "Request too large",
+            "payload-too-large",
+            f"the body is larger than the limit of {limit} bytes",
+        ),
+        431: (
+            "Request headers too large",
+            "headers-too-large",
+            f"the request line and headers are larger than the limit of {HEADER_BYTES} bytes",
+        ),
+    }
+
+    class ProblemErrorTask(ErrorTask):  # type: ignore[misc]
+        def execute(self) -> None:
+            error = self.request.error
+            title, slug, detail = words.get(
+                error.code, (error.reason, "about:blank", str(error.body))
+            )
+            problem = {
+                "type": f"/api/problems/{slug}" if slug != "about:blank" else slug,
+                "title": title,
+                "status": error.code,
+                "detail": detail,
+            }
+            body = json.dumps(problem).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.extend(
+                [
+                    ("Content-Type", PROBLEM_JSON),
+                    ("X-Content-Type-Options", "nosniff"),
+                    ("Cache-Control", "no-store"),
+                ]
+            )
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class ProblemChannel(HTTPChannel):  # type: ignore[misc]
+        error_task_class = ProblemErrorTask
+
+    return ProblemChannel
+
+
 def make_server(app: Flask, *, host: str, port: int, threads: int = 8) -> BaseWSGIServer:
     """waitress, listening, with the limits of :func:`server_options` and chunk-size lines
     bounded (:func:`bound_chunk_lines`)."""
@@ -157,9 +212,11 @@ def make_server(app: Flask, *, host: str, port: int, threads: int = 8) -> BaseWS
 
     bound_chunk_lines()
 
-    return create_server(
+    server = create_server(
         app, host=host, port=port, threads=threads, ident="dealbridge", **server_options(app)
     )
+    server.channel_class = problem_channel(app)
+    return server
 
 
 def serve_app(app: Flask, *, host: str, port: int, threads: int = 8) -> None:
