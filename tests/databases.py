@@ -125,6 +125,13 @@ class Cluster:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "stop", "-w", "-D", str(self.data), "-m", mode)
 
+    def start_again(self) -> None:
+        """Start a stopped cluster on the port it had (the app's URL still points there)."""
+        self._run(
+            "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
+            "-l", str(self.root / "server.log"), "-o", self._options(),
+        )  # fmt: skip
+
     def restart(self) -> None:
         """Stop and start on the same port: every pooled connection is now dead."""
         self._run(

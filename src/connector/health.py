@@ -11,6 +11,8 @@ allows extension members): a load balancer reads the status, an operator the wor
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 
 from flask import Flask, Response, json, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,11 +23,13 @@ from connector.api.routing import authorise
 from connector.api.schemas import Health
 from connector.errors import PROBLEM_JSON
 from connector.jobs import SCHEDULER_EXTENSION
+from connector.leader import EXTENSION as LEADER_EXTENSION
 from connector.leader import last_seen
 from connector.settings import ENV_PREFIX, SETTINGS_EXTENSION, Settings
 from connector.store.db import Store, get_store
 from connector.store.models import utcnow
 
+log = logging.getLogger(__name__)
 LEADER_SEEN_WITHIN = dt.timedelta(minutes=1)
 
 
@@ -84,6 +88,21 @@ def checks(app: Flask, now: dt.datetime | None = None) -> list[Check]:
     )
     if reachable:
         found.append(_leader(store, now))
+    loop = app.extensions.get(LEADER_EXTENSION)
+    if loop is not None:  # this process runs a leader loop: is it (and its scheduler) alive?
+        problem = loop.liveness()
+        found.append(
+            Check(
+                name="scheduler",
+                ok=problem is None,
+                detail=problem
+                or (
+                    "this process leads; its scheduler turns"
+                    if loop.leading
+                    else "this process is a leader candidate; its loop turns"
+                ),
+            )
+        )
     return found
 
 
@@ -108,6 +127,30 @@ def _leader(store: Store, now: dt.datetime) -> Check:
 
 
 def init_app(app: Flask) -> None:
+    said: list[bool] = []
+    saying = threading.Lock()
+
+    @app.before_request
+    def _say_once_when_nothing_runs_the_jobs() -> None:
+        """Served by a WSGI server of its own (gunicorn, waitress-serve), the process runs no
+        scheduler and no worker: it says so once, on its first request (``serve`` and
+        ``worker`` start theirs before serving)."""
+        if said:
+            return
+        with saying:
+            if said:
+                return
+            said.append(True)
+        if app.testing or LEADER_EXTENSION in app.extensions:
+            return
+        log.warning(
+            "this process serves the web app only: no scheduler and no worker run here, so "
+            "nothing is delivered, synced or renewed until `dealbridge worker` runs beside it "
+            "(on SQLite use `dealbridge serve`); /readyz fails naming `leader` until a leader "
+            "is seen",
+            extra={"role": "web"},
+        )
+
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
         """No key needed; alive. The database, the scheduler and the version, as seen now."""

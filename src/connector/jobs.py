@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
@@ -277,7 +278,6 @@ def start_scheduler(app: Flask, *, force: bool = False, dispatch: bool = False) 
     With ``dispatch`` (many processes) a job's run becomes a ``job_runs`` row for the workers,
     and the outbox is not a job: every worker drains it in its own loop."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
 
     settings = app.extensions[SETTINGS_EXTENSION]
     if not (settings.scheduler_enabled or force):
@@ -285,7 +285,7 @@ def start_scheduler(app: Flask, *, force: bool = False, dispatch: bool = False) 
     _APPS[app.name] = app
     app.extensions[DISPATCH_EXTENSION] = dispatch
     store = get_store(app)
-    scheduler = BackgroundScheduler(
+    scheduler = _surviving_scheduler()(
         jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename="scheduled_jobs")},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         timezone="UTC",
@@ -305,6 +305,74 @@ def start_scheduler(app: Flask, *, force: bool = False, dispatch: bool = False) 
     scheduler.start()
     app.extensions[SCHEDULER_EXTENSION] = scheduler
     return scheduler
+
+
+TURN_AT_MOST = 5.0
+"""The scheduler's thread turns at least this often (APScheduler sleeps until the next job,
+up to the longest interval): a turn is its sign of life (``SchedulerLiveness``)."""
+RETRY_AT_MOST = 30.0
+"""After failing turns the scheduler waits 1, 2, 4 ... seconds, at most this, and tries again."""
+
+
+@dataclass
+class SchedulerLiveness:
+    """What the scheduler's thread last did: when it turned, and since when it fails."""
+
+    last_turn: float = field(default_factory=time.monotonic)
+    failures: int = 0
+    failing_since: float | None = None
+    last_error: str | None = None
+
+    def turned(self, error: BaseException | None = None) -> float:
+        """Record a turn (failed when ``error``); the wait before the next failing one."""
+        now = time.monotonic()
+        self.last_turn = now
+        if error is None:
+            self.failures, self.failing_since, self.last_error = 0, None, None
+            return 0.0
+        self.failures += 1
+        self.failing_since = self.failing_since or now
+        self.last_error = f"{type(error).__name__}: {error}"[:500]
+        return float(min(RETRY_AT_MOST, 2 ** (self.failures - 1)))
+
+
+def _surviving_scheduler() -> type[Any]:
+    """APScheduler's BackgroundScheduler whose thread survives its job store's errors.
+
+    APScheduler 3 catches an error of ``get_due_jobs`` but not of ``update_job`` or
+    ``get_next_run_time`` in the same turn: on a full disk ``update_job`` raised, the thread
+    ended, and nothing ran again until a restart. Here a failing turn is logged and retried
+    with backoff (a job whose next run could not be stored runs again on the next turn:
+    ``coalesce`` makes that once, and each job is idempotent); every turn, good or bad, is
+    recorded in ``liveness`` for ``/readyz``."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    class SurvivingScheduler(BackgroundScheduler):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.liveness = SchedulerLiveness()
+
+        def _process_jobs(self) -> float:
+            try:
+                wait = super()._process_jobs()
+            except Exception as exc:  # the store is away, the disk full: retry, never die
+                retry = self.liveness.turned(exc)
+                log.warning(
+                    "scheduler turn failed (retrying in %.0f s): %s",
+                    retry,
+                    self.liveness.last_error,
+                    exc_info=True,
+                )
+                return retry
+            self.liveness.turned()
+            return TURN_AT_MOST if wait is None else min(float(wait), TURN_AT_MOST)
+
+        @property
+        def thread_alive(self) -> bool:
+            thread = getattr(self, "_thread", None)
+            return bool(thread is not None and thread.is_alive())
+
+    return SurvivingScheduler
 
 
 def register_task(app: Flask, name: str, task: Callable[[Flask, str], Any]) -> None:

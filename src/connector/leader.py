@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from flask import Flask
@@ -130,17 +131,45 @@ def last_seen(store: Store) -> SchedulerLeader | None:
         return session.scalar(select(SchedulerLeader).where(SchedulerLeader.name == LEADER_NAME))
 
 
-class LeaderLoop:
-    """A daemon thread: every ``interval`` seconds, try for the lead or keep it and beat."""
+STUCK_AFTER = 60.0
+"""A loop (the leader's, or its scheduler's thread) that has not turned for this long is stuck."""
+FAILING_AFTER = 30.0
+"""A scheduler whose turns have failed for this long (its store away, the disk full) is not
+ready; shorter failures are retried quietly."""
+BACKOFF_AT_MOST = 15.0
+"""The leader loop waits interval, 2x, 4x ... after failing turns, at most this (well within
+the minute in which ``/readyz`` wants a heartbeat)."""
 
-    def __init__(self, app: Flask, *, dispatch: bool, interval: float = 2.0) -> None:
+
+class LeaderLoop:
+    """A daemon thread: every ``interval`` seconds, try for the lead or keep it and beat.
+
+    It survives any error (of its store, of the scheduler) and retries with backoff; while it
+    leads it keeps a scheduler running (started again if its thread ended) and beats only
+    while that scheduler turns. ``liveness`` says what ``/readyz`` reports of it."""
+
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        dispatch: bool,
+        interval: float = 2.0,
+        stuck_after: float = STUCK_AFTER,
+        failing_after: float = FAILING_AFTER,
+    ) -> None:
         self.app = app
         self.dispatch = dispatch
         self.interval = interval
+        self.stuck_after = stuck_after
+        self.failing_after = failing_after
         self.leadership = Leadership(get_store(app))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dealbridge-leader", daemon=True)
         self.scheduler: Any = None
+        self.last_turn = time.monotonic()
+        self.failures = 0
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
 
     @property
     def leading(self) -> bool:
@@ -148,16 +177,15 @@ class LeaderLoop:
 
     def start(self) -> LeaderLoop:
         self.app.extensions[EXTENSION] = self
-        self.step()  # the embedded leader starts its scheduler before serving
+        self._turn()  # the embedded leader starts its scheduler before serving
         self._thread.start()
         return self
 
     def step(self) -> None:
-        """One turn: take, keep or lose the lead; beat while leading."""
+        """One turn: take, keep or lose the lead; keep the scheduler running; beat."""
         was = self.leadership.leading
         leading = self.leadership.still_held() if was else self.leadership.try_acquire()
         if leading and not was:
-            self.scheduler = start_scheduler(self.app, force=True, dispatch=self.dispatch)
             metrics.set_leader(True)
             log.info(
                 "leader elected: this process runs the scheduler",
@@ -167,22 +195,74 @@ class LeaderLoop:
             self._stop_scheduler()
             metrics.set_leader(False)
             log.warning("leader lost: the scheduler stopped here", extra={"role": "worker"})
-        if leading:
-            try:
-                self.leadership.beat()
-            except Exception:  # the next turn finds out whether the lead is still ours
-                log.warning("leader heartbeat failed", exc_info=True)
+        if not leading:
+            return
+        if self.scheduler is None or not self.scheduler.thread_alive:
+            if self.scheduler is not None:
+                log.error("the scheduler's thread ended: starting it again")
+                self._stop_scheduler()
+            self.scheduler = start_scheduler(self.app, force=True, dispatch=self.dispatch)
+        if self._scheduler_problem() is None:
+            self.leadership.beat()  # a leader is seen only while its scheduler works
+
+    def _turn(self) -> None:
+        try:
+            self.step()
+        except Exception as exc:  # the loop must live on; the next turn tries again
+            self.failures += 1
+            self.failing_since = self.failing_since or time.monotonic()
+            self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("leader loop turn failed (%d in a row)", self.failures, exc_info=True)
+        else:
+            self.failures, self.failing_since, self.last_error = 0, None, None
+        self.last_turn = time.monotonic()
+
+    def _wait(self) -> float:
+        return float(min(BACKOFF_AT_MOST, self.interval * 2 ** min(self.failures, 10)))
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.step()
-            except Exception:  # the loop must live on; the next turn tries again
-                log.exception("leader loop turn failed")
+        while not self._stop.wait(self._wait()):
+            self._turn()
+
+    def _scheduler_problem(self) -> str | None:
+        scheduler = self.scheduler
+        if scheduler is None or not scheduler.thread_alive:
+            return "the scheduler is not running although this process leads (starting it again)"
+        liveness = scheduler.liveness
+        now = time.monotonic()
+        if now - liveness.last_turn > self.stuck_after:
+            return f"the scheduler is stuck: its last turn was {now - liveness.last_turn:.0f} s ago"
+        since = liveness.failing_since
+        if since is not None and now - since >= self.failing_after:
+            return (
+                f"the scheduler's turns have failed for {now - since:.0f} s "
+                f"({liveness.last_error}); retrying"
+            )
+        return None
+
+    def liveness(self) -> str | None:
+        """None while the loop (and, when it leads, its scheduler) works; else what is wrong."""
+        if self._stop.is_set():
+            return None  # stopping on purpose
+        now = time.monotonic()
+        if not self._thread.is_alive():
+            return "the leader loop is not running (its thread ended): restart this process"
+        if now - self.last_turn > max(self.stuck_after, BACKOFF_AT_MOST * 2):
+            return f"the leader loop is stuck: its last turn was {now - self.last_turn:.0f} s ago"
+        since = self.failing_since
+        if since is not None and now - since >= self.failing_after:
+            return (
+                f"the leader loop's turns have failed for {now - since:.0f} s "
+                f"({self.failures} in a row: {self.last_error}); retrying"
+            )
+        return self._scheduler_problem() if self.leading else None
 
     def _stop_scheduler(self) -> None:
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            try:
+                self.scheduler.shutdown(wait=False)
+            except Exception:  # already stopped, or its thread ended
+                log.debug("scheduler shutdown failed", exc_info=True)
             self.scheduler = None
         self.app.extensions.pop(SCHEDULER_EXTENSION, None)
 

@@ -327,6 +327,17 @@ def renew_subscription(
     return Subscription.model_validate(raw)
 
 
+def list_subscriptions(client: GraphClient) -> list[Subscription]:
+    """The app's subscriptions (`GET /subscriptions`, every page)."""
+    found: list[Subscription] = []
+    url: str | None = "/subscriptions"
+    while url:
+        raw = client.get_json(url, permission=CALENDARS_READ)
+        found += [Subscription.model_validate(item) for item in raw.get("value", [])]
+        url = raw.get("@odata.nextLink")
+    return found
+
+
 def delete_subscription(client: GraphClient, subscription_id: str) -> bool:
     """Delete a subscription; False when it was already gone."""
     try:

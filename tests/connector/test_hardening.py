@@ -3,6 +3,7 @@ every answer, a clear line when the filesystem is read-only, and waitress's limi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -334,3 +335,104 @@ def test_serve_uses_the_same_limits(app: Flask) -> None:
     assert options["connection_limit"] >= 500
     assert options["channel_timeout"] <= 60
     assert options["asyncore_use_poll"]  # with select(), descriptor 1024 killed the server
+
+
+def test_a_chunk_size_line_that_never_ends_is_refused_at_the_cap(waitress_url: str) -> None:
+    """waitress re-copies an unfinished chunk-size line on every piece (quadratic CPU, up to
+    the body limit); past CHUNK_LINE_BYTES the answer is 400 and the connection is closed,
+    though the line has not ended."""
+    from connector.admin.server import CHUNK_LINE_BYTES
+
+    with _connect(waitress_url) as sock:
+        sock.sendall(
+            b"POST /api/graph/notifications HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+        )
+        sock.sendall(b"f" * (CHUNK_LINE_BYTES + 1024))  # and never a CRLF
+        answer = b""
+        while chunk := sock.recv(4096):  # until waitress closes the connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"chunk-size line" in answer
+
+
+def test_a_chunked_trailer_that_never_ends_is_refused(waitress_url: str) -> None:
+    from connector.admin.server import HEADER_BYTES
+
+    with _connect(waitress_url) as sock:
+        sock.sendall(
+            b"POST /api/graph/notifications HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+            b"2\r\n{}\r\n0\r\n"
+        )
+        for _ in range(HEADER_BYTES // 4096 + 1):  # just past the cap, and no blank line
+            sock.sendall(b"X-Trailer: " + b"t" * 4083 + b"\r\n")
+        answer = b""
+        try:
+            while chunk := sock.recv(4096):
+                answer += chunk
+        except ConnectionResetError:  # closed with a little of ours unread: refused too
+            answer = answer or b"(reset)"
+    assert answer.startswith((b"HTTP/1.1 400", b"(reset)")), answer[:200]
+
+
+def test_a_chunked_body_within_the_limits_still_reaches_the_app(waitress_url: str) -> None:
+    with _connect(waitress_url) as sock:
+        sock.sendall(
+            b"POST /api/graph/notifications?validationToken=hello HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"2;name=value\r\n{}\r\n0\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert answer.endswith(b"hello")
+
+
+def _answer(sock: socket.socket) -> tuple[bytes, dict[str, str], bytes]:
+    """An HTTP answer read to the end of the connection: status line, headers, body."""
+    raw = b""
+    try:
+        while chunk := sock.recv(4096):
+            raw += chunk
+    except ConnectionResetError:
+        pass
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return status.encode(), headers, body
+
+
+@pytest.mark.parametrize("what", ["body", "headers", "chunk line"])
+def test_waitress_own_refusals_are_problem_json(waitress_url: str, app: Flask, what: str) -> None:
+    """413, 431 and 400 that waitress answers before the app sees the request speak the
+    API's problem+json too (waitress's own are text/plain)."""
+    from connector.admin.server import CHUNK_LINE_BYTES, HEADER_BYTES
+
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    with _connect(waitress_url) as sock:
+        if what == "body":
+            sock.sendall(
+                b"POST /api/v1/deals:bulk HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                + f"\r\nContent-Length: {limit + 1}\r\n\r\n".encode()
+            )
+        elif what == "headers":
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(HEADER_BYTES // 4096 + 1):
+                sock.sendall(b"X-Padding: " + b"p" * 4083 + b"\r\n")
+        else:
+            sock.sendall(
+                b"POST /api/graph/notifications HTTP/1.1\r\nHost: x\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * (CHUNK_LINE_BYTES + 1024)
+            )
+        status, headers, body = _answer(sock)
+    expected = {"body": 413, "headers": 431, "chunk line": 400}[what]
+    assert status.split(b" ")[1] == str(expected).encode(), status  # 431: waitress says 1.0
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["x-content-type-options"] == "nosniff"
+    problem = json.loads(body)
+    assert problem["status"] == expected
+    assert problem["title"]
+    limit_named = {"body": str(limit), "headers": str(HEADER_BYTES), "chunk line": "chunk-size"}
+    assert limit_named[what] in problem["detail"], problem

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,6 +151,7 @@ def test_a_demo_run_logs_readable_json_with_no_secret(tmp_path: Path) -> None:
             requests.get(f"{base}/api/v1/deals", headers=auth, timeout=30).raise_for_status()
             # the jobs run: the outbox drains (webhooks fail: nobody listens), cards go out
             assert _wait_for(lambda: '"job outbox done"' in stderr.read_text(), 30)
+            at_rest = _copy_databases(tmp_path, tmp_path / "at-rest")  # the WAL while it lives
         finally:
             demo.send_signal(signal.SIGTERM)
             demo.wait(timeout=30)
@@ -177,3 +179,43 @@ def test_a_demo_run_logs_readable_json_with_no_secret(tmp_path: Path) -> None:
     for key in printed_keys:
         assert key not in log
     assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.", log), "a token is logged"
+
+    # ---- at rest: the SQLite file and its WAL, as they were while running and after ----
+    at_rest += _copy_databases(tmp_path, tmp_path / "after")
+    assert any(p.name.endswith(".db") for p in at_rest), sorted(tmp_path.rglob("*"))
+    secrets = {
+        "the client secret": DEMO_CLIENT_SECRET,
+        "the API key": api_key,
+        "the webhook secret": webhook_secret,
+        **{f"printed key {n}": key for n, key in enumerate(printed_keys)},
+    }
+    for path in at_rest:
+        raw = path.read_bytes()
+        for what, secret in secrets.items():
+            assert secret.encode() not in raw, f"{what} is stored in {path.name}"
+        assert not re.search(rb"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.", raw), (
+            f"a token (an access or bot token) is stored in {path.name}"
+        )
+    # ---- the demo's own output: the keys it prints once, never a secret it was given ----
+    printed = stdout.read_text()
+    for secret in (api_key, webhook_secret):
+        assert secret not in printed
+    if DEMO_CLIENT_SECRET in printed:  # the sandbox's own demo secret, if shown, says so
+        line = next(line for line in printed.splitlines() if DEMO_CLIENT_SECRET in line)
+        assert "sandbox" in line.lower() or "demo" in line.lower(), line
+
+
+def _copy_databases(folder: Path, into: Path) -> list[Path]:
+    """Copies of every SQLite file (and -wal, -shm) under ``folder``, byte for byte."""
+    into.mkdir(exist_ok=True)
+    copies = []
+    for path in sorted(folder.rglob("*.db*")):
+        if into in path.parents or path.parent.name in {"at-rest", "after"}:
+            continue
+        if path.suffix in {".db", ".db-wal", ".db-shm"} or path.name.endswith(
+            (".db-wal", ".db-shm")
+        ):
+            target = into / f"{len(copies)}-{path.name}"
+            shutil.copyfile(path, target)
+            copies.append(target)
+    return copies

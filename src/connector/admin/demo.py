@@ -473,8 +473,11 @@ def demo_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def environment_lines(run: DemoRun, sandbox: Any, port: int) -> list[str]:
-    """The exact `export` lines that point the CLI (`doctor`, `sync`, `keys`...) at the demo."""
+def environment_lines(
+    run: DemoRun, sandbox: Any, port: int, *, key_is_yours: bool = False
+) -> list[str]:
+    """The exact `export` lines that point the CLI (`doctor`, `sync`, `keys`...) at the demo;
+    a key of your own (``key_is_yours``) is not printed back."""
     settings = run.app.extensions["dealbridge.settings"]
     values = {
         "DEALBRIDGE_DATABASE_URL": settings.effective_database_url,
@@ -488,7 +491,12 @@ def environment_lines(run: DemoRun, sandbox: Any, port: int) -> list[str]:
         "DEALBRIDGE_CALENDAR_LEAD_HOURS": str(settings.calendar_lead_hours),
         "DEALBRIDGE_API_KEY": run.api_key,
     }
-    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    if key_is_yours:  # given in DEALBRIDGE_API_KEY: already in the shell, not printed back
+        del values["DEALBRIDGE_API_KEY"]
+    marks = {"DEALBRIDGE_CLIENT_SECRET": "  # the sandbox demo secret, not a real one"}
+    return [
+        f"export {name}={shlex.quote(value)}{marks.get(name, '')}" for name, value in values.items()
+    ]
 
 
 def curl_lines(base: str) -> list[str]:
@@ -527,7 +535,7 @@ def run_demo(*, port: int, sandbox_port: int, seed_only: bool = False) -> None:
         click.echo("")
         click.echo("The API needs the key (a browser cannot send it). Point the CLI, `dealbridge")
         click.echo("doctor` and `dealbridge sync` at this demo by pasting these lines in a shell:")
-        for line in environment_lines(run, sandbox, port):
+        for line in environment_lines(run, sandbox, port, key_is_yours=env_key is not None):
             click.echo(f"  {line}")
         click.echo("Then try:")
         for line in curl_lines(base):

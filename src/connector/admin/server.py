@@ -9,6 +9,7 @@ processes do the rest.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from connector import metrics
+from connector.errors import PROBLEM_JSON
 from connector.leader import LeaderLoop
 from connector.logs import start_line
 from connector.settings import SETTINGS_EXTENSION, Settings
@@ -110,13 +112,111 @@ def server_options(app: Flask) -> dict[str, Any]:
     }
 
 
+CHUNK_LINE_BYTES = 4096
+"""The longest chunk-size line (hex size and extensions) a chunked body may have; the trailer
+may have HEADER_BYTES. waitress bounds neither but by the body limit, and prepends what it
+has of an unfinished line to each piece it receives: a 4 MiB line cost about a second of
+CPU, quadratic in its length (bench/bench_chunk_line.py)."""
+
+
+def bound_chunk_lines() -> None:
+    """Make waitress's parser refuse (400, connection closed) a chunk-size line longer than
+    CHUNK_LINE_BYTES or a trailer longer than HEADER_BYTES, so what an endless line costs is
+    linear and capped. waitress has no setting for it; its parser builds its receiver from
+    the module's ``ChunkedReceiver`` name, which this replaces with a bounded subclass (once
+    per process)."""
+    import waitress.parser
+    from waitress.receiver import ChunkedReceiver
+    from waitress.utilities import BadRequest
+
+    if getattr(waitress.parser.ChunkedReceiver, "bounded", False):
+        return
+
+    class BoundedChunkedReceiver(ChunkedReceiver):  # type: ignore[misc]
+        bounded = True
+
+        def received(self, s: bytes) -> int:
+            consumed: int = super().received(s)
+            line: bytes = getattr(self, "control_line", b"")
+            trailer: bytes = getattr(self, "trailer", b"")
+            if len(line) > CHUNK_LINE_BYTES:
+                self.error = BadRequest(f"chunk-size line longer than {CHUNK_LINE_BYTES} bytes")
+            elif len(trailer) > HEADER_BYTES:
+                self.error = BadRequest(f"chunked trailer longer than {HEADER_BYTES} bytes")
+            else:
+                return consumed
+            self.control_line = self.trailer = b""
+            self.all_chunks_received = self.completed = True
+            return consumed
+
+    waitress.parser.ChunkedReceiver = BoundedChunkedReceiver
+
+
+def problem_channel(app: Flask) -> type[Any]:
+    """waitress's channel whose own refusals (413 body too large, 431 headers too large, 400
+    a malformed request, before the app sees it) answer problem+json as the API does, with
+    ``nosniff`` and ``no-store``; waitress's are text/plain. Its ``error_task_class`` is the
+    documented place for it."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    limit = int(app.config["MAX_CONTENT_LENGTH"])
+    words = {
+        413: (
+            "Request too large",
+            "payload-too-large",
+            f"the body is larger than the limit of {limit} bytes",
+        ),
+        431: (
+            "Request headers too large",
+            "headers-too-large",
+            f"the request line and headers are larger than the limit of {HEADER_BYTES} bytes",
+        ),
+    }
+
+    class ProblemErrorTask(ErrorTask):  # type: ignore[misc]
+        def execute(self) -> None:
+            error = self.request.error
+            title, slug, detail = words.get(
+                error.code, (error.reason, "about:blank", str(error.body))
+            )
+            problem = {
+                "type": f"/api/problems/{slug}" if slug != "about:blank" else slug,
+                "title": title,
+                "status": error.code,
+                "detail": detail,
+            }
+            body = json.dumps(problem).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.extend(
+                [
+                    ("Content-Type", PROBLEM_JSON),
+                    ("X-Content-Type-Options", "nosniff"),
+                    ("Cache-Control", "no-store"),
+                ]
+            )
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class ProblemChannel(HTTPChannel):  # type: ignore[misc]
+        error_task_class = ProblemErrorTask
+
+    return ProblemChannel
+
+
 def make_server(app: Flask, *, host: str, port: int, threads: int = 8) -> BaseWSGIServer:
-    """waitress, listening, with the limits of :func:`server_options`."""
+    """waitress, listening, with the limits of :func:`server_options` and chunk-size lines
+    bounded (:func:`bound_chunk_lines`)."""
     from waitress.server import create_server
 
-    return create_server(
+    bound_chunk_lines()
+
+    server = create_server(
         app, host=host, port=port, threads=threads, ident="dealbridge", **server_options(app)
     )
+    server.channel_class = problem_channel(app)
+    return server
 
 
 def serve_app(app: Flask, *, host: str, port: int, threads: int = 8) -> None:

@@ -14,12 +14,14 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, json, request
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from connector.errors import BadRequest, Forbidden
@@ -39,6 +41,7 @@ from graph_sync.meetings import (
     LifecycleNotificationCollection,
     create_subscription,
     delete_subscription,
+    list_subscriptions,
     renew_subscription,
 )
 
@@ -206,7 +209,13 @@ def ensure_subscriptions(
     app: Flask, now: dt.datetime | None = None, *, only: str | None = None
 ) -> dict[str, str]:
     """One live subscription per active rep's mailbox (or only this rep's); renewed a day
-    before it ends."""
+    before it ends.
+
+    Whatever runs it (the periodic job the leader dispatches, a rep's outbox item, the demo;
+    in any number of processes), a mailbox's subscription is created or renewed under that
+    mailbox's lock (``_subscription_lock``) and read again under it, so one is made; a
+    duplicate of ours found on Graph (``GET /subscriptions``: same notification URL, same
+    mailbox, not the one we keep) is deleted."""
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     now = now or utcnow()
     outcome: dict[str, str] = {}
@@ -222,40 +231,117 @@ def ensure_subscriptions(
             for r in session.scalars(select(Rep).where(Rep.active.is_(True)))
             if only is None or r.email == only
         ]
-        for email, _ in reps:
-            mailbox_for(session, email)
+    listed = _ours_on_graph(client, notify_url) if reps else {}
     for email, user in reps:
+        with _subscription_lock(app, email):
+            outcome[email] = _ensure_one(app, client, email, user, notify_url, lifecycle_url, now)
+            _delete_duplicates(app, client, email, listed.get(email.lower(), []))
+            if user.lower() != email.lower():
+                _delete_duplicates(app, client, email, listed.get(user.lower(), []))
+    return outcome
+
+
+def _ensure_one(
+    app: Flask,
+    client: Any,
+    email: str,
+    user: str,
+    notify_url: str,
+    lifecycle_url: str,
+    now: dt.datetime,
+) -> str:
+    """One mailbox (under its lock): alive, renewed, created, or why it failed."""
+    store = get_store(app)
+    with store.session() as session:
+        mailbox = mailbox_for(session, email)
+        current, expires = mailbox.subscription_id, mailbox.subscription_expires_at
+    try:
+        if current and expires and expires - now > RENEW_BEFORE:
+            return "alive"
+        if current:
+            try:
+                sub = renew_subscription(client, current, SUBSCRIPTION_MINUTES)
+                _store_subscription(app, email, sub.id, sub.expiration_date_time, None)
+                return "renewed"
+            except GraphNotFound:
+                pass  # gone on Graph's side: create a new one
+        state, digest = new_client_state()
+        sub = create_subscription(
+            client, user, notify_url, lifecycle_url, state, SUBSCRIPTION_MINUTES
+        )
+        _store_subscription(app, email, sub.id, sub.expiration_date_time, digest)
+        return "created"
+    except GraphSyncError as exc:
         with store.session() as session:
             mailbox = mailbox_for(session, email)
-            current, expires = mailbox.subscription_id, mailbox.subscription_expires_at
+            mailbox.last_error = f"subscription: {exc}"[:2000]
+            failure = Failure.of(exc)
+            mailbox.last_error_code = failure.code
+            mailbox.missing_permission = failure.missing_permission
+        log.warning("subscription for %s failed: %s", email, exc)
+        return f"failed: {exc}"
+
+
+def _ours_on_graph(client: Any, notify_url: str) -> dict[str, list[str]]:
+    """Our subscriptions on Graph (those posting to our notification URL), by the mailbox
+    (user id or UPN, lower case) of their ``/users/{mailbox}/events`` resource; empty when
+    Graph cannot list them now (the next run looks again)."""
+    try:
+        subscriptions = list_subscriptions(client)
+    except GraphSyncError as exc:
+        log.warning("could not list the subscriptions on Graph: %s", exc)
+        return {}
+    found: dict[str, list[str]] = {}
+    for sub in subscriptions:
+        parts = sub.resource.strip("/").split("/")
+        if sub.notification_url != notify_url or len(parts) != 3:
+            continue  # another deployment's (or another kind): not ours to touch
+        if parts[0].lower() == "users" and parts[2].lower() == "events":
+            found.setdefault(parts[1].lower(), []).append(sub.id)
+    return found
+
+
+def _delete_duplicates(app: Flask, client: Any, email: str, listed: list[str]) -> None:
+    """Delete what Graph holds for this mailbox besides the subscription we keep (under the
+    mailbox's lock, so none is one another process has just made and not yet stored)."""
+    with get_store(app).sessions() as session:
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == email))
+        kept = None if mailbox is None else mailbox.subscription_id
+    for sub_id in listed:
+        if kept is None or sub_id.lower() == kept.lower():
+            continue
         try:
-            if current and expires and expires - now > RENEW_BEFORE:
-                outcome[email] = "alive"
-                continue
-            if current:
-                try:
-                    sub = renew_subscription(client, current, SUBSCRIPTION_MINUTES)
-                    _store_subscription(app, email, sub.id, sub.expiration_date_time, None)
-                    outcome[email] = "renewed"
-                    continue
-                except GraphNotFound:
-                    pass  # gone on Graph's side: create a new one
-            state, digest = new_client_state()
-            sub = create_subscription(
-                client, user, notify_url, lifecycle_url, state, SUBSCRIPTION_MINUTES
-            )
-            _store_subscription(app, email, sub.id, sub.expiration_date_time, digest)
-            outcome[email] = "created"
+            delete_subscription(client, sub_id)
         except GraphSyncError as exc:
-            outcome[email] = f"failed: {exc}"
-            with store.session() as session:
-                mailbox = mailbox_for(session, email)
-                mailbox.last_error = f"subscription: {exc}"[:2000]
-                failure = Failure.of(exc)
-                mailbox.last_error_code = failure.code
-                mailbox.missing_permission = failure.missing_permission
-            log.warning("subscription for %s failed: %s", email, exc)
-    return outcome
+            log.warning("duplicate subscription %s of %s not deleted: %s", sub_id, email, exc)
+            continue
+        log.warning(
+            "deleted a duplicate subscription of %s on Graph (%s; kept %s)", email, sub_id, kept
+        )
+
+
+_LOCAL_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCAL_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _subscription_lock(app: Flask, email: str) -> Iterator[None]:
+    """One holder at a time makes or renews this mailbox's subscription. PostgreSQL: a
+    transaction advisory lock (across every process; released when the transaction ends,
+    or when its connection dies); SQLite: a lock of this process (one process owns the
+    file)."""
+    store = get_store(app)
+    if store.engine.dialect.name != "postgresql":
+        with _LOCAL_LOCKS_GUARD:
+            lock = _LOCAL_LOCKS.setdefault((str(store.engine.url), email), threading.Lock())
+        with lock:
+            yield
+        return
+    digest = hashlib.sha256(f"dealbridge.subscription:{email}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    with store.engine.connect() as connection, connection.begin():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield
 
 
 def _store_subscription(
