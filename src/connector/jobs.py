@@ -30,6 +30,7 @@ from sqlalchemy.orm import aliased
 from connector import metrics
 from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
+from connector.store.locks import KINDS
 from connector.store.models import JobRun, utcnow
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,11 @@ def schedule(app: Flask, job: str, arg: str, when: dt.datetime) -> None:
     not stop it; it waits for that one to end (``claim_runs``)."""
     now = utcnow()
     with get_store(app).session() as session:
+        if session.get_bind().dialect.name == "postgresql":  # two notifications at once: one row
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:kind, hashtext(:name))"),
+                {"kind": KINDS["job_schedule"], "name": f"{job}:{arg}"},
+            )
         due = session.scalar(
             select(JobRun)
             .where(JobRun.job == job, JobRun.arg == arg, JobRun.status == "due")
@@ -185,7 +191,12 @@ def claim_runs(app: Flask, holder: str, *, limit: int = 4) -> list[JobRun]:
             )
         )
         taken = []
+        one_each: set[tuple[str, str]] = set()  # never two runs of one job and arg at once
         for run in due:
+            if run.arg is not None:
+                if (run.job, run.arg) in one_each:
+                    continue
+                one_each.add((run.job, run.arg))
             claimed = session.execute(
                 update(JobRun)
                 .where(JobRun.id == run.id, JobRun.status == run.status)

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - Windows: SQLite there is one process a
 
 log = logging.getLogger(__name__)
 
-KINDS = {"mailbox_round": 0x64620001, "migrations": 0x64620002}
+KINDS = {"mailbox_round": 0x64620001, "migrations": 0x64620002, "job_schedule": 0x64620003}
 """Each kind's first advisory-lock key (int4), so kinds never meet each other."""
 POLL = 0.1  # seconds between tries while waiting
 
