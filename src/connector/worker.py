@@ -27,6 +27,7 @@ class Worker:
         self.idle = idle
         self.holder = holder_name()
         self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def turn(self) -> int:
         """One turn; how much work it did (job runs and outbox items)."""
@@ -51,7 +52,12 @@ class Worker:
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="dealbridge-worker", daemon=True)
         thread.start()
+        self._thread = thread
         return thread
 
-    def stop(self) -> None:
+    def stop(self, *, wait: float = 30.0) -> None:
+        """Stop after the turn in progress (waiting for it at most ``wait`` seconds, so that
+        it has given its connections back before the store is disposed)."""
         self.stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=wait)
