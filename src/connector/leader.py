@@ -257,10 +257,13 @@ class LeaderLoop:
             )
         return self._scheduler_problem() if self.leading else None
 
-    def _stop_scheduler(self) -> None:
+    def _stop_scheduler(self, *, wait: bool = False) -> None:
+        """Stop the scheduler; ``wait``: until the jobs it runs have ended (a job still
+        running after the store is disposed gave its connection back to a pool nobody
+        closes, and psycopg warned about it at a random later moment)."""
         if self.scheduler is not None:
             try:
-                self.scheduler.shutdown(wait=False)
+                self.scheduler.shutdown(wait=wait)
             except Exception:  # already stopped, or its thread ended
                 log.debug("scheduler shutdown failed", exc_info=True)
             self.scheduler = None
@@ -270,7 +273,7 @@ class LeaderLoop:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self.interval + 5)
-        self._stop_scheduler()
+        self._stop_scheduler(wait=True)  # the process ends, or its store is disposed next
         if self.leadership.leading:
             metrics.set_leader(False)
         self.leadership.release()

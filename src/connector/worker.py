@@ -32,6 +32,7 @@ class Worker:
         self.stopping = threading.Event()
         self.shared = get_store(app).engine.dialect.name == "postgresql"
         self._listener: Any = None
+        self._thread: threading.Thread | None = None
 
     def turn(self) -> int:
         """One turn; how much work it did (job runs and outbox items)."""
@@ -74,10 +75,15 @@ class Worker:
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="dealbridge-worker", daemon=True)
         thread.start()
+        self._thread = thread
         return thread
 
-    def stop(self) -> None:
+    def stop(self, *, wait: float = 30.0) -> None:
+        """Stop after the turn in progress (waiting for it at most ``wait`` seconds, so that
+        it has given its connections back before the store is disposed)."""
         self.stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=wait)
 
 
 def _listen(app: Flask) -> Any:

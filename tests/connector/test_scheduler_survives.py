@@ -319,3 +319,30 @@ def test_a_dead_leader_loop_fails_readyz_naming_it(
     finally:
         loop.stop()
         get_store(app).dispose()
+
+
+def test_stopping_waits_for_the_running_job_and_its_connection(
+    tmp_path: Path, migrated_template: Template
+) -> None:
+    """A job still running when the loop stopped gave its connection back after the store
+    was disposed, to a pool nobody closes: psycopg's "connection ... was deleted while still
+    open" ResourceWarning at a random later test (issue 14)."""
+    app = make_app(tmp_path / "stop.db", migrated_template)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(app: Flask) -> None:
+        with get_store(app).engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+            started.set()
+            release.wait(timeout=2)
+
+    register_job(app, "slow", slow, seconds=1)
+    loop = LeaderLoop(app, dispatch=False, interval=0.2).start()
+    try:
+        assert started.wait(timeout=30)
+        threading.Timer(0.5, release.set).start()
+        loop.stop()
+        assert release.is_set(), "stop() returned while the job still held its connection"
+    finally:
+        release.set()
+        get_store(app).dispose()
