@@ -50,6 +50,7 @@ from connector.meetings.plan import (
 )
 from connector.meetings.privacy import PrivacyPolicy, is_internal, normalize_address
 from connector.microsoft365 import Failure, graph_client
+from connector.outbox import batched
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_logged, meeting_needs_choice
 from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
@@ -397,7 +398,8 @@ def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
             owned = session.scalars(
                 select(Deal).where(Deal.owner_email == rep_email, Deal.status == "open")
             )
-            with deferred_deliveries(session, app.extensions[SETTINGS_EXTENSION], now):
+            settings = app.extensions[SETTINGS_EXTENSION]
+            with batched(session), deferred_deliveries(session, settings, now):
                 for deal in owned:
                     announce(session, deal, now)
     return found.id
@@ -584,26 +586,30 @@ def apply_plan(
     changes = plan.changes
     rows, links = _rows_for(session, changes, mailbox_id)
     told: list[tuple[Interaction, bool, str | None, int | None]] = []
-    with session.no_autoflush:  # one flush for the round, not one per query
-        for item in changes:
-            try:
-                _apply_change(session, item, plan.rep_email, mailbox_id, rows, links, told)
-                if item.kind is ChangeKind.REMINDER_DONE and item.reminder_id is not None:
-                    _reminder_dismissed(session, item.reminder_id, plan.rep_email, settings, now)
-            except Exception as exc:  # per item, as vdirsyncer: the rest of the round goes on
-                log.exception("sync of %s: %s failed", plan.rep_email, item.kind)
-                report.failed.append(f"{describe(item, plan.deal_names)}: {exc}")
-    session.flush()
-    for interaction, created, was, previous_deal in told:
-        if inspect(interaction).deleted or inspect(interaction).detached:
-            continue
-        _tell_others(session, settings, interaction, created, was, previous_deal, now)
-    with deferred_deliveries(session, settings, now):
-        for deal_id in plan.affected:
-            deal = session.get(Deal, deal_id)
-            if deal is not None:
-                refresh_last_interaction(session, deal, now)
-                announce(session, deal, now)
+    # One flush for the round, not one per query; the deliveries looked up together.
+    with batched(session):
+        with session.no_autoflush:
+            for item in changes:
+                try:
+                    _apply_change(session, item, plan.rep_email, mailbox_id, rows, links, told)
+                    if item.kind is ChangeKind.REMINDER_DONE and item.reminder_id is not None:
+                        _reminder_dismissed(
+                            session, item.reminder_id, plan.rep_email, settings, now
+                        )
+                except Exception as exc:  # per item, as vdirsyncer: the rest goes on
+                    log.exception("sync of %s: %s failed", plan.rep_email, item.kind)
+                    report.failed.append(f"{describe(item, plan.deal_names)}: {exc}")
+        session.flush()
+        for interaction, created, was, previous_deal in told:
+            if inspect(interaction).deleted or inspect(interaction).detached:
+                continue
+            _tell_others(session, settings, interaction, created, was, previous_deal, now)
+        with deferred_deliveries(session, settings, now):
+            for deal_id in plan.affected:
+                deal = session.get(Deal, deal_id)
+                if deal is not None:
+                    refresh_last_interaction(session, deal, now)
+                    announce(session, deal, now)
 
 
 def _rows_for(
