@@ -148,12 +148,17 @@ def sync_pages(app: Any, user: str) -> list[bytes]:
     return pages
 
 
-def floor(pages: list[bytes], folder: Path) -> tuple[float, int]:
+def floor(pages: list[bytes], folder: Path, runs: int = 3) -> tuple[float, int]:
+    """The least CPU of ``runs`` floors (the machine is shared: the least is the floor)."""
+    spent = [floor_once(pages, folder / f"floor{n}") for n in range(runs)]
+    return min(cpu for cpu, _ in spent), spent[0][1]
+
+
+def floor_once(pages: list[bytes], empty: Path) -> tuple[float, int]:
     """CPU of the least the round must do with these bytes: decode them, and insert each
     meeting's interaction (with its details as JSON) and its mailbox link, raw sqlite3."""
     from bench.serving import fresh_app
 
-    empty = folder / "floor"
     empty.mkdir()
     fresh_app(empty)  # the same schema, migrated, empty
     db = sqlite3.connect(empty / "bench.db")

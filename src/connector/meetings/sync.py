@@ -53,7 +53,12 @@ from connector.microsoft365 import Failure, graph_client
 from connector.outbox import batched
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_logged, meeting_needs_choice
-from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
+from connector.stage_reminders.replan import (
+    ACTIVE,
+    complete,
+    deferred_deliveries,
+    preload_reminders,
+)
 from connector.store.db import get_store, write_lock
 from connector.store.models import (
     Deal,
@@ -70,6 +75,7 @@ from connector.store.types import InteractionKind, InteractionStatus, MeetingDet
 from graph_sync.directory import get_mailbox_settings, get_user, get_verified_domains
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
+from graph_sync.models import MailboxSettings
 
 __all__ = ["REMINDER_CATEGORY", "SOURCE", "SyncReport", "facts_of", "sync_due", "sync_mailbox"]
 
@@ -267,8 +273,10 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
     window = window_for(settings, now)
     mailbox_id, user, link, notified = _begin_round(app, rep_email, window, full=full, now=now)
     report.new_round = link is None
+    outlook: OutlookRep | None = None
     if report.new_round:  # once a day (the window slides daily), and on a full sync
-        user = refresh_rep_from_outlook(app, rep_email, user)
+        outlook = outlook_rep(app, user)  # stored in the round's transaction, below
+        user = outlook.user_id
     tenant_domains = verified_domains(app)
     delta = read_delta(graph_client(app), user, window, link)
     policy = round_policy(settings, tenant_domains, now)
@@ -279,6 +287,11 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
                 stored = load_round(
                     session, mailbox_id, rep_email, delta, policy.privacy, lock=True
                 )
+                # New working hours: the rep's deals are re-planned once, with the round's.
+                hours_changed = outlook is not None and store_outlook_rep(
+                    session, rep_email, outlook
+                )
+                owned = list(session.scalars(_owned(rep_email))) if hours_changed else []
                 plan = plan_round(delta, stored, policy)
                 if plan.refused is None:
                     apply_plan(
@@ -288,8 +301,13 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
                         settings=settings,
                         now=now,
                         report=report,
+                        replan=[d.id for d in owned],
                     )
                     _round_done(session, mailbox_id, delta, window, now, report, notified)
+                elif owned:
+                    with batched(session), deferred_deliveries(session, settings, now):
+                        for deal in owned:
+                            announce(session, deal, now)
             break
         except IntegrityError:
             # Another rep's round logged one of these meetings first (external_key is unique):
@@ -371,38 +389,63 @@ def plan_mailbox(
 
 def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
     """The rep's Entra id, time zone and working hours from Graph; re-plans their deals when
-    the working hours changed. Returns the user id to read the mailbox with."""
+    the working hours changed. Returns the user id to read the mailbox with.
 
-    client = graph_client(app)
-    found = get_user(client, user)
-    hours = get_mailbox_settings(client, found.id)
+    The round itself reads them with :func:`outlook_rep` and stores them in its own
+    transaction (:func:`store_outlook_rep`), so each deal is re-planned once per round."""
+    found = outlook_rep(app, user)
     with get_store(app).session() as session:
-        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
-        if rep is None:
-            return found.id
-        rep.entra_id = found.id
-        if found.display_name and not rep.display_name:
-            rep.display_name = found.display_name
-        wanted = (
-            hours.working_hours_time_zone,
-            sorted(hours.working_days),
-            hours.start.strftime("%H:%M"),
-            hours.end.strftime("%H:%M"),
-        )
-        current = (rep.time_zone, sorted(rep.working_days or []), rep.work_start, rep.work_end)
-        if wanted != current and hours.end > hours.start and hours.working_days:
-            rep.time_zone, rep.working_days, rep.work_start, rep.work_end = wanted
-            session.flush()
-            session.info.pop("dealbridge.cache", None)
+        if store_outlook_rep(session, rep_email, found):
             now = utcnow()
-            owned = session.scalars(
-                select(Deal).where(Deal.owner_email == rep_email, Deal.status == "open")
-            )
             settings = app.extensions[SETTINGS_EXTENSION]
             with batched(session), deferred_deliveries(session, settings, now):
-                for deal in owned:
+                for deal in session.scalars(_owned(rep_email)):
                     announce(session, deal, now)
-    return found.id
+    return found.user_id
+
+
+@dataclass(frozen=True)
+class OutlookRep:
+    """What a new round reads of the rep from Graph: the user and their mailbox settings."""
+
+    user_id: str
+    display_name: str | None
+    hours: MailboxSettings
+
+
+def outlook_rep(app: Flask, user: str) -> OutlookRep:
+    client = graph_client(app)
+    found = get_user(client, user)
+    return OutlookRep(found.id, found.display_name, get_mailbox_settings(client, found.id))
+
+
+def store_outlook_rep(session: Session, rep_email: str, found: OutlookRep) -> bool:
+    """Store the rep's Entra id, time zone and working hours; True when the working hours
+    changed (then their open deals need re-planning, in this transaction)."""
+    rep = session.scalar(select(Rep).where(Rep.email == rep_email))
+    if rep is None:
+        return False
+    rep.entra_id = found.user_id
+    if found.display_name and not rep.display_name:
+        rep.display_name = found.display_name
+    hours = found.hours
+    wanted = (
+        hours.working_hours_time_zone,
+        sorted(hours.working_days),
+        hours.start.strftime("%H:%M"),
+        hours.end.strftime("%H:%M"),
+    )
+    current = (rep.time_zone, sorted(rep.working_days or []), rep.work_start, rep.work_end)
+    if wanted != current and hours.end > hours.start and hours.working_days:
+        rep.time_zone, rep.working_days, rep.work_start, rep.work_end = wanted
+        session.flush()
+        session.info.pop("dealbridge.cache", None)
+        return True
+    return False
+
+
+def _owned(rep_email: str) -> Any:
+    return select(Deal).where(Deal.owner_email == rep_email, Deal.status == "open")
 
 
 def _record_failure(
@@ -578,9 +621,11 @@ def apply_plan(
     settings: Settings,
     now: dt.datetime,
     report: SyncReport,
+    replan: Iterable[int] = (),
 ) -> None:
     """Write a plan in the session's transaction: its changes, then the others are told, then
-    the deals it touched are refreshed. A change that fails is recorded and the rest go on."""
+    the deals it touched are refreshed. A change that fails is recorded and the rest go on.
+    ``replan``: other deals (by id) to re-plan with them, each deal once."""
     if plan.refused is not None:
         raise ValueError(plan.refused)
     changes = plan.changes
@@ -604,11 +649,15 @@ def apply_plan(
             if inspect(interaction).deleted or inspect(interaction).detached:
                 continue
             _tell_others(session, settings, interaction, created, was, previous_deal, now)
+        affected = set(plan.affected)
+        deal_ids = [*plan.affected, *sorted(set(replan) - affected)]
         with deferred_deliveries(session, settings, now):
-            for deal_id in plan.affected:
+            preload_reminders(session, deal_ids)
+            for deal_id in deal_ids:
                 deal = session.get(Deal, deal_id)
                 if deal is not None:
-                    refresh_last_interaction(session, deal, now)
+                    if deal_id in affected:
+                        refresh_last_interaction(session, deal, now)
                     announce(session, deal, now)
 
 
