@@ -128,7 +128,7 @@ def seed_store(app: Any, reps: list[tuple[str, str]]) -> None:
             )
 
 
-def sync_pages(app: Any, user: str) -> list[bytes]:
+def sync_pages(app: Any, rep: str, user: str) -> list[bytes]:
     """The raw pages of a mailbox's first round, as the round reads them (its window)."""
     from connector.meetings.sync import window_for
     from connector.microsoft365 import graph_client
@@ -136,7 +136,7 @@ def sync_pages(app: Any, user: str) -> list[bytes]:
     from graph_sync.models import DeltaPage
 
     client = graph_client(app)
-    window = window_for(app.extensions[SETTINGS_EXTENSION], dt.datetime.now(dt.UTC))
+    window = window_for(app.extensions[SETTINGS_EXTENSION], dt.datetime.now(dt.UTC), rep)
     pages: list[bytes] = []
     url: str | None = f"/users/{user}/calendarView/delta"
     params: dict[str, str] | None = window.query()
@@ -283,7 +283,7 @@ def main() -> dict[str, Any]:
         ]
         ours_count, ours_cpu = parse_ours(pages)
         typed_count, typed_cpu = parse_typed(pages)
-        recorded = [p for _, user in reps for p in sync_pages(app, user)]
+        recorded = [p for rep, user in reps for p in sync_pages(app, rep, user)]
         floor_cpu, floor_events = floor(recorded, folder)
         close(app)
     finally:

@@ -145,13 +145,27 @@ def round_policy(
     )
 
 
-def window_for(settings: Settings, now: dt.datetime) -> CalendarWindow:
-    """The rolling window, whole UTC days, so it slides once a day (a new delta round)."""
-    today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def window_for(settings: Settings, now: dt.datetime, mailbox: str = "") -> CalendarWindow:
+    """The rolling window, whole days, so it slides once a day (a new delta round).
+
+    A mailbox's day starts at its own minute after UTC midnight (from a hash of its name),
+    so the daily re-read of every mailbox is spread over the day instead of all at midnight.
+    Without a mailbox: UTC days."""
+    offset = dt.timedelta(seconds=_day_offset(mailbox))
+    shifted = (now.astimezone(dt.UTC) - offset).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = shifted + offset
     return CalendarWindow(
         start=today - dt.timedelta(days=settings.sync_days_back),
         end=today + dt.timedelta(days=settings.sync_days_ahead + 1),
     )
+
+
+def _day_offset(mailbox: str) -> int:
+    """Seconds after UTC midnight at which the mailbox's window slides (whole minutes)."""
+    if not mailbox:
+        return 0
+    digest = hashlib.sha256(mailbox.lower().encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 1440 * 60
 
 
 # ---- the round -----------------------------------------------------------------------
@@ -270,7 +284,7 @@ def sync_mailbox(
 def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: SyncReport) -> None:
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     store = get_store(app)
-    window = window_for(settings, now)
+    window = window_for(settings, now, rep_email)
     mailbox_id, user, link, notified = _begin_round(app, rep_email, window, full=full, now=now)
     report.new_round = link is None
     outlook: OutlookRep | None = None
@@ -369,7 +383,7 @@ def plan_mailbox(
     Raises GraphSyncError when the mailbox cannot be read."""
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     now = now or utcnow()
-    window = window_for(settings, now)
+    window = window_for(settings, now, rep_email)
     with get_store(app).sessions() as session:  # never committed
         rep = session.scalar(select(Rep).where(Rep.email == rep_email))
         mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == rep_email))
@@ -490,13 +504,15 @@ def load_round(
     if lock:
         write_lock(session)
     links: dict[str, str] = {}
-    if mailbox_id is not None:
-        rows = session.execute(
-            select(MailboxEvent.event_id, MailboxEvent.meeting_key).where(
-                MailboxEvent.mailbox_id == mailbox_id
+    if mailbox_id is not None:  # the links of the round's events only: flat in mailbox size
+        event_ids = sorted({m.event_id for m in delta.meetings} | set(delta.removed))
+        for chunk in _chunks(event_ids):
+            rows = session.execute(
+                select(MailboxEvent.event_id, MailboxEvent.meeting_key).where(
+                    MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id.in_(chunk)
+                )
             )
-        )
-        links = {row.event_id: row.meeting_key for row in rows}
+            links.update((row.event_id, row.meeting_key) for row in rows)
     keys = {meeting_key(m) for m in delta.meetings}
     keys |= {links[e] for e in delta.removed if e in links}
     interactions: dict[str, StoredInteraction] = {}
@@ -513,7 +529,8 @@ def load_round(
         interactions=interactions,
         deals=deals,
         reminders=_active_reminders(session, delta.removed),
-        logged=_logged(session, mailbox_id),
+        # An idle round takes nothing away: the removal guard needs no count.
+        logged=_logged(session, mailbox_id) if delta.meetings or delta.removed else 0,
         deal_names=_deal_names(session, deals, named),
     )
 
@@ -650,8 +667,10 @@ def apply_plan(
                 continue
             _tell_others(session, settings, interaction, created, was, previous_deal, now)
         affected = set(plan.affected)
-        deal_ids = [*plan.affected, *sorted(set(replan) - affected)]
-        with deferred_deliveries(session, settings, now):
+        deal_ids = [*dict.fromkeys(plan.affected), *sorted(set(replan) - affected)]
+        # Each deal once, its reminders preloaded; what the re-plan reads was flushed above
+        # (the new reminders are flushed once, at the end of deferred_deliveries).
+        with deferred_deliveries(session, settings, now), session.no_autoflush:
             preload_reminders(session, deal_ids)
             for deal_id in deal_ids:
                 deal = session.get(Deal, deal_id)
