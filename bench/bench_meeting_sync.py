@@ -136,7 +136,11 @@ def sync_pages(app: Any, rep: str, user: str) -> list[bytes]:
     from graph_sync.models import DeltaPage
 
     client = graph_client(app)
-    window = window_for(app.extensions[SETTINGS_EXTENSION], dt.datetime.now(dt.UTC), rep)
+    settings, now = app.extensions[SETTINGS_EXTENSION], dt.datetime.now(dt.UTC)
+    try:
+        window = window_for(settings, now, rep)
+    except TypeError:  # the code before the per-mailbox slide (to compare): whole UTC days
+        window = window_for(settings, now)
     pages: list[bytes] = []
     url: str | None = f"/users/{user}/calendarView/delta"
     params: dict[str, str] | None = window.query()
