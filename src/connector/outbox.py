@@ -21,7 +21,8 @@ import datetime as dt
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -42,6 +43,7 @@ UNSETTLED = "unsettled"
 ATTEMPTING_NOW = "attempting"
 UNCHECKED = "unchecked_repeats"
 """``result`` flag: an attempt may have acted unheard (lost answer, death); cleared once done."""
+BATCH = "dealbridge.outbox_batch"  # session.info: the enqueues of a batch, by key
 LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 15
 FIRST_RETRY = dt.timedelta(seconds=30)
@@ -167,28 +169,97 @@ def enqueue(
     new: bool = False,
 ) -> OutboxItem:
     """Queue a delivery once per key. With ``replace``, a pending one gets the new payload.
-    ``new`` says the key cannot exist yet (its subject was just created): no lookup."""
+    ``new`` says the key cannot exist yet (its subject was just created): no lookup.
+
+    Inside :func:`batched` the lookup waits for the batch's end (the item returned for a key
+    that may exist is then the one that would be added: read nothing from it but what it was
+    given)."""
     data = stored(payload)
+    batch: dict[str, _Queued] | None = session.info.get(BATCH)
+    if batch is not None and not new:
+        queued = batch.get(key)
+        if queued is None:
+            queued = batch[key] = _Queued(_new_item(kind, key, data, due), replace=replace)
+        else:
+            queued.again.append((data, due, replace))
+        return queued.item
     found = (
         None if new else session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
     )
     if found is not None:
-        if replace and found.payload != data:
-            # An in-flight delivery keeps its lease; _record sees the new payload and requeues.
-            found.payload = data
-            if found.status != OutboxStatus.IN_FLIGHT:
-                found.status, found.attempts = OutboxStatus.PENDING, 0
-                found.next_attempt_at = due or utcnow()
+        if replace:
+            _replace(found, data, due)
         return found
-    item = OutboxItem(
+    item = _new_item(kind, key, data, due)
+    session.add(item)
+    if batch is not None:
+        batch[key] = _Queued(item, added=True)
+    return item
+
+
+@dataclass
+class _Queued:
+    """A key enqueued in a batch: the item its first enqueue would add, and what later
+    enqueues of the same key asked (payload, due, replace), in order."""
+
+    item: OutboxItem
+    replace: bool = False
+    again: list[tuple[dict[str, Any], dt.datetime | None, bool]] = field(default_factory=list)
+    added: bool = False
+
+
+def _new_item(kind: str, key: str, data: dict[str, Any], due: dt.datetime | None) -> OutboxItem:
+    return OutboxItem(
         kind=kind,
         idempotency_key=key,
         payload=data,
         status=OutboxStatus.PENDING,
         next_attempt_at=due or utcnow(),
     )
-    session.add(item)
-    return item
+
+
+def _replace(found: OutboxItem, data: dict[str, Any], due: dt.datetime | None) -> None:
+    if found.payload != data:
+        # An in-flight delivery keeps its lease; _record sees the new payload and requeues.
+        found.payload = data
+        if found.status != OutboxStatus.IN_FLIGHT:
+            found.status, found.attempts = OutboxStatus.PENDING, 0
+            found.next_attempt_at = due or utcnow()
+
+
+@contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """The enqueues inside are looked up together at the end: one ``IN (…)`` query for every
+    key (one autoflush), then the new items are added (one flush writes them), instead of a
+    ``SELECT`` per item, each autoflushing the unit of work. The outcome is the same as
+    enqueuing one by one. A batch inside a batch joins it."""
+    if BATCH in session.info:
+        yield
+        return
+    batch: dict[str, _Queued] = {}
+    session.info[BATCH] = batch
+    try:
+        yield
+    finally:
+        session.info.pop(BATCH, None)
+    waiting = sorted(k for k, q in batch.items() if not q.added)
+    found: dict[str, OutboxItem] = {}
+    for start in range(0, len(waiting), 500):
+        chunk = waiting[start : start + 500]
+        query = select(OutboxItem).where(OutboxItem.idempotency_key.in_(chunk))
+        found.update((item.idempotency_key, item) for item in session.scalars(query))
+    for key, queued in batch.items():
+        item = queued.item
+        if not queued.added:
+            if key in found:
+                item = found[key]
+                first = queued.item.payload, queued.item.next_attempt_at, queued.replace
+                queued.again.insert(0, first)  # the first one found it
+            else:
+                session.add(item)
+        for data, due, replace in queued.again:
+            if replace:
+                _replace(item, data, due)
 
 
 def backoff(

@@ -1,11 +1,14 @@
-"""Users, mailbox settings and the organization's verified domains: cold paths, typed SDK."""
+"""Users, mailbox settings and the organization's verified domains. What a mailbox's round
+reads (one user, its mailbox settings, the verified domains) is raw JSON into our models;
+listing every user goes through the typed SDK (a cold path)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graph_sync.client import GraphClient
 from graph_sync.errors import GraphError, UnreadablePage, error_for
@@ -83,21 +86,27 @@ def _user(raw: Any) -> DirectoryUser:
     )
 
 
+class _WireUser(BaseModel):
+    """A user as Graph sends it (the fields of ``_USER_FIELDS``), read without msgraph's typed
+    models: a new round reads it, and their first import costs seconds."""
+
+    id: Any = None
+    user_principal_name: Any = Field(default=None, alias="userPrincipalName")
+    mail: str | None = None
+    display_name: str | None = Field(default=None, alias="displayName")
+
+
 def get_user(client: GraphClient, id_or_upn: str) -> DirectoryUser:
     """One user by id or UPN; NotFound when there is none."""
-    from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
-
-    config = UserItemRequestBuilder.UserItemRequestBuilderGetRequestConfiguration(
-        query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
-            select=_USER_FIELDS
-        )
-    )
-    raw = _sdk_call(
-        client,
-        lambda: client.sdk.users.by_user_id(id_or_upn).get(request_configuration=config),
+    raw = client.get_bytes(
+        f"/users/{quote(id_or_upn, safe='@')}",
+        params={"$select": ",".join(_USER_FIELDS)},
         permission=USER_READ,
     )
-    return _user(raw)
+    try:
+        return _user(_WireUser.model_validate_json(raw))
+    except ValidationError as e:
+        raise UnreadablePage(None, f"a user Graph sent: {e.errors()[0]['msg']}") from e
 
 
 def list_users(client: GraphClient, *, page_size: int = 999) -> list[DirectoryUser]:
@@ -139,11 +148,30 @@ def get_mailbox_settings(client: GraphClient, user: str) -> MailboxSettings:
     return MailboxSettings.from_graph(GraphMailboxSettings.model_validate_json(raw))
 
 
+class _VerifiedDomain(BaseModel):
+    name: str | None = None
+
+
+class _Organization(BaseModel):
+    verified_domains: list[_VerifiedDomain] | None = Field(default=None, alias="verifiedDomains")
+
+
+class _Organizations(BaseModel):
+    value: list[_Organization] | None = None
+
+
 def get_verified_domains(client: GraphClient) -> list[str]:
-    """The organization's verified domains (lower-case), e.g. for internal-only meetings."""
-    page = _sdk_call(client, lambda: client.sdk.organization.get(), permission=ORGANIZATION_READ)
+    """The organization's verified domains (lower-case), e.g. for internal-only meetings.
+    Read as raw JSON (a new round reads them; msgraph's typed models cost seconds to import)."""
+    raw = client.get_bytes(
+        "/organization", params={"$select": "verifiedDomains"}, permission=ORGANIZATION_READ
+    )
+    try:
+        page = _Organizations.model_validate_json(raw)
+    except ValidationError as e:
+        raise UnreadablePage(None, f"the organization Graph sent: {e.errors()[0]['msg']}") from e
     domains: list[str] = []
-    for organization in (page.value if page else None) or []:
+    for organization in page.value or []:
         for domain in organization.verified_domains or []:
             if domain.name:
                 domains.append(str(domain.name).lower())

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from connector.crm import webhooks as crm_webhooks
 from connector.crm.events import DealStageChanged
@@ -39,6 +40,7 @@ from connector.outbox import (
 from connector.stage_reminders.replan import ReminderDelivery
 from connector.store.db import get_store
 from connector.store.models import OutboxItem, utcnow
+from connector.store.types import OutboxStatus
 from connector.teams.delivery import CardPayload
 from tests.connector.conftest import make_app
 from tests.connector.receiver import Receiver, running_receiver
@@ -365,3 +367,66 @@ def test_a_webhook_answer_lost_after_the_crm_got_it_is_sent_again_and_counted(
     ids = [r.headers["X-Dealbridge-Delivery"] for r in crm.received]
     assert len(ids) == 2
     assert len(set(ids)) == 1  # the CRM drops the repeat by its id
+
+
+def _enqueues(session: Session, payload: type[Numbered]) -> None:
+    """Every case of a key: new, new twice, existing (pending, in flight), with and without
+    replace, replaced twice, one that is new and then replaced."""
+    enqueue(session, "test", "fresh", payload(n=1))
+    enqueue(session, "test", "twice", payload(n=1))
+    enqueue(session, "test", "twice", payload(n=2))
+    enqueue(session, "test", "twice-replaced", payload(n=1))
+    enqueue(session, "test", "twice-replaced", payload(n=2), replace=True)
+    enqueue(session, "test", "kept", payload(n=9))
+    enqueue(session, "test", "replaced", payload(n=9), replace=True)
+    enqueue(session, "test", "replaced-twice", payload(n=8), replace=True)
+    enqueue(session, "test", "replaced-twice", payload(n=9), replace=True)
+    enqueue(session, "test", "in-flight", payload(n=9), replace=True)
+    enqueue(session, "test", "same", payload(n=1), replace=True)
+
+
+def test_a_batch_of_enqueues_ends_as_one_by_one(app: Flask) -> None:
+    """``batched`` looks every key up once at its end: the rows are those enqueuing one by one
+    leaves (the payload, status, attempts of each), with one lookup instead of one per key."""
+    from sqlalchemy import event
+
+    from connector.outbox import batched
+
+    due = utcnow() + dt.timedelta(hours=1)
+
+    def prepare() -> None:
+        with get_store(app).session() as session:
+            session.execute(delete(OutboxItem))
+            for key in ("kept", "replaced", "replaced-twice", "in-flight", "same"):
+                item = enqueue(session, "test", key, Numbered(n=1), due=due)
+                item.attempts = 3
+            session.flush()
+            flying = session.scalar(
+                select(OutboxItem).where(OutboxItem.idempotency_key == "in-flight")
+            )
+            assert flying is not None
+            flying.status = OutboxStatus.IN_FLIGHT
+
+    def rows() -> list[tuple[str, dict[str, object], str, int]]:
+        return [
+            (i.idempotency_key, i.payload, str(i.status), i.attempts)
+            for i in _items(app)
+            if i.kind == "test"
+        ]
+
+    prepare()
+    with get_store(app).session() as session:
+        _enqueues(session, Numbered)
+    one_by_one = sorted(rows())
+    prepare()
+    lookups: list[str] = []
+    engine = get_store(app).engine
+    listen = lambda *a: lookups.append(a[2]) if "FROM outbox" in a[2] else None  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        with get_store(app).session() as session, batched(session):
+            _enqueues(session, Numbered)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert sorted(rows()) == one_by_one
+    assert len(lookups) == 1

@@ -90,7 +90,7 @@ def test_missing_mailbox_settings_permission_is_forbidden_naming_it(
     assert raised.value.permission == MAILBOX_SETTINGS_READ
 
 
-def test_missing_organization_permission_is_forbidden_through_the_typed_sdk(
+def test_missing_organization_permission_is_forbidden_naming_it(
     credentials: GraphCredentials, control: Control
 ) -> None:
     control.settings(roles=["User.Read.All"])
@@ -131,3 +131,23 @@ def test_a_page_of_users_without_id_or_upn_is_an_error(
     control.fault(route=r"GET /v1\.0/users", status="incomplete", drop=[missing], count=1)
     with pytest.raises(UnreadablePage, match=missing):
         list_users(graph)
+
+
+class _NoTypedClient(GraphClient):
+    """A client whose typed SDK must not be used (its models cost seconds to import)."""
+
+    @property
+    def sdk(self) -> object:
+        raise AssertionError("the typed SDK was used")
+
+
+def test_a_rounds_directory_reads_need_no_typed_sdk(
+    credentials: GraphCredentials, control: Control
+) -> None:
+    """What a new round reads (the user, its mailbox settings, the verified domains) is raw
+    JSON into our models: no msgraph typed model is imported in the timed path."""
+    ann = control.add_user("ann")
+    with _NoTypedClient(credentials, credentials.login_base_url) as client:
+        assert get_user(client, ann["userPrincipalName"]).id == ann["id"]
+        assert get_mailbox_settings(client, ann["id"]).time_zone
+        assert control.domain in get_verified_domains(client)

@@ -127,7 +127,8 @@ class StoredRound:
 
     rep_email: str
     links: Mapping[str, str] = field(default_factory=dict)
-    """This mailbox's event ids → the meeting key each became."""
+    """This mailbox's event ids → the meeting key each became (at least those of the round's
+    meetings and removals: the plan reads no other)."""
     interactions: Mapping[str, StoredInteraction] = field(default_factory=dict)
     """By key: those of the round's meetings and of its removed events' links."""
     deals: Sequence[StoredDeal] = ()

@@ -53,9 +53,15 @@ from connector.meetings.plan import (
 )
 from connector.meetings.privacy import PrivacyPolicy, is_internal, normalize_address
 from connector.microsoft365 import Failure, graph_client
+from connector.outbox import batched
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import meeting_logged, meeting_needs_choice
-from connector.stage_reminders.replan import ACTIVE, complete, deferred_deliveries
+from connector.stage_reminders.replan import (
+    ACTIVE,
+    complete,
+    deferred_deliveries,
+    preload_reminders,
+)
 from connector.store import locks
 from connector.store.db import get_store, write_lock
 from connector.store.models import (
@@ -74,7 +80,7 @@ from connector.store.types import InteractionKind, InteractionStatus, MeetingDet
 from graph_sync.directory import get_mailbox_settings, get_user, get_verified_domains
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta
-from graph_sync.models import series_uid
+from graph_sync.models import MailboxSettings, series_uid
 
 __all__ = ["REMINDER_CATEGORY", "SOURCE", "SyncReport", "facts_of", "sync_due", "sync_mailbox"]
 
@@ -162,13 +168,27 @@ def round_policy(
     )
 
 
-def window_for(settings: Settings, now: dt.datetime) -> CalendarWindow:
-    """The rolling window, whole UTC days, so it slides once a day (a new delta round)."""
-    today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def window_for(settings: Settings, now: dt.datetime, mailbox: str = "") -> CalendarWindow:
+    """The rolling window, whole days, so it slides once a day (a new delta round).
+
+    A mailbox's day starts at its own minute after UTC midnight (from a hash of its name),
+    so the daily re-read of every mailbox is spread over the day instead of all at midnight.
+    Without a mailbox: UTC days."""
+    offset = dt.timedelta(seconds=_day_offset(mailbox))
+    shifted = (now.astimezone(dt.UTC) - offset).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = shifted + offset
     return CalendarWindow(
         start=today - dt.timedelta(days=settings.sync_days_back),
         end=today + dt.timedelta(days=settings.sync_days_ahead + 1),
     )
+
+
+def _day_offset(mailbox: str) -> int:
+    """Seconds after UTC midnight at which the mailbox's window slides (whole minutes)."""
+    if not mailbox:
+        return 0
+    digest = hashlib.sha256(mailbox.lower().encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 1440 * 60
 
 
 # ---- the round -----------------------------------------------------------------------
@@ -333,11 +353,13 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
         report.paused_until = capture_paused(session, rep_email, now)
     if report.paused_until is not None:
         return
-    window = window_for(settings, now)
+    window = window_for(settings, now, rep_email)
     mailbox_id, user, link, notified = _begin_round(app, rep_email, window, full=full, now=now)
     report.new_round = link is None
+    outlook: OutlookRep | None = None
     if report.new_round:  # once a day (the window slides daily), and on a full sync
-        user = refresh_rep_from_outlook(app, rep_email, user)
+        outlook = outlook_rep(app, user)  # stored in the round's transaction, below
+        user = outlook.user_id
     tenant_domains = verified_domains(app)
     delta = read_delta(graph_client(app), user, window, link)
     with store.session() as session:
@@ -350,6 +372,11 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
                 stored = load_round(
                     session, mailbox_id, rep_email, delta, policy.privacy, lock=True
                 )
+                # New working hours: the rep's deals are re-planned once, with the round's.
+                hours_changed = outlook is not None and store_outlook_rep(
+                    session, rep_email, outlook
+                )
+                owned = list(session.scalars(_owned(rep_email))) if hours_changed else []
                 plan = plan_round(delta, stored, policy)
                 if plan.refused is None:
                     apply_plan(
@@ -359,8 +386,13 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
                         settings=settings,
                         now=now,
                         report=report,
+                        replan=[d.id for d in owned],
                     )
                     _round_done(session, mailbox_id, delta, window, now, report, notified)
+                elif owned:
+                    with batched(session), deferred_deliveries(session, settings, now):
+                        for deal in owned:
+                            announce(session, deal, now)
             break
         except IntegrityError:
             # Another rep's round logged one of these meetings first (external_key is unique):
@@ -422,7 +454,7 @@ def plan_mailbox(
     Raises GraphSyncError when the mailbox cannot be read."""
     settings: Settings = app.extensions[SETTINGS_EXTENSION]
     now = now or utcnow()
-    window = window_for(settings, now)
+    window = window_for(settings, now, rep_email)
     with get_store(app).sessions() as session:  # never committed
         rep = session.scalar(select(Rep).where(Rep.email == rep_email))
         mailbox = session.scalar(select(Mailbox).where(Mailbox.rep_email == rep_email))
@@ -442,37 +474,63 @@ def plan_mailbox(
 
 def refresh_rep_from_outlook(app: Flask, rep_email: str, user: str) -> str:
     """The rep's Entra id, time zone and working hours from Graph; re-plans their deals when
-    the working hours changed. Returns the user id to read the mailbox with."""
+    the working hours changed. Returns the user id to read the mailbox with.
 
+    The round itself reads them with :func:`outlook_rep` and stores them in its own
+    transaction (:func:`store_outlook_rep`), so each deal is re-planned once per round."""
+    found = outlook_rep(app, user)
+    with get_store(app).session() as session:
+        if store_outlook_rep(session, rep_email, found):
+            now = utcnow()
+            settings = app.extensions[SETTINGS_EXTENSION]
+            with batched(session), deferred_deliveries(session, settings, now):
+                for deal in session.scalars(_owned(rep_email)):
+                    announce(session, deal, now)
+    return found.user_id
+
+
+@dataclass(frozen=True)
+class OutlookRep:
+    """What a new round reads of the rep from Graph: the user and their mailbox settings."""
+
+    user_id: str
+    display_name: str | None
+    hours: MailboxSettings
+
+
+def outlook_rep(app: Flask, user: str) -> OutlookRep:
     client = graph_client(app)
     found = get_user(client, user)
-    hours = get_mailbox_settings(client, found.id)
-    with get_store(app).session() as session:
-        rep = session.scalar(select(Rep).where(Rep.email == rep_email))
-        if rep is None:
-            return found.id
-        rep.entra_id = found.id
-        if found.display_name and not rep.display_name:
-            rep.display_name = found.display_name
-        wanted = (
-            hours.working_hours_time_zone,
-            sorted(hours.working_days),
-            hours.start.strftime("%H:%M"),
-            hours.end.strftime("%H:%M"),
-        )
-        current = (rep.time_zone, sorted(rep.working_days or []), rep.work_start, rep.work_end)
-        if wanted != current and hours.end > hours.start and hours.working_days:
-            rep.time_zone, rep.working_days, rep.work_start, rep.work_end = wanted
-            session.flush()
-            session.info.pop("dealbridge.cache", None)
-            now = utcnow()
-            owned = session.scalars(
-                select(Deal).where(Deal.owner_email == rep_email, Deal.status == "open")
-            )
-            with deferred_deliveries(session, app.extensions[SETTINGS_EXTENSION], now):
-                for deal in owned:
-                    announce(session, deal, now)
-    return found.id
+    return OutlookRep(found.id, found.display_name, get_mailbox_settings(client, found.id))
+
+
+def store_outlook_rep(session: Session, rep_email: str, found: OutlookRep) -> bool:
+    """Store the rep's Entra id, time zone and working hours; True when the working hours
+    changed (then their open deals need re-planning, in this transaction)."""
+    rep = session.scalar(select(Rep).where(Rep.email == rep_email))
+    if rep is None:
+        return False
+    rep.entra_id = found.user_id
+    if found.display_name and not rep.display_name:
+        rep.display_name = found.display_name
+    hours = found.hours
+    wanted = (
+        hours.working_hours_time_zone,
+        sorted(hours.working_days),
+        hours.start.strftime("%H:%M"),
+        hours.end.strftime("%H:%M"),
+    )
+    current = (rep.time_zone, sorted(rep.working_days or []), rep.work_start, rep.work_end)
+    if wanted != current and hours.end > hours.start and hours.working_days:
+        rep.time_zone, rep.working_days, rep.work_start, rep.work_end = wanted
+        session.flush()
+        session.info.pop("dealbridge.cache", None)
+        return True
+    return False
+
+
+def _owned(rep_email: str) -> Any:
+    return select(Deal).where(Deal.owner_email == rep_email, Deal.status == "open")
 
 
 def _record_failure(
@@ -517,13 +575,15 @@ def load_round(
     if lock:
         write_lock(session)
     links: dict[str, str] = {}
-    if mailbox_id is not None:
-        rows = session.execute(
-            select(MailboxEvent.event_id, MailboxEvent.meeting_key).where(
-                MailboxEvent.mailbox_id == mailbox_id
+    if mailbox_id is not None:  # the links of the round's events only: flat in mailbox size
+        event_ids = sorted({m.event_id for m in delta.meetings} | set(delta.removed))
+        for chunk in _chunks(event_ids):
+            rows = session.execute(
+                select(MailboxEvent.event_id, MailboxEvent.meeting_key).where(
+                    MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id.in_(chunk)
+                )
             )
-        )
-        links = {row.event_id: row.meeting_key for row in rows}
+            links.update((row.event_id, row.meeting_key) for row in rows)
     keys = {meeting_key(m) for m in delta.meetings}
     keys |= {links[e] for e in delta.removed if e in links}
     interactions: dict[str, StoredInteraction] = {}
@@ -540,7 +600,8 @@ def load_round(
         interactions=interactions,
         deals=deals,
         reminders=_active_reminders(session, delta.removed),
-        logged=_logged(session, mailbox_id),
+        # An idle round takes nothing away: the removal guard needs no count.
+        logged=_logged(session, mailbox_id) if delta.meetings or delta.removed else 0,
         deal_names=_deal_names(session, deals, named),
         excluded=excluded_series(session, (series_uid(m.ical_uid) for m in delta.meetings)),
     )
@@ -649,34 +710,46 @@ def apply_plan(
     settings: Settings,
     now: dt.datetime,
     report: SyncReport,
+    replan: Iterable[int] = (),
 ) -> None:
     """Write a plan in the session's transaction: its changes, then the others are told, then
-    the deals it touched are refreshed. A change that fails is recorded and the rest go on."""
+    the deals it touched are refreshed. A change that fails is recorded and the rest go on.
+    ``replan``: other deals (by id) to re-plan with them, each deal once."""
     if plan.refused is not None:
         raise ValueError(plan.refused)
     changes = plan.changes
     rows, links = _rows_for(session, changes, mailbox_id)
     told: list[tuple[Interaction, bool, str | None, int | None]] = []
-    with session.no_autoflush:  # one flush for the round, not one per query
-        for item in changes:
-            try:
-                _apply_change(session, item, plan.rep_email, mailbox_id, rows, links, told)
-                if item.kind is ChangeKind.REMINDER_DONE and item.reminder_id is not None:
-                    _reminder_dismissed(session, item.reminder_id, plan.rep_email, settings, now)
-            except Exception as exc:  # per item, as vdirsyncer: the rest of the round goes on
-                log.exception("sync of %s: %s failed", plan.rep_email, item.kind)
-                report.failed.append(f"{describe(item, plan.deal_names)}: {exc}")
-    session.flush()
-    for interaction, created, was, previous_deal in told:
-        if inspect(interaction).deleted or inspect(interaction).detached:
-            continue
-        _tell_others(session, settings, interaction, created, was, previous_deal, now)
-    with deferred_deliveries(session, settings, now):
-        for deal_id in plan.affected:
-            deal = session.get(Deal, deal_id)
-            if deal is not None:
-                refresh_last_interaction(session, deal, now)
-                announce(session, deal, now)
+    # One flush for the round, not one per query; the deliveries looked up together.
+    with batched(session):
+        with session.no_autoflush:
+            for item in changes:
+                try:
+                    _apply_change(session, item, plan.rep_email, mailbox_id, rows, links, told)
+                    if item.kind is ChangeKind.REMINDER_DONE and item.reminder_id is not None:
+                        _reminder_dismissed(
+                            session, item.reminder_id, plan.rep_email, settings, now
+                        )
+                except Exception as exc:  # per item, as vdirsyncer: the rest goes on
+                    log.exception("sync of %s: %s failed", plan.rep_email, item.kind)
+                    report.failed.append(f"{describe(item, plan.deal_names)}: {exc}")
+        session.flush()
+        for interaction, created, was, previous_deal in told:
+            if inspect(interaction).deleted or inspect(interaction).detached:
+                continue
+            _tell_others(session, settings, interaction, created, was, previous_deal, now)
+        affected = set(plan.affected)
+        deal_ids = [*dict.fromkeys(plan.affected), *sorted(set(replan) - affected)]
+        # Each deal once, its reminders preloaded; what the re-plan reads was flushed above
+        # (the new reminders are flushed once, at the end of deferred_deliveries).
+        with deferred_deliveries(session, settings, now), session.no_autoflush:
+            preload_reminders(session, deal_ids)
+            for deal_id in deal_ids:
+                deal = session.get(Deal, deal_id)
+                if deal is not None:
+                    if deal_id in affected:
+                        refresh_last_interaction(session, deal, now)
+                    announce(session, deal, now)
 
 
 def _rows_for(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 ACTIVE = ("open", "snoozed")
 NEW_DEALS = "dealbridge.new_deals"  # session.info: deals created in this transaction
 DEFERRED = "dealbridge.deferred_reminders"
+PRELOADED = "dealbridge.preloaded_reminders"  # session.info: deal id → its reminders, once
 CHANNELS = ("calendar", "teams")
 
 
@@ -195,8 +196,11 @@ def replan(
         fresh.discard(deal)  # a deal created in this transaction has no reminders yet
         stored: dict[str, Reminder] = {}
     else:
-        query = select(Reminder).where(Reminder.deal_id == deal.id)
-        stored = {r.key: r for r in session.scalars(query)}
+        preloaded: dict[int, list[Reminder]] = session.info.get(PRELOADED, {})
+        rows = preloaded.pop(deal.id, None)
+        if rows is None:
+            rows = list(session.scalars(select(Reminder).where(Reminder.deal_id == deal.id)))
+        stored = {r.key: r for r in rows}
     report = ReplanReport()
     added: list[Reminder] = []
     for key, plan in wanted.items():
@@ -321,6 +325,20 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
             queue_deliveries(session, reminder, settings, now, new=True)
     finally:
         session.info.pop(DEFERRED, None)
+        session.info.pop(PRELOADED, None)
+
+
+def preload_reminders(session: Session, deal_ids: Iterable[int]) -> None:
+    """Load the reminders of many deals in one query for the :func:`replan` of each (inside
+    :func:`deferred_deliveries`, which forgets them at its end); a deal re-planned a second
+    time loads its own again."""
+    ids = sorted(set(deal_ids))
+    by_deal: dict[int, list[Reminder]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        query = select(Reminder).where(Reminder.deal_id.in_(ids[start : start + 500]))
+        for reminder in session.scalars(query):
+            by_deal[reminder.deal_id].append(reminder)
+    session.info.setdefault(PRELOADED, {}).update(by_deal)
 
 
 def _new_reminder(deal: Deal, plan: PlannedReminder) -> Reminder:

@@ -329,7 +329,10 @@ def _plan_reminder_refresh(
 
 def queue_reminder_refresh(session: Session, reminder: Reminder) -> None:
     """Refresh the reminder's card now (if one was sent); the ``teams`` item keeps its time."""
-    sent = session.scalar(select(TeamsCard.id).where(TeamsCard.key == f"reminder:{reminder.id}"))
+    with session.no_autoflush:  # cards are written by their delivery, never in this session
+        sent = session.scalar(
+            select(TeamsCard.id).where(TeamsCard.key == f"reminder:{reminder.id}")
+        )
     if sent is None:
         return
     payload = ReminderRefreshPayload(
