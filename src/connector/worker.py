@@ -45,14 +45,20 @@ class Worker:
         return done
 
     def run_forever(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                busy = self.turn()
-            except Exception:  # the database is away or a bug: log, wait, go on
-                log.exception("worker turn failed")
-                busy = 0
-            if not busy:
-                self._rest()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    busy = self.turn()
+                except Exception:  # the database is away or a bug: log, wait, go on
+                    log.exception("worker turn failed")
+                    busy = 0
+                if not busy:
+                    self._rest()
+        finally:  # the wake-up connection is the worker's own: it goes with the worker
+            if self._listener is not None:
+                with contextlib.suppress(Exception):
+                    self._listener.close()
+                self._listener = None
 
     def _rest(self) -> None:
         """Wait ``idle`` seconds, or (PostgreSQL) until a run is made due now
@@ -88,14 +94,19 @@ class Worker:
 
 def _listen(app: Flask) -> Any:
     """A connection of its own that listens on :data:`WAKE_CHANNEL` (None if it cannot)."""
+    connection: Any = None
     try:
         pooled = get_store(app).engine.raw_connection()
-        pooled.detach()  # its own for as long as the worker lives, never back to the pool
+        # Take the driver's connection before detaching: a detached proxy no longer holds it.
         connection = pooled.driver_connection
+        pooled.detach()  # its own for as long as the worker lives, never back to the pool
         assert connection is not None
         connection.autocommit = True
         connection.execute(f"LISTEN {WAKE_CHANNEL}")
     except Exception:
-        log.warning("worker: cannot listen for new work; looking every idle period")
+        log.warning("worker: cannot listen for new work; looking every idle period", exc_info=True)
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
         return None
     return connection
