@@ -246,7 +246,16 @@ def _unsettled(store: Store) -> bool:
         .select_from(Interaction)
         .where(Interaction.kind == "meeting", Interaction.deal_id.is_not(None)),
     )
-    return bool(busy) or logged < MEETINGS
+    runs = _count(  # a notified round still to run, or under way (the second rep's mailbox)
+        store,
+        select(func.count())
+        .select_from(JobRun)
+        .where(
+            (JobRun.status == "running")
+            | ((JobRun.status == "due") & (JobRun.due_at <= dt.datetime.now(dt.UTC)))
+        ),
+    )
+    return bool(busy) or bool(runs) or logged < MEETINGS
 
 
 def _figures(store: Store, sandbox: RunningSandbox, reps: list[tuple[str, str]]) -> Figures:
