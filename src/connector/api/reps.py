@@ -24,6 +24,7 @@ from connector.errors import NotFound, invalid
 from connector.meetings.exclusions import exclusions_of
 from connector.store.db import db_session
 from connector.store.models import Deal, Rep, RepPreference, utcnow
+from reminders.worktime import WorkingCalendar
 
 api = Api("api_v1_reps", "/api/v1")
 
@@ -188,6 +189,7 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
     end = fields.get("work_end") or rep.work_end or "17:00"
     if end <= start:
         raise invalid("work_end", "must be after work_start")
+    _plannable(fields, rep, start, end)
     active = fields.pop("active", None)
     for name, value in fields.items():
         if value is not None or name in {"entra_id", "holiday_country", "manager_email"}:
@@ -201,6 +203,24 @@ def put_rep(email: str, body: RepIn) -> tuple[RepOut, int]:
     out = rep_out(rep, _open_deals_by_owner(session).get(rep.email, 0))
     session.commit()
     return out, 201 if created else 200
+
+
+def _plannable(fields: dict[str, Any], rep: Rep, start: str, end: str) -> None:
+    """The rep's working time as the planner will read it (``WorkingCalendar``): refused here,
+    naming the field, rather than stored and failing every later re-plan of her deals."""
+    country = fields.get("holiday_country", rep.holiday_country)
+    try:
+        WorkingCalendar(
+            time_zone="UTC",  # checked by RepIn itself; the zone does not change these rules
+            start=dt.time.fromisoformat(start),
+            end=dt.time.fromisoformat(end),
+            holiday_country=country,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = [str(part) for part in error["loc"]]
+        field = "holiday_country" if "holiday_country" in where else "work_end"
+        raise invalid(field, str(error["msg"]).removeprefix("Value error, ")) from exc
 
 
 @api.operation(

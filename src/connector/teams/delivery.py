@@ -32,6 +32,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from pydantic import BaseModel, Field
@@ -68,7 +69,7 @@ from connector.signals import (
     reminder_changed,
     settings_of,
 )
-from connector.stage_reminders.replan import ACTIVE, ReminderDelivery, working_calendar
+from connector.stage_reminders.replan import ACTIVE, ReminderDelivery
 from connector.store.db import get_store
 from connector.store.models import (
     Interaction,
@@ -246,7 +247,9 @@ def _quiet_until(
     rep = session.scalar(select(Rep).where(Rep.email == reminder.rep_email))
     if rep is None:
         return None
-    return quiet_until(session, rep, working_calendar(rep, settings).zone, now)
+    # Only her zone is needed: not the whole working calendar, whose holidays may not load.
+    zone = ZoneInfo(rep.time_zone or settings.default_time_zone)
+    return quiet_until(session, rep, zone, now)
 
 
 def _plan_meeting_card(
