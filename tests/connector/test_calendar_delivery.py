@@ -102,6 +102,28 @@ def test_snooze_moves_the_event_and_done_removes_it(m365: Tenant) -> None:
     assert second_key not in keys
 
 
+def test_an_event_on_the_calendar_moves_at_once_when_its_reminder_moves_out_of_the_lead(
+    m365: Tenant,
+) -> None:
+    """An event already on the calendar is moved when its reminder is, not a lead time before
+    the new due time: until then Outlook would remind the rep at the old time. (Seen as
+    "lost" events in tests/e2e/test_processes.py: a re-plan moved reminders weeks out.)"""
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    deliver_all(m365)
+    settings = m365.app.extensions[SETTINGS_EXTENSION]
+    now = utcnow()
+    until = (now + dt.timedelta(days=9)).replace(hour=10, minute=0, second=0, microsecond=0)
+    with get_store(m365.app).session() as session:
+        reminder = session.scalars(select(Reminder).where(Reminder.status == "open")).first()
+        assert reminder is not None and reminder.calendar_event_id
+        snooze(session, reminder, until, settings, now)
+        event_id = reminder.calendar_event_id
+    drain(m365.app, now=now + dt.timedelta(seconds=1))
+    by_id = {e["id"]: e for e in calendar(m365, ann)}
+    assert by_id[event_id]["start"]["dateTime"].startswith(until.strftime("%Y-%m-%dT%H:%M"))
+
+
 def test_a_crash_after_graph_created_the_event_makes_no_second_one(m365: Tenant) -> None:
     ann = m365.add_rep("ann", "Ann Lee")
     add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])

@@ -61,6 +61,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 DEALS = int(os.environ.get("PROCS_DEALS", "24"))
 MEETINGS = int(os.environ.get("PROCS_MEETINGS", "12"))
 REPS = 8  # as tests/e2e/test_chaos.py's _reps makes
+LEAD_HOURS = 336  # DEALBRIDGE_CALENDAR_LEAD_HOURS: every new reminder's event at once
 SETTLE_SECONDS = 150
 
 
@@ -129,7 +130,7 @@ def _env(sandbox: RunningSandbox, url: str, public_url: str, *, web: bool) -> di
         "BOT_OPENID_METADATA_URL": bot["openIdMetadata"],
         "PUBLIC_URL": public_url,
         "REMINDER_CHANNELS": '["calendar", "teams"]',
-        "CALENDAR_LEAD_HOURS": "336",
+        "CALENDAR_LEAD_HOURS": str(LEAD_HOURS),
         "AUTO_MIGRATE": "false",
         "OUTBOX_LEASE_SECONDS": "3",
         "OUTBOX_FIRST_RETRY_SECONDS": "0.5",
@@ -263,7 +264,15 @@ def _figures(store: Store, sandbox: RunningSandbox, reps: list[tuple[str, str]])
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
     with store.sessions() as session:
         items = list(session.scalars(select(OutboxItem)))
-        open_keys = set(session.scalars(select(Reminder.key).where(Reminder.status == "open")))
+        # Open reminders whose event is due on the calendar by now: a meeting logged on a deal
+        # re-plans it, and its reminders (forced due by _make_due_now) go back weeks out,
+        # beyond the lead; one whose event was not made yet then waits, rightly, for its time.
+        lead = dt.timedelta(hours=LEAD_HOURS)
+        open_keys = {
+            r.key
+            for r in session.scalars(select(Reminder).where(Reminder.status == "open"))
+            if r.effective_due_at - lead <= soon or r.calendar_event_id
+        }
         cards = {c.activity_id for c in session.scalars(select(TeamsCard))}
         meetings = list(session.scalars(select(Interaction).where(Interaction.kind == "meeting")))
         runs = list(session.scalars(select(JobRun)))

@@ -378,8 +378,9 @@ def queue_deliveries(
 ) -> None:
     """Queue (or refresh) this reminder's delivery on each channel that is on.
 
-    The calendar event appears ``calendar_lead_hours`` before it is due; the Teams card at
-    the due time. Withdrawals (done, cancelled) go at once.
+    The calendar event appears ``calendar_lead_hours`` before it is due, and an event already
+    on the calendar is moved at once; the Teams card comes at the due time. Withdrawals (done,
+    cancelled) go at once.
     """
     active = reminder.status in ACTIVE
     due = reminder.effective_due_at
@@ -391,8 +392,10 @@ def queue_deliveries(
     if reminder.calendar_event_id and "calendar" in settings.reminder_channels:
         channels = sorted({*channels, "calendar"})
     for channel in channels:
-        if channel == "calendar":
+        if channel == "calendar" and reminder.calendar_event_id is None:
             send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if active else now
+        elif channel == "calendar":  # an event already made moves now, or Outlook reminds
+            send_at = now  # the rep at the old time
         else:
             send_at = due if active else now
         payload = ReminderDelivery(
