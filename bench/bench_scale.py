@@ -66,6 +66,7 @@ def _settings(url: str, sandbox: SandboxProcess) -> dict[str, str]:
         "DEALBRIDGE_REMINDER_CHANNELS": '["calendar"]',
         "DEALBRIDGE_CALENDAR_LEAD_HOURS": str(24 * 14),
         "DEALBRIDGE_LOG_LEVEL": "INFO",
+        "DEALBRIDGE_SYNC_POLL_MINUTES": "60",
     }
 
 
@@ -75,7 +76,7 @@ def _seed(url: str, sandbox: SandboxProcess) -> Any:
     from connector.app import create_app, prepare_database
     from connector.deals.changes import upsert_deal
     from connector.store.db import Store, get_store
-    from connector.store.models import OutboxItem, Rep, utcnow
+    from connector.store.models import Mailbox, OutboxItem, Rep, utcnow
 
     prepare_database(Store(url))
     env = {k.removeprefix("DEALBRIDGE_").lower(): v for k, v in _settings(url, sandbox).items()}
@@ -92,6 +93,10 @@ def _seed(url: str, sandbox: SandboxProcess) -> Any:
                 "POST", "/users", {"userPrincipalName": email, "displayName": f"Rep {r}"}
             )
             session.add(Rep(email=email, display_name=f"Rep {r}", entra_id=user["id"]))
+            # Not due for the leader's own poll (a never-read mailbox is due at once): the
+            # timed rounds below are the first read of each mailbox, not an idle one after
+            # the workers read it while the deliveries were timed.
+            session.add(Mailbox(rep_email=email, needs_sync=False, last_round_at=now))
     with get_store(app).session() as session:
         for d in range(DEALS):
             body = DealIn.model_validate(
