@@ -116,7 +116,8 @@ def test_an_event_on_the_calendar_moves_at_once_when_its_reminder_moves_out_of_t
     until = (now + dt.timedelta(days=9)).replace(hour=10, minute=0, second=0, microsecond=0)
     with get_store(m365.app).session() as session:
         reminder = session.scalars(select(Reminder).where(Reminder.status == "open")).first()
-        assert reminder is not None and reminder.calendar_event_id
+        assert reminder is not None
+        assert reminder.calendar_event_id
         snooze(session, reminder, until, settings, now)
         event_id = reminder.calendar_event_id
     drain(m365.app, now=now + dt.timedelta(seconds=1))

@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from connector.deals.reps import update_preferences
+from connector.deals.reps import channels_for, delete_rep, set_digest, update_preferences
 from connector.errors import Conflict, Forbidden
 from connector.meetings.exclusions import undo, withdraw
 from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
-from connector.store.models import Interaction, MeetingExclusion, utcnow
+from connector.store.models import Interaction, MeetingExclusion, Rep, utcnow
 from connector.teams.digests import queue_digests
 from tests.connector.conftest import Tenant, meeting
 from tests.connector.test_meeting_sync import (
@@ -187,3 +187,24 @@ def test_the_digest_comes_at_the_time_the_rep_chose(m365: Tenant) -> None:
 
     assert queue_digests(m365.app, monday_10_berlin) == []  # her working day began at 9
     assert queue_digests(m365.app, monday_10_berlin + dt.timedelta(hours=1, minutes=30)) == [ann]
+
+
+def test_a_reps_channels_follow_her_preferences_within_and_across_sessions(m365: Tenant) -> None:
+    """The preferences are read once per session (a meeting round asks per reminder): one set
+    in the same session, or since in another, is what the next delivery goes by."""
+    ann = m365.add_rep("ann", "Ann Lee")
+    both = ["calendar", "teams"]
+    store = get_store(m365.app)
+    with store.session() as session:
+        assert channels_for(session, ann, both) == both  # none yet: remembered as none
+        set_digest(session, ann, True)  # adds her row
+        update_preferences(session, ann, channels="teams")
+        assert channels_for(session, ann, both) == ["teams"]
+    with store.session() as other:
+        update_preferences(other, ann, channels="outlook")
+    with store.session() as session:
+        assert channels_for(session, ann, both) == ["calendar"]
+        rep = session.scalar(select(Rep).where(Rep.email == ann))
+        assert rep is not None
+        delete_rep(session, rep, utcnow())
+        assert channels_for(session, ann, both) == both

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from connector.signals import rep_changed
@@ -27,9 +27,9 @@ def wants_digest(session: Session, rep_email: str) -> bool:
 
 
 def set_digest(session: Session, rep_email: str, on: bool) -> None:
-    pref = session.scalar(select(RepPreference).where(RepPreference.rep_email == rep_email))
+    pref = preference_of(session, rep_email)
     if pref is None:
-        session.add(RepPreference(rep_email=rep_email, daily_digest=on))
+        _add_preference(session, RepPreference(rep_email=rep_email, daily_digest=on))
     else:
         pref.daily_digest = on
 
@@ -40,15 +40,37 @@ CHANNEL_CHOICES = ("teams", "outlook", "both")
 _CHOICE_CHANNELS = {"teams": ("teams",), "outlook": ("calendar",), "both": ("calendar", "teams")}
 
 
+_SEEN = "dealbridge.preferences"
+"""session.info: the preferences read in this session, by rep (None: she has none). A meeting
+round asks once per reminder it re-plans; the row is the session's own object, so changes to
+it are seen, and the writers below keep the entry current when they add or delete one."""
+
+
 def preference_of(session: Session, rep_email: str) -> RepPreference | None:
-    return session.scalar(select(RepPreference).where(RepPreference.rep_email == rep_email))
+    seen: dict[str, RepPreference | None] = session.info.setdefault(_SEEN, {})
+    if rep_email not in seen:
+        query = select(RepPreference).where(RepPreference.rep_email == rep_email)
+        seen[rep_email] = session.scalar(query)
+    return seen[rep_email]
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_preferences(session: Session) -> None:
+    """Read again in the next transaction: another process may have changed them."""
+    session.info.pop(_SEEN, None)
+
+
+def _add_preference(session: Session, pref: RepPreference) -> RepPreference:
+    session.add(pref)
+    session.info.setdefault(_SEEN, {})[pref.rep_email] = pref
+    return pref
 
 
 def _preference(session: Session, rep_email: str) -> RepPreference:
     pref = preference_of(session, rep_email)
     if pref is None:
-        pref = RepPreference(rep_email=rep_email, daily_digest=False)
-        session.add(pref)
+        pref = _add_preference(session, RepPreference(rep_email=rep_email, daily_digest=False))
     return pref
 
 
@@ -116,9 +138,10 @@ def brief_minutes_of(session: Session, rep_email: str) -> int | None:
 
 
 def set_brief_minutes(session: Session, rep_email: str, minutes: int) -> None:
-    pref = session.scalar(select(RepPreference).where(RepPreference.rep_email == rep_email))
+    pref = preference_of(session, rep_email)
     if pref is None:
-        session.add(RepPreference(rep_email=rep_email, daily_digest=False, brief_minutes=minutes))
+        new = RepPreference(rep_email=rep_email, daily_digest=False, brief_minutes=minutes)
+        _add_preference(session, new)
     else:
         pref.brief_minutes = minutes
 
@@ -177,4 +200,5 @@ def delete_rep(session: Session, rep: Rep, now: dt.datetime) -> None:
     ):
         for row in session.scalars(select(model).where(column == rep.email)).all():
             session.delete(row)
+    session.info.get(_SEEN, {}).pop(rep.email, None)
     session.delete(rep)

@@ -13,6 +13,7 @@ meeting.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -68,6 +69,7 @@ def _ascii_domain(domain: str) -> str | None:
     return domain
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a round meets the same few addresses on every event
 def normalize_address(raw: str | None) -> str | None:
     """``raw`` as ``local@domain`` in lowercase, or None when it is not a readable address.
 
