@@ -225,6 +225,8 @@ class Figures:
     job_periods_doubled: int = 0
     job_runs_retried: int = 0
     not_done: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, int] = field(default_factory=dict)
+    """Items whose time has not come (a reminder re-planned weeks out, a card for later)."""
 
     def line(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.__dict__.items())
@@ -279,6 +281,7 @@ def _figures(store: Store, sandbox: RunningSandbox, reps: list[tuple[str, str]])
     figures.outbox_items = len(items)
     due = [i for i in items if i.status != "pending" or i.next_attempt_at <= soon]
     figures.not_done = dict(Counter(f"{i.kind}:{i.status}" for i in due if i.status != "done"))
+    figures.waiting = dict(Counter(i.kind for i in items if i not in due))
     on_calendars: Counter[str] = Counter()
     shown: Counter[str] = Counter()
     shown_ids: set[str] = set()
