@@ -281,7 +281,8 @@ def _figures(store: Store, sandbox: RunningSandbox, reps: list[tuple[str, str]])
     figures.outbox_items = len(items)
     due = [i for i in items if i.status != "pending" or i.next_attempt_at <= soon]
     figures.not_done = dict(Counter(f"{i.kind}:{i.status}" for i in due if i.status != "done"))
-    figures.waiting = dict(Counter(i.kind for i in items if i not in due))
+    later = [i for i in items if i.status == "pending" and i.next_attempt_at > soon]
+    figures.waiting = dict(Counter(i.kind for i in later))
     on_calendars: Counter[str] = Counter()
     shown: Counter[str] = Counter()
     shown_ids: set[str] = set()

@@ -392,10 +392,9 @@ def queue_deliveries(
     if reminder.calendar_event_id and "calendar" in settings.reminder_channels:
         channels = sorted({*channels, "calendar"})
     for channel in channels:
-        if channel == "calendar" and reminder.calendar_event_id is None:
-            send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if active else now
-        elif channel == "calendar":  # an event already made moves now, or Outlook reminds
-            send_at = now  # the rep at the old time
+        if channel == "calendar":  # an event already made moves now: Outlook would remind
+            ahead = active and reminder.calendar_event_id is None  # the rep at the old time
+            send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if ahead else now
         else:
             send_at = due if active else now
         payload = ReminderDelivery(
