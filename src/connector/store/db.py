@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXTENSION = "dealbridge.store"
 MIGRATION_WAIT = 600.0  # seconds an upgrade waits for another process's
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a SQLite statement waits for another connection's lock
 
 
 class MigrationBusy(RuntimeError):
@@ -40,7 +43,10 @@ class Store:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT,
+            }
         else:
             # A server restart (or a proxy's idle timeout) leaves dead connections in the pool:
             # check each one as it is taken, so no request fails because of it.
@@ -154,10 +160,29 @@ def write_lock(session: Session) -> None:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the scheduler write while the API reads; FKs are off by default in SQLite.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting as long as any statement would (the connection's
+    busy timeout). SQLite refuses the switch at once, without its busy handler, when two
+    connections escalate their locks together: processes opening a fresh database at once
+    (two upgrades, two workers starting) failed about one try in five. Once the file is in
+    WAL mode (it stays so) the switch is a no-op that takes no lock."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def init_app(app: Flask, store: Store) -> None:
