@@ -24,11 +24,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from flask import Flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from connector import metrics
@@ -44,6 +44,7 @@ ATTEMPTING_NOW = "attempting"
 UNCHECKED = "unchecked_repeats"
 """``result`` flag: an attempt may have acted unheard (lost answer, death); cleared once done."""
 BATCH = "dealbridge.outbox_batch"  # session.info: the enqueues of a batch, by key
+NEW_ROWS = "dealbridge.outbox_new_rows"  # session.info: rows of new keys, written together
 LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 15
 FIRST_RETRY = dt.timedelta(seconds=30)
@@ -195,6 +196,47 @@ def enqueue(
     if batch is not None:
         batch[key] = _Queued(item, added=True)
     return item
+
+
+def enqueue_new(
+    session: Session, kind: str, key: str, payload: BaseModel, *, due: dt.datetime | None = None
+) -> None:
+    """Queue a delivery whose key cannot exist yet (its subject was just created): no lookup.
+    Inside :func:`new_rows` the row is written with the others at its end, one ``INSERT`` for
+    them all and no ORM object (a reminder's two channels for 1,000 new deals are 4,500
+    rows); else as ``enqueue(new=True)``."""
+    rows: list[dict[str, Any]] | None = session.info.get(NEW_ROWS)
+    if rows is None:
+        enqueue(session, kind, key, payload, due=due, new=True)
+        return
+    rows.append(
+        {
+            "kind": kind,
+            "idempotency_key": key,
+            "payload": stored(payload),
+            "status": OutboxStatus.PENDING,
+            "next_attempt_at": due or utcnow(),
+        }
+    )
+
+
+@contextmanager
+def new_rows(session: Session) -> Iterator[None]:
+    """The :func:`enqueue_new` inside are written together when it ends without error (the
+    session's transaction holds them as it holds any other write). One inside another joins
+    it."""
+    if NEW_ROWS in session.info:
+        yield
+        return
+    rows: list[dict[str, Any]] = []
+    session.info[NEW_ROWS] = rows
+    try:
+        yield
+    finally:
+        session.info.pop(NEW_ROWS, None)
+    table, connection = cast(Table, OutboxItem.__table__), session.connection()
+    for start in range(0, len(rows), 1000):  # Core: the ORM's bulk insert costs 3x as much
+        connection.execute(insert(table), rows[start : start + 1000])
 
 
 @dataclass

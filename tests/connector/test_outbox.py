@@ -421,7 +421,8 @@ def test_a_batch_of_enqueues_ends_as_one_by_one(app: Flask) -> None:
     prepare()
     lookups: list[str] = []
     engine = get_store(app).engine
-    listen = lambda *a: lookups.append(a[2]) if "FROM outbox" in a[2] else None  # noqa: E731
+    looks_up = "WHERE outbox.idempotency_key"  # (SQLite numbers new rows: SELECT max(id))
+    listen = lambda *a: lookups.append(a[2]) if looks_up in a[2] else None  # noqa: E731
     event.listen(engine, "before_cursor_execute", listen)
     try:
         with get_store(app).session() as session, batched(session):

@@ -102,7 +102,7 @@ def bulk_deals(body: BulkDealsRaw) -> BulkResult:
     settings = current_settings()
     pipelines = _pipelines(session)
     results: dict[int, BulkItemResult] = {}
-    planned: list[tuple[int, BulkDeal, DealIn]] = []
+    planned: list[tuple[int, BulkDeal]] = []  # a BulkDeal is a DealIn with its id
     seen: set[str] = set()
     # Plan: validate every item (shape, pipeline, stage) before touching the session.
     for index, raw in enumerate(body.deals):
@@ -112,8 +112,7 @@ def bulk_deals(body: BulkDealsRaw) -> BulkResult:
             if item.id in seen:
                 raise invalid("id", f"deal {item.id!r} appears twice in this call")
             seen.add(item.id)
-            data = DealIn.model_validate(item.model_dump(exclude={"id"}))
-            check_deal(pipelines, data, settings.default_pipeline)
+            check_deal(pipelines, item, settings.default_pipeline)
         except ValidationError as exc:
             problem = from_validation_error(exc, "body", prefix=f"deals.{index}.")
             results[index] = _failed(crm_id, index, problem)
@@ -121,7 +120,7 @@ def bulk_deals(body: BulkDealsRaw) -> BulkResult:
         except DealBridgeError as exc:
             results[index] = _failed(crm_id, index, exc, prefix=f"deals.{index}.")
             continue
-        planned.append((index, item, data))
+        planned.append((index, item))
     # Apply: one flush for the batch; if the database still refuses it (a concurrent writer),
     # redo item by item in savepoints so only the refused items fail.
     try:
@@ -149,19 +148,19 @@ _OUTCOMES = ("created", "updated", "unchanged", "failed")
 
 def _apply_bulk(
     session: Session,
-    planned: list[tuple[int, BulkDeal, DealIn]],
+    planned: list[tuple[int, BulkDeal]],
     pipelines: dict[str, Pipeline],
     now: dt.datetime,
 ) -> dict[int, tuple[str, Outcome]]:
-    ids = [item.id for _, item, _ in planned]
+    ids = [item.id for _, item in planned]
     existing = {d.crm_id: d for d in session.scalars(select(Deal).where(Deal.crm_id.in_(ids)))}
     outcomes: dict[int, tuple[str, Outcome]] = {}
     changed: list[Deal] = []
-    for index, item, data in planned:
+    for index, item in planned:
         deal, outcome = upsert_deal(
             session,
             item.id,
-            data,
+            item,
             actor=actor(),
             now=now,
             default_pipeline=current_settings().default_pipeline,

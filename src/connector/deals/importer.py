@@ -142,8 +142,7 @@ def plan_import(path: Path, session: Session, *, default_pipeline: str) -> Impor
     try:
         for line, raw in rows:
             try:
-                item = BulkDeal.model_validate(raw)
-                data = DealIn.model_validate(item.model_dump(exclude={"id"}))
+                item = data = BulkDeal.model_validate(raw)  # a BulkDeal is a DealIn
             except ValidationError as exc:
                 reasons = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc']) or 'row'}: "

@@ -13,20 +13,44 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     HttpUrl,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.networks import validate_email
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _KEY = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _T = TypeVar("_T")
 
 
-def _lower(value: str) -> str:
-    return value.strip().lower()
+_PLAIN_EMAIL = re.compile(
+    r"(?P<local>[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*)@"
+    r"(?P<domain>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?P<tld>[a-z]{2,63}))"
+)
+_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+"""Domains email-validator refuses as not deliverable (RFC 6761), the name and its subdomains."""
+
+
+def _email(value: str) -> str:
+    """An email address, lower-cased, as pydantic's ``EmailStr`` (email-validator) accepts it.
+    A plain ASCII address (the usual kind) is judged by one regular expression that accepts
+    only what email-validator accepts; anything else is left to email-validator (about 100 µs
+    an address: 1,000 deals with a contact each spent 0.2 s on it)."""
+    value = value.strip()
+    lowered = value.lower()
+    plain = _PLAIN_EMAIL.fullmatch(lowered) if value.isascii() and len(value) <= 254 else None
+    if (
+        plain is not None
+        and len(plain["local"]) <= 64
+        and len(plain["domain"]) <= 253
+        and "--" not in plain["domain"]  # punycode (xn--) and the like: email-validator's call
+        and plain["tld"] not in _SPECIAL_USE
+    ):
+        return lowered
+    return validate_email(value)[1].strip().lower()
 
 
 def _domain(value: str) -> str:
@@ -76,7 +100,9 @@ def _plausible(value: dt.datetime) -> dt.datetime:
     return value
 
 
-Email = Annotated[EmailStr, AfterValidator(_lower)]
+Email = Annotated[
+    str, AfterValidator(_email), WithJsonSchema({"type": "string", "format": "email"})
+]
 Domain = Annotated[str, AfterValidator(_domain)]
 AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
 PlausibleDatetime = Annotated[dt.datetime, AfterValidator(_aware), AfterValidator(_plausible)]

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from connector.deals.reps import channels_for
 from connector.errors import Conflict, from_validation_error
-from connector.outbox import enqueue
+from connector.outbox import enqueue, enqueue_new, new_rows
 from connector.settings import Settings
 from connector.signals import reminder_changed, settings_of
 from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep
@@ -321,8 +321,9 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
         yield
         added: list[Reminder] = session.info[DEFERRED]
         session.flush()
-        for reminder in added:
-            queue_deliveries(session, reminder, settings, now, new=True)
+        with new_rows(session):  # their rows in one INSERT, no ORM object each
+            for reminder in added:
+                queue_deliveries(session, reminder, settings, now, new=True)
     finally:
         session.info.pop(DEFERRED, None)
         session.info.pop(PRELOADED, None)
@@ -404,15 +405,11 @@ def queue_deliveries(
             mailbox=reminder.calendar_mailbox or reminder.rep_email,
             event_id=reminder.calendar_event_id,
         )
-        enqueue(
-            session,
-            channel,
-            f"{channel}:{reminder.key}",
-            payload,
-            due=max(send_at, now) if active else now,
-            replace=True,
-            new=new,
-        )
+        key, due_at = f"{channel}:{reminder.key}", max(send_at, now) if active else now
+        if new:
+            enqueue_new(session, channel, key, payload, due=due_at)
+        else:
+            enqueue(session, channel, key, payload, due=due_at, replace=True)
 
 
 def is_overdue(reminder: Reminder, now: dt.datetime) -> bool:
