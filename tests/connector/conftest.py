@@ -146,6 +146,22 @@ def meeting(
     }
 
 
+def recurrence(start: dt.datetime, occurrences: int, *, daily: bool = False) -> dict[str, Any]:
+    """A Graph event's `recurrence`: weekly on `start`'s weekday (or daily), `occurrences` times
+    from `start`'s date."""
+    pattern: dict[str, Any] = {"type": "daily", "interval": 1}
+    if not daily:
+        pattern = {"type": "weekly", "interval": 1, "daysOfWeek": [start.strftime("%A").lower()]}
+    return {
+        "pattern": pattern,
+        "range": {
+            "type": "numbered",
+            "startDate": start.date().isoformat(),
+            "numberOfOccurrences": occurrences,
+        },
+    }
+
+
 @pytest.fixture(scope="session")
 def sandbox_tenant() -> Iterator[Any]:
     from sandbox.server import start_sandbox

@@ -19,7 +19,7 @@ from connector.outbox import drain
 from connector.store.db import get_store
 from connector.store.models import AttendanceCheck, Deal, Interaction, utcnow
 from sandbox.config import ALL_ROLES
-from tests.connector.conftest import Tenant, make_app, meeting
+from tests.connector.conftest import Tenant, make_app, meeting, recurrence
 from tests.connector.receiver import Receiver, running_receiver
 from tests.connector.test_meeting_sync import _graph, add_deal, interactions, sync
 from tests.databases import Template
@@ -312,15 +312,13 @@ def test_a_report_that_arrives_late_is_read_on_a_later_look(t: Tenant) -> None:
 def test_each_occurrence_of_a_series_gets_its_own_sessions_attendance(t: Tenant) -> None:
     ann = _rep_and_deal(t)
     first = NOW.replace(hour=9, minute=0) - dt.timedelta(days=3)
-    body = meeting("Weekly sync", first, [DANA], isOnlineMeeting=True)
-    body["recurrence"] = {
-        "pattern": {"type": "daily", "interval": 1},
-        "range": {
-            "type": "numbered",
-            "startDate": first.date().isoformat(),
-            "numberOfOccurrences": 3,
-        },
-    }
+    body = meeting(
+        "Weekly sync",
+        first,
+        [DANA],
+        isOnlineMeeting=True,
+        recurrence=recurrence(first, 3, daily=True),
+    )
     join_url = t.add_event(ann, body)["onlineMeeting"]["joinUrl"]
     second = first + dt.timedelta(days=1)
     _joined(t, join_url, (ann, 30), start=first)  # alone
