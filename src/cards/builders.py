@@ -47,6 +47,7 @@ from cards.models import (
     HealthView,
     HelpView,
     IdleDeal,
+    LastInteraction,
     MeetingCancelled,
     MeetingLoggedByChoice,
     MeetingLoggedView,
@@ -108,13 +109,7 @@ def reminder_card(view: ReminderView) -> CardJson:
     facts.append(Fact(title="Stage", value=f"{view.stage.name} · {_days(view.days_in_stage)}"))
     if view.amount is not None:
         facts.append(Fact(title="Amount", value=_money(view.amount)))
-    if view.last_interaction is not None:
-        last = view.last_interaction
-        facts.append(
-            Fact(title="Last contact", value=f"{_clip(last.summary, 80)} · {_date(last.at)}")
-        )
-    else:
-        facts.append(Fact(title="Last contact", value="None logged"))
+    facts.append(_last_contact(view.last_interaction))
     if view.due_at is not None:
         facts.append(Fact(title="Due", value=_when(view.due_at)))
 
@@ -597,13 +592,7 @@ def deal_card(view: DealView, *, unfurl: bool = False) -> CardJson:
         )
     else:
         facts.append(Fact(title="Next reminder", value="None open"))
-    if view.last_interaction is not None:
-        last = view.last_interaction
-        facts.append(
-            Fact(title="Last contact", value=f"{_clip(last.summary, 80)} · {_date(last.at)}")
-        )
-    else:
-        facts.append(Fact(title="Last contact", value="None logged"))
+    facts.append(_last_contact(view.last_interaction))
     if view.owner:
         facts.append(Fact(title="Owner", value=_clip(view.owner, 80)))
     facts.append(Fact(title="CRM id", value=_clip(view.deal_id, 60)))
@@ -820,6 +809,12 @@ def _later_stages(current: Stage, pipeline: list[Stage]) -> list[Stage]:
     if current.id not in ids:
         return [s for s in pipeline if s.id != current.id]
     return pipeline[ids.index(current.id) + 1 :]
+
+
+def _last_contact(last: LastInteraction | None) -> Fact:
+    if last is None:
+        return Fact(title="Last contact", value="None logged")
+    return Fact(title="Last contact", value=f"{_clip(last.summary, 80)} · {_date(last.at)}")
 
 
 def _meeting_header(kicker: str, subject: str, facts: list[Fact]) -> list[Element]:
