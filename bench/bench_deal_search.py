@@ -103,34 +103,18 @@ def _seed(app: Any) -> None:
 
 
 def _or_shape(session: Any, rep: Any, words: str) -> list[Any]:
-    """The baseline: the search as first written (an OR beside the status filter)."""
-    from sqlalchemy import case, exists, func, or_, select
+    """The baseline: the search as first written (an OR beside the status filter), with the
+    product's word filter."""
+    from sqlalchemy import case, or_, select
 
-    from connector.store.models import Deal, DealContact
-    from connector.teams.deal_search import _like, rep_accounts
+    from connector.store.models import Deal
+    from connector.teams.deal_search import rep_accounts, text_matches
 
     accounts = rep_accounts(session, rep.email)
     visible = or_(Deal.owner_email == rep.email, Deal.account_name.in_(accounts))
     query = select(Deal).where(Deal.status == "open", visible)
-    for word in words.split()[:5]:
-        pattern = _like(word)
-        contact = exists(
-            select(DealContact.id).where(
-                DealContact.deal_id == Deal.id,
-                or_(
-                    func.lower(DealContact.email).like(pattern, escape="\\"),
-                    func.lower(func.coalesce(DealContact.name, "")).like(pattern, escape="\\"),
-                ),
-            )
-        )
-        query = query.where(
-            or_(
-                func.lower(Deal.title).like(pattern, escape="\\"),
-                func.lower(func.coalesce(Deal.account_name, "")).like(pattern, escape="\\"),
-                func.lower(Deal.crm_id).like(pattern, escape="\\"),
-                contact,
-            )
-        )
+    for condition in text_matches(words):
+        query = query.where(condition)
     own_first = case((Deal.owner_email == rep.email, 0), else_=1)
     query = query.order_by(
         own_first, Deal.last_interaction_at.desc().nulls_last(), Deal.updated_at.desc()

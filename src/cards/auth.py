@@ -9,7 +9,6 @@ skew, the `serviceurl` claim equal to the activity's, the signing key endorsed f
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ import requests
 from pydantic import BaseModel, ConfigDict
 
 from cards.actions import Activity
+from cards.signing_keys import SigningKeyError, SigningKeys, decode
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,6 @@ class Claims(BaseModel):
     """Every claim of the token."""
 
 
-class _SigningKey:
-    __slots__ = ("endorsements", "key")
-
-    def __init__(self, key: jwt.PyJWK, endorsements: frozenset[str]) -> None:
-        self.key = key
-        self.endorsements = endorsements
-
-
 class BotFrameworkAuthenticator:
     """Verifies the Bearer JWT on each inbound activity against the Bot Framework's keys.
 
@@ -108,18 +100,19 @@ class BotFrameworkAuthenticator:
         http_timeout: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._metadata_url = openid_metadata_url
         self._app_id = app_id
-        self._session = session
         self._issuers = tuple(issuers)
         self._skew = clock_skew
-        self._cooldown = refresh_cooldown.total_seconds()
-        self._max_age = keys_max_age.total_seconds()
-        self._timeout = http_timeout
-        self._monotonic = monotonic
-        self._keys: dict[str, _SigningKey] = {}
-        self._fetched_at: float | None = None
-        self._lock = threading.Lock()
+        self._keys = SigningKeys(
+            openid_metadata_url,
+            session,
+            source="Bot Framework",
+            log=log,
+            refresh_cooldown=refresh_cooldown.total_seconds(),
+            max_age=keys_max_age.total_seconds(),
+            http_timeout=http_timeout,
+            monotonic=monotonic,
+        )
 
     def authenticate(
         self, authorization_header: str | None, activity: Activity | tuple[str, str]
@@ -134,8 +127,20 @@ class BotFrameworkAuthenticator:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise BotAuthError(BotAuthFailure.MALFORMED, "no key id (kid) in the token header")
-        signing_key = self._key(kid)
-        payload = self._decode(token, signing_key)
+        try:
+            signing_key = self._keys.get(kid)
+            if signing_key is None:
+                raise BotAuthError(BotAuthFailure.UNKNOWN_KEY, f"no signing key {kid!r}")
+            payload = decode(
+                token,
+                signing_key,
+                audience=self._app_id,
+                issuer=self._issuers,
+                leeway=self._skew,
+                require=("exp", "iss", "aud"),
+            )
+        except SigningKeyError as e:
+            raise _bot_auth_error(e) from e
 
         claimed_url = next(
             (payload[c] for c in _SERVICE_URL_CLAIMS if isinstance(payload.get(c), str)), None
@@ -164,89 +169,10 @@ class BotFrameworkAuthenticator:
             raw=payload,
         )
 
-    def _decode(self, token: str, signing_key: _SigningKey) -> dict[str, Any]:
-        try:
-            payload: dict[str, Any] = jwt.decode(
-                token,
-                signing_key.key,
-                algorithms=["RS256"],
-                audience=self._app_id,
-                issuer=self._issuers,
-                leeway=self._skew,
-                options={"require": ["exp", "iss", "aud"]},
-            )
-        except jwt.InvalidSignatureError as e:
-            raise BotAuthError(BotAuthFailure.BAD_SIGNATURE) from e
-        except jwt.ExpiredSignatureError as e:
-            raise BotAuthError(BotAuthFailure.EXPIRED) from e
-        except jwt.ImmatureSignatureError as e:
-            raise BotAuthError(BotAuthFailure.NOT_YET_VALID) from e
-        except jwt.InvalidAudienceError as e:
-            raise BotAuthError(BotAuthFailure.WRONG_AUDIENCE) from e
-        except jwt.InvalidIssuerError as e:
-            raise BotAuthError(BotAuthFailure.WRONG_ISSUER) from e
-        except jwt.MissingRequiredClaimError as e:
-            raise BotAuthError(BotAuthFailure.MISSING_CLAIM, e.claim) from e
-        except jwt.InvalidAlgorithmError as e:
-            raise BotAuthError(BotAuthFailure.WRONG_ALGORITHM) from e
-        except jwt.PyJWTError as e:
-            raise BotAuthError(BotAuthFailure.MALFORMED, type(e).__name__) from e
-        return payload
 
-    def _key(self, kid: str) -> _SigningKey:
-        with self._lock:
-            now = self._monotonic()
-            stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
-            unknown = kid not in self._keys
-            may_refetch = self._fetched_at is None or now - self._fetched_at >= self._cooldown
-            if stale or (unknown and may_refetch):
-                self._refresh(now)
-            key = self._keys.get(kid)
-        if key is None:
-            raise BotAuthError(BotAuthFailure.UNKNOWN_KEY, f"no signing key {kid!r}")
-        return key
-
-    def _refresh(self, now: float) -> None:
-        try:
-            metadata = self._get_json(self._metadata_url)
-            jwks_uri = metadata.get("jwks_uri")
-            if not isinstance(jwks_uri, str):
-                raise BotAuthError(BotAuthFailure.KEYS_UNAVAILABLE, "metadata has no jwks_uri")
-            jwks = self._get_json(jwks_uri)
-        except BotAuthError:
-            if not self._keys:
-                raise
-            # Keep serving the cached keys when a refresh fails; retry after the cooldown.
-            log.warning("Bot Framework signing keys could not be refreshed; keeping cached keys")
-            self._fetched_at = now - self._max_age + self._cooldown
-            return
-        keys: dict[str, _SigningKey] = {}
-        for entry in jwks.get("keys", []):
-            if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
-                continue
-            try:
-                key = jwt.PyJWK(entry, algorithm="RS256")
-            except jwt.PyJWTError:
-                log.warning("skipping unusable signing key %s", entry.get("kid"))
-                continue
-            endorsements = entry.get("endorsements", [])
-            keys[entry["kid"]] = _SigningKey(
-                key, frozenset(e for e in endorsements if isinstance(e, str))
-            )
-        self._keys = keys
-        self._fetched_at = now
-        log.info("Bot Framework signing keys refreshed: %d keys", len(keys))
-
-    def _get_json(self, url: str) -> dict[str, Any]:
-        try:
-            response = self._session.get(url, timeout=self._timeout)
-            response.raise_for_status()
-            body = response.json()
-        except (requests.RequestException, ValueError) as e:
-            raise BotAuthError(BotAuthFailure.KEYS_UNAVAILABLE, f"{url}: {type(e).__name__}") from e
-        if not isinstance(body, dict):
-            raise BotAuthError(BotAuthFailure.KEYS_UNAVAILABLE, f"{url}: not a JSON object")
-        return body
+def _bot_auth_error(e: SigningKeyError) -> BotAuthError:
+    detail = f"{e.url}: {e.detail}" if e.url else e.detail
+    return BotAuthError(BotAuthFailure(e.reason.value), detail)
 
 
 def _addressing(activity: Activity | tuple[str, str]) -> tuple[str, str]:

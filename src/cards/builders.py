@@ -47,6 +47,7 @@ from cards.models import (
     HealthView,
     HelpView,
     IdleDeal,
+    LastInteraction,
     MeetingCancelled,
     MeetingLoggedByChoice,
     MeetingLoggedView,
@@ -108,13 +109,7 @@ def reminder_card(view: ReminderView) -> CardJson:
     facts.append(Fact(title="Stage", value=f"{view.stage.name} · {_days(view.days_in_stage)}"))
     if view.amount is not None:
         facts.append(Fact(title="Amount", value=_money(view.amount)))
-    if view.last_interaction is not None:
-        last = view.last_interaction
-        facts.append(
-            Fact(title="Last contact", value=f"{_clip(last.summary, 80)} · {_date(last.at)}")
-        )
-    else:
-        facts.append(Fact(title="Last contact", value="None logged"))
+    facts.append(_last_contact(view.last_interaction))
     if view.due_at is not None:
         facts.append(Fact(title="Due", value=_when(view.due_at)))
 
@@ -165,18 +160,13 @@ def meeting_logged_card(view: MeetingLoggedView) -> CardJson:
     why = _clip(view.reason.rule, 200)
     if view.reason.address:
         why = f"{why} ({_clip(view.reason.address, 80)})"
-    body = [
-        _kicker("Meeting logged"),
-        _heading(view.meeting_subject),
-        FactSet(
-            facts=[
-                Fact(title="When", value=_when(view.meeting_start)),
-                Fact(title="Deal", value=_clip(view.deal_title, TITLE_MAX)),
-                Fact(title="Account", value=_clip(view.account, TITLE_MAX)),
-                Fact(title="Why", value=why),
-            ]
+    body = _meeting_header(
+        "Meeting logged",
+        view.meeting_subject,
+        _meeting_facts(
+            "When", view.meeting_start, view.deal_title, view.account, Fact(title="Why", value=why)
         ),
-    ]
+    )
     if isinstance(state, MeetingWithdrawn):
         return _withdrawn_card(view, state, data)
     if isinstance(state, MeetingLoggedByChoice):
@@ -279,20 +269,18 @@ def after_meeting_card(view: AfterMeetingView) -> CardJson:
         interaction_id=view.interaction_id,
         deal_id=view.deal_id,
     )
-    body: list[Element] = [
-        _kicker("How did the meeting go?"),
-        _heading(view.meeting_subject),
-        FactSet(
-            facts=[
-                Fact(title="Ended", value=_when(view.meeting_end)),
-                Fact(title="Deal", value=_clip(view.deal_title, TITLE_MAX)),
-                Fact(title="Account", value=_clip(view.account, TITLE_MAX)),
-                Fact(title="Stage", value=_clip(view.stage.name, 60)),
-            ]
+    body = _meeting_header(
+        "How did the meeting go?",
+        view.meeting_subject,
+        _meeting_facts(
+            "Ended",
+            view.meeting_end,
+            view.deal_title,
+            view.account,
+            Fact(title="Stage", value=_clip(view.stage.name, 60)),
         ),
-    ]
-    if view.attendance:
-        body.append(TextBlock(text=_clip(view.attendance, 300), wrap=True, is_subtle=True))
+    )
+    body.extend(_attendance(view))
     actions: list[Action] = []
     state = view.state
     if isinstance(state, NoShowAsked | NoShowDecided):
@@ -339,19 +327,12 @@ def _no_show_card(
     view: AfterMeetingView, state: NoShowAsked | NoShowDecided, data: ButtonData
 ) -> CardJson:
     """Nobody from the customer joined the Teams meeting: reschedule, held anyway, or drop."""
-    body: list[Element] = [
-        _kicker("Nobody from the customer joined"),
-        _heading(view.meeting_subject),
-        FactSet(
-            facts=[
-                Fact(title="Ended", value=_when(view.meeting_end)),
-                Fact(title="Deal", value=_clip(view.deal_title, TITLE_MAX)),
-                Fact(title="Account", value=_clip(view.account, TITLE_MAX)),
-            ]
-        ),
-    ]
-    if view.attendance:
-        body.append(TextBlock(text=_clip(view.attendance, 300), wrap=True, is_subtle=True))
+    body = _meeting_header(
+        "Nobody from the customer joined",
+        view.meeting_subject,
+        _meeting_facts("Ended", view.meeting_end, view.deal_title, view.account),
+    )
+    body.extend(_attendance(view))
     actions: list[Action] = []
     if isinstance(state, NoShowDecided):
         said = (
@@ -381,23 +362,20 @@ def _no_show_card(
 
 def brief_card(view: BriefView) -> CardJson:
     """Before a customer meeting: the deal at a glance."""
-    facts = [
-        Fact(title="Starts", value=_when(view.meeting_start)),
-        Fact(title="Deal", value=_clip(view.deal_title, TITLE_MAX)),
-        Fact(title="Account", value=_clip(view.account, TITLE_MAX)),
+    facts = _meeting_facts(
+        "Starts",
+        view.meeting_start,
+        view.deal_title,
+        view.account,
         Fact(title="Stage", value=f"{_clip(view.stage_name, 60)} · {_days(view.days_in_stage)}"),
         Fact(
             title="Accepted",
             value=_clip(", ".join(view.accepted), TEXT_MAX) if view.accepted else "nobody yet",
         ),
-    ]
+    )
     if view.not_answered:
         facts.append(Fact(title="No answer", value=_clip(", ".join(view.not_answered), TEXT_MAX)))
-    body: list[Element] = [
-        _kicker("Before your meeting"),
-        _heading(view.meeting_subject),
-        FactSet(facts=facts),
-    ]
+    body = _meeting_header("Before your meeting", view.meeting_subject, facts)
     for title, lines, empty in (
         ("Last interactions", view.last_interactions, "None logged yet."),
         ("Open reminders", view.open_reminders, "None."),
@@ -614,13 +592,7 @@ def deal_card(view: DealView, *, unfurl: bool = False) -> CardJson:
         )
     else:
         facts.append(Fact(title="Next reminder", value="None open"))
-    if view.last_interaction is not None:
-        last = view.last_interaction
-        facts.append(
-            Fact(title="Last contact", value=f"{_clip(last.summary, 80)} · {_date(last.at)}")
-        )
-    else:
-        facts.append(Fact(title="Last contact", value="None logged"))
+    facts.append(_last_contact(view.last_interaction))
     if view.owner:
         facts.append(Fact(title="Owner", value=_clip(view.owner, 80)))
     facts.append(Fact(title="CRM id", value=_clip(view.deal_id, 60)))
@@ -837,6 +809,37 @@ def _later_stages(current: Stage, pipeline: list[Stage]) -> list[Stage]:
     if current.id not in ids:
         return [s for s in pipeline if s.id != current.id]
     return pipeline[ids.index(current.id) + 1 :]
+
+
+def _last_contact(last: LastInteraction | None) -> Fact:
+    if last is None:
+        return Fact(title="Last contact", value="None logged")
+    return Fact(title="Last contact", value=f"{_clip(last.summary, 80)} · {_date(last.at)}")
+
+
+def _meeting_header(kicker: str, subject: str, facts: list[Fact]) -> list[Element]:
+    """A meeting card's top: what the card is about, the meeting's subject, its facts."""
+    return [_kicker(kicker), _heading(subject), FactSet(facts=facts)]
+
+
+def _meeting_facts(
+    when: str, moment: datetime, deal_title: str, account: str, *more: Fact
+) -> list[Fact]:
+    """When the meeting is (`when`: "When", "Starts", "Ended"), its deal, the account, then
+    `more`."""
+    return [
+        Fact(title=when, value=_when(moment)),
+        Fact(title="Deal", value=_clip(deal_title, TITLE_MAX)),
+        Fact(title="Account", value=_clip(account, TITLE_MAX)),
+        *more,
+    ]
+
+
+def _attendance(view: AfterMeetingView) -> list[Element]:
+    """What Teams' attendance report says of the meeting, when it says anything."""
+    if not view.attendance:
+        return []
+    return [TextBlock(text=_clip(view.attendance, 300), wrap=True, is_subtle=True)]
 
 
 def _kicker(text: str) -> TextBlock:

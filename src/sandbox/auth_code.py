@@ -19,16 +19,13 @@ clears them. Redirect URIs are not registered in the sandbox: any absolute http(
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
-import json
 import secrets
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -36,15 +33,21 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from sandbox.authority import GRAPH_AUDIENCE, GRAPH_RESOURCES, TokenRequestError, token_error_body
-from sandbox.request_log import LoggedRequest
+from sandbox.authority import TokenRequestError
+from sandbox.grants import (
+    answer_grant,
+    b64url,
+    log_token_request,
+    split_scopes,
+    token_json,
+    user_tokens,
+)
 
 if TYPE_CHECKING:
     from sandbox.tenant import Tenant
 
 AUTHORIZATION_CODE_GRANT = "authorization_code"
 CODE_LIFETIME_SECONDS = 600  # Entra: authorization codes live about 10 minutes
-_RESERVED = ("openid", "profile", "offline_access", "email")
 
 
 class RoleAssignment(BaseModel):
@@ -82,35 +85,9 @@ class CodeSignIns:
             self.roles.clear()
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    answer = Response(
-        json.dumps(body), status=status, content_type="application/json; charset=utf-8"
-    )
-    answer.headers["Cache-Control"] = "no-store, no-cache"
-    return answer
-
-
 def _scopes(scope: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    graph: list[str] = []
-    reserved: list[str] = []
-    for item in scope.split():
-        if item.lower() in _RESERVED:
-            reserved.append(item.lower())
-            continue
-        resource, _, name = item.rpartition("/")
-        if resource and resource.rstrip("/").lower() not in GRAPH_RESOURCES:
-            raise TokenRequestError(
-                400,
-                "invalid_resource",
-                500011,
-                f"The resource principal named {resource} was not found in the tenant.",
-            )
-        graph.append(name)
-    return tuple(dict.fromkeys(graph or ["User.Read"])), tuple(dict.fromkeys(reserved))
+    graph, reserved = split_scopes(scope)
+    return graph or ("User.Read",), reserved
 
 
 def _back(redirect_uri: str, params: dict[str, str]) -> Response:
@@ -240,7 +217,7 @@ def _authorize(tenant: Tenant, sign_ins: CodeSignIns, tenant_name: str) -> Respo
         if user is None:
             return _sign_in_page(tenant)
         upn = user.user_principal_name
-    code = _b64url(secrets.token_bytes(48))
+    code = b64url(secrets.token_bytes(48))
     with sign_ins.lock:
         sign_ins.codes[code] = _Code(
             client_id=client_id,
@@ -259,7 +236,7 @@ def _authorize(tenant: Tenant, sign_ins: CodeSignIns, tenant_name: str) -> Respo
 
 
 def _s256(verifier: str) -> str:
-    return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+    return b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
 def _redeem(tenant: Tenant, sign_ins: CodeSignIns, tenant_name: str) -> Response:
@@ -305,84 +282,32 @@ def _redeem(tenant: Tenant, sign_ins: CodeSignIns, tenant_name: str) -> Response
         )
     with sign_ins.lock:
         roles = sorted(sign_ins.roles.get(code.upn.lower(), set()))
-    return _json(_tokens(tenant, code, roles, form.get("client_info") == "1"))
+    return token_json(_tokens(tenant, code, roles, form.get("client_info") == "1"))
 
 
 def _tokens(
     tenant: Tenant, code: _Code, roles: list[str], want_client_info: bool
 ) -> dict[str, Any]:
-    authority = tenant.authority
     with tenant.lock:
         user = tenant.directory.find(code.upn)
     oid = user.id if user else str(uuid.uuid5(uuid.UUID(tenant.tenant_id), code.upn.lower()))
     name = user.display_name if user else code.upn.split("@")[0]
-    now = datetime.now(UTC)
-    lifetime = authority.token_lifetime
-    issued, expires = int(now.timestamp()), int((now + timedelta(seconds=lifetime)).timestamp())
-    access = {
-        "aud": GRAPH_AUDIENCE,
-        "iss": f"https://sts.windows.net/{authority.tenant_id}/",
-        "iat": issued,
-        "nbf": issued,
-        "exp": expires,
-        "appid": code.client_id,
-        "appidacr": "1",
-        "idtyp": "user",
-        "name": name,
-        "oid": oid,
-        "scp": " ".join(code.scopes),
-        "sub": _b64url(oid.encode()),
-        "tid": authority.tenant_id,
-        "upn": code.upn,
-        "ver": "1.0",
-    }
-    answer: dict[str, Any] = {
-        "token_type": "Bearer",
-        "scope": " ".join(
-            [f"https://graph.microsoft.com/{s}" for s in code.scopes] + list(code.reserved)
-        ),
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
-        "access_token": authority.sign_claims(access),
-    }
-    if "openid" in code.reserved:
-        id_claims: dict[str, Any] = {
-            "aud": code.client_id,
-            "iss": f"{authority.login_base}/{authority.tenant_id}/v2.0",
-            "iat": issued,
-            "nbf": issued,
-            "exp": expires,
-            "name": name,
-            "oid": oid,
-            "preferred_username": code.upn,
-            "sub": _b64url(f"{oid}:{code.client_id}".encode()),
-            "tid": authority.tenant_id,
-            "ver": "2.0",
-        }
-        if code.nonce is not None:
-            id_claims["nonce"] = code.nonce
-        if roles:
-            id_claims["roles"] = roles
-        answer["id_token"] = authority.sign_claims(id_claims)
-    if "offline_access" in code.reserved:
-        answer["refresh_token"] = _b64url(secrets.token_bytes(48))
-    if want_client_info:
-        info = json.dumps({"uid": oid, "utid": authority.tenant_id}).encode()
-        answer["client_info"] = _b64url(info)
-    return answer
-
-
-def _log(tenant: Tenant, route: str, status: int) -> None:
-    tenant.log.record(
-        LoggedRequest(
-            time=datetime.now(UTC).isoformat(),
-            method=request.method,
-            path=request.path,
-            route=route,
-            status=status,
-            mailbox=None,
-            in_batch=False,
-        )
+    id_claims: dict[str, Any] = {}
+    if code.nonce is not None:
+        id_claims["nonce"] = code.nonce
+    if roles:
+        id_claims["roles"] = roles
+    return user_tokens(
+        tenant.authority,
+        client_id=code.client_id,
+        upn=code.upn,
+        oid=oid,
+        name=name,
+        scopes=code.scopes,
+        reserved=code.reserved,
+        want_client_info=want_client_info,
+        access_claims={"appidacr": "1"},
+        id_claims=id_claims,
     )
 
 
@@ -394,26 +319,19 @@ def create_blueprint(tenant: Tenant) -> Blueprint:
     @blueprint.route("/<tenant_name>/oauth2/v2.0/authorize", methods=["GET", "POST"])
     def authorize(tenant_name: str) -> Response:
         answer = _authorize(tenant, sign_ins, tenant_name)
-        _log(tenant, "/{tenant}/oauth2/v2.0/authorize", answer.status_code)
+        log_token_request(
+            tenant, "/{tenant}/oauth2/v2.0/authorize", answer.status_code, method=None
+        )
         return answer
 
-    @blueprint.before_app_request
-    def code_grant() -> Response | None:
-        # The token endpoint belongs to sandbox.identity; only this grant is answered here.
-        if request.endpoint == "control.reset":
-            sign_ins.reset()
-            return None
-        if request.endpoint != "identity.token":
-            return None
-        if request.form.get("grant_type") != AUTHORIZATION_CODE_GRANT:
-            return None
-        tenant_name = str((request.view_args or {}).get("tenant_name", ""))
-        try:
-            answer = _redeem(tenant, sign_ins, tenant_name)
-        except TokenRequestError as e:
-            answer = _json(token_error_body(e, datetime.now(UTC)), e.status)
-        _log(tenant, "/{tenant}/oauth2/v2.0/token", answer.status_code)
-        return answer
+    answer_grant(
+        blueprint,
+        tenant,
+        AUTHORIZATION_CODE_GRANT,
+        lambda tenant_name: _redeem(tenant, sign_ins, tenant_name),
+        reset=sign_ins.reset,
+        logged_method=None,
+    )
 
     def _assignment() -> RoleAssignment | tuple[Response, int]:
         try:

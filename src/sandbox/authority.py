@@ -225,23 +225,12 @@ class Authority:
                 "Client assertion failed signature validation. "
                 "The sandbox tenant's app has a client secret only.",
             )
-        if secret is None:
-            raise TokenRequestError(
-                401,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: "
-                "'client_assertion' or 'client_secret'.",
-            )
-        if not secrets.compare_digest(secret.encode(), self._client_secret.encode()):
-            raise TokenRequestError(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is "
-                "the client secret value, not the client secret ID, for a secret added to app "
-                f"'{self.client_id}'.",
-            )
+        self._verify_secret(
+            secret,
+            "Invalid client secret provided. Ensure the secret being sent in the request is "
+            "the client secret value, not the client secret ID, for a secret added to app "
+            f"'{self.client_id}'.",
+        )
         audience = self._audience(form.get("scope", ""))
         return AppToken(self._sign(audience, roles), self.token_lifetime)
 
@@ -292,14 +281,13 @@ class Authority:
         }
         if audience == GRAPH_AUDIENCE:
             claims["roles"] = sorted(roles)
-        headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid}
-        return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
+        return self.sign_claims(claims)
 
     # --- user tokens: sign-in (sandbox.auth_code), a Teams tab's SSO (sandbox.teams.tab) -------
 
     def sign_claims(self, claims: dict[str, Any]) -> str:
-        """A JWT of the tenant's one signing key, the one ``jwks`` lists (user access tokens,
-        id_tokens, a tab's SSO tokens)."""
+        """A JWT of the tenant's one signing key, the one ``jwks`` lists (app and user access
+        tokens, id_tokens, a tab's SSO tokens)."""
         headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid}
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
 
@@ -313,6 +301,9 @@ class Authority:
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{self.tenant_id}'.",
             )
+        self._verify_secret(secret, "Invalid client secret provided.")
+
+    def _verify_secret(self, secret: str | None, wrong_secret_description: str) -> None:
         if secret is None:
             raise TokenRequestError(
                 401,
@@ -322,9 +313,7 @@ class Authority:
                 "'client_assertion' or 'client_secret'.",
             )
         if not secrets.compare_digest(secret.encode(), self._client_secret.encode()):
-            raise TokenRequestError(
-                401, "invalid_client", 7000215, "Invalid client secret provided."
-            )
+            raise TokenRequestError(401, "invalid_client", 7000215, wrong_secret_description)
 
     def verify_graph_token(self, authorization: str | None) -> dict[str, Any]:
         """The claims of a Graph bearer token, or InvalidTokenError with Graph's message."""

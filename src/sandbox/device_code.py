@@ -19,24 +19,29 @@ user is an admin. A refresh token is returned with `offline_access`, but not red
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import string
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-import jwt
 from flask import Blueprint, Flask, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from sandbox.authority import GRAPH_AUDIENCE, GRAPH_RESOURCES, TokenRequestError, token_error_body
-from sandbox.request_log import LoggedRequest
+from sandbox.authority import TokenRequestError
+from sandbox.grants import (
+    answer_grant,
+    b64url,
+    log_token_request,
+    split_scopes,
+    token_error,
+    token_json,
+    unknown_tenant,
+    user_tokens,
+)
 
 if TYPE_CHECKING:
     from sandbox.tenant import Tenant
@@ -48,7 +53,6 @@ GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 TEAMS_ADMINISTRATOR = "69091246-20e8-4a56-aa4d-066075b2a7a8"
 MEMBER_ROLE = "b79fbf4d-3ef9-4689-8143-76b194e85509"
 ADMIN_ROLES = frozenset({GLOBAL_ADMINISTRATOR, TEAMS_ADMINISTRATOR})
-_RESERVED = ("openid", "profile", "offline_access", "email")
 # Entra's user codes are 9 characters of upper-case letters and digits.
 _USER_CODE_ALPHABET = string.ascii_uppercase + string.digits
 EXTENSION = "sandbox.device_code"
@@ -135,29 +139,9 @@ class DeviceSignIns:
         return None
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _graph_scopes(scope: str, tenant_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(Graph scopes, OpenID scopes) of a `scope` parameter; refuses other resources."""
-    graph: list[str] = []
-    reserved: list[str] = []
-    for item in scope.split():
-        if item.lower() in _RESERVED:
-            reserved.append(item.lower())
-            continue
-        resource, _, name = item.rpartition("/")
-        if resource and resource.rstrip("/").lower() not in GRAPH_RESOURCES:
-            raise TokenRequestError(
-                400,
-                "invalid_resource",
-                500011,
-                f"The resource principal named {resource} was not found in the tenant named "
-                f"{tenant_id}.",
-            )
-        # A bare scope name means Microsoft Graph (permissions-consent-overview.md).
-        graph.append(name)
+    graph, reserved = split_scopes(scope, tenant_named=tenant_id)
     if not graph:
         raise TokenRequestError(
             400,
@@ -166,19 +150,7 @@ def _graph_scopes(scope: str, tenant_id: str) -> tuple[tuple[str, ...], tuple[st
             "The provided request must include a 'scope' input parameter naming a resource "
             "permission.",
         )
-    return tuple(dict.fromkeys(graph)), tuple(dict.fromkeys(reserved))
-
-
-def _json(body: dict[str, Any], status: int = 200) -> Response:
-    answer = Response(
-        json.dumps(body), status=status, content_type="application/json; charset=utf-8"
-    )
-    answer.headers["Cache-Control"] = "no-store, no-cache"
-    return answer
-
-
-def _error(error: TokenRequestError) -> Response:
-    return _json(token_error_body(error, datetime.now(UTC)), error.status)
+    return graph, reserved
 
 
 def _user_identity(tenant: Tenant, upn: str) -> tuple[str, str]:
@@ -191,82 +163,28 @@ def _user_identity(tenant: Tenant, upn: str) -> tuple[str, str]:
 
 
 def _tokens(tenant: Tenant, sign_in: SignIn, want_client_info: bool) -> dict[str, Any]:
-    """Entra's answer for a redeemed code: access token, and id token / refresh token / client
-    info as the OpenID scopes and MSAL's `client_info=1` ask."""
-    authority = tenant.authority
+    """Entra's answer for a redeemed code, with the claims of a Graph token of a device-code
+    sign-in (`wids` for an admin)."""
     upn = sign_in.user_principal_name or f"admin@{tenant.config.domain}"
     oid, name = _user_identity(tenant, upn)
-    now = datetime.now(UTC)
-    lifetime = authority.token_lifetime
-    issued, expires = int(now.timestamp()), int((now + timedelta(seconds=lifetime)).timestamp())
     wids = [MEMBER_ROLE] + ([GLOBAL_ADMINISTRATOR] if sign_in.admin else [])
-    claims: dict[str, Any] = {
-        "aud": GRAPH_AUDIENCE,
-        "iss": f"https://sts.windows.net/{authority.tenant_id}/",
-        "iat": issued,
-        "nbf": issued,
-        "exp": expires,
-        "app_displayname": "DealBridge",
-        "appid": sign_in.client_id,
-        "appidacr": "0",
-        "idtyp": "user",
-        "name": name,
-        "oid": oid,
-        "scp": " ".join(sign_in.scopes),
-        "sub": _b64url(oid.encode()),
-        "tid": authority.tenant_id,
-        "unique_name": upn,
-        "upn": upn,
-        "uti": _b64url(secrets.token_bytes(16)),
-        "ver": "1.0",
-        "wids": wids,
-    }
-    headers = {"typ": "JWT", "x5t": authority.kid, "kid": authority.kid}
-    # The tenant's one signing key: Graph checks user tokens with the key it checks app tokens.
-    key = authority._key
-    answer: dict[str, Any] = {
-        "token_type": "Bearer",
-        "scope": " ".join(
-            [f"https://graph.microsoft.com/{s}" for s in sign_in.scopes] + list(sign_in.reserved)
-        ),
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
-        "access_token": jwt.encode(claims, key, algorithm="RS256", headers=headers),
-    }
-    if "openid" in sign_in.reserved:
-        id_claims = {
-            "aud": sign_in.client_id,
-            "iss": f"{authority.login_base}/{authority.tenant_id}/v2.0",
-            "iat": issued,
-            "nbf": issued,
-            "exp": expires,
-            "name": name,
-            "oid": oid,
-            "preferred_username": upn,
-            "sub": _b64url(f"{oid}:{sign_in.client_id}".encode()),
-            "tid": authority.tenant_id,
-            "ver": "2.0",
-        }
-        answer["id_token"] = jwt.encode(id_claims, key, algorithm="RS256", headers=headers)
-    if "offline_access" in sign_in.reserved:
-        answer["refresh_token"] = _b64url(secrets.token_bytes(48))
-    if want_client_info:
-        info = json.dumps({"uid": oid, "utid": authority.tenant_id}).encode()
-        answer["client_info"] = _b64url(info)
-    return answer
-
-
-def _log(tenant: Tenant, route: str, status: int) -> None:
-    tenant.log.record(
-        LoggedRequest(
-            time=datetime.now(UTC).isoformat(),
-            method="POST",
-            path=request.path,
-            route=route,
-            status=status,
-            mailbox=None,
-            in_batch=False,
-        )
+    return user_tokens(
+        tenant.authority,
+        client_id=sign_in.client_id,
+        upn=upn,
+        oid=oid,
+        name=name,
+        scopes=sign_in.scopes,
+        reserved=sign_in.reserved,
+        want_client_info=want_client_info,
+        access_claims={
+            "app_displayname": "DealBridge",
+            "appidacr": "0",
+            "unique_name": upn,
+            "uti": b64url(secrets.token_bytes(16)),
+            "wids": wids,
+        },
+        id_claims={},
     )
 
 
@@ -317,20 +235,14 @@ def _redeem(tenant: Tenant, sign_ins: DeviceSignIns, tenant_name: str) -> Respon
             )
         # A device code is redeemed once.
         del sign_ins.by_device_code[device_code]
-    return _json(_tokens(tenant, sign_in, form.get("client_info") == "1"))
+    return token_json(_tokens(tenant, sign_in, form.get("client_info") == "1"))
 
 
 def _start(tenant: Tenant, sign_ins: DeviceSignIns, tenant_name: str) -> Response:
     """`/devicecode`: a new sign-in for the client and scopes."""
     authority = tenant.authority
     if not authority.knows_tenant(tenant_name):
-        raise TokenRequestError(
-            400,
-            "invalid_tenant",
-            90002,
-            f"Tenant '{tenant_name}' not found. Check to make sure you have the correct tenant ID "
-            "and are signing into the correct cloud.",
-        )
+        raise unknown_tenant(tenant_name)
     client_id = request.form.get("client_id", "")
     if client_id.lower() != authority.client_id.lower():
         raise TokenRequestError(
@@ -342,7 +254,7 @@ def _start(tenant: Tenant, sign_ins: DeviceSignIns, tenant_name: str) -> Respons
         )
     scopes, reserved = _graph_scopes(request.form.get("scope", ""), authority.tenant_id)
     user_code = "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(9))
-    device_code = _b64url(secrets.token_bytes(64))
+    device_code = b64url(secrets.token_bytes(64))
     with sign_ins.lock:
         settings = sign_ins.settings
         sign_ins.by_device_code[device_code] = SignIn(
@@ -354,7 +266,7 @@ def _start(tenant: Tenant, sign_ins: DeviceSignIns, tenant_name: str) -> Respons
             reserved=reserved,
             expires_at=time.time() + settings.expires_in,
         )
-    return _json(
+    return token_json(
         {
             "user_code": user_code,
             "device_code": device_code,
@@ -387,27 +299,19 @@ def create_blueprint(tenant: Tenant) -> Blueprint:
         try:
             answer = _start(tenant, sign_ins, tenant_name)
         except TokenRequestError as e:
-            answer = _error(e)
-        _log(tenant, "/{tenant}/oauth2/v2.0/devicecode", answer.status_code)
+            answer = token_error(e)
+        route = "/{tenant}/oauth2/v2.0/devicecode"
+        log_token_request(tenant, route, answer.status_code, method="POST")
         return answer
 
-    @blueprint.before_app_request
-    def device_code_grant() -> Response | None:
-        # The token endpoint belongs to sandbox.identity; only this grant is answered here.
-        if request.endpoint == "control.reset":
-            sign_ins.reset()
-            return None
-        if request.endpoint != "identity.token":
-            return None
-        if request.form.get("grant_type") != DEVICE_CODE_GRANT:
-            return None
-        tenant_name = (request.view_args or {}).get("tenant_name", "")
-        try:
-            answer = _redeem(tenant, sign_ins, str(tenant_name))
-        except TokenRequestError as e:
-            answer = _error(e)
-        _log(tenant, "/{tenant}/oauth2/v2.0/token", answer.status_code)
-        return answer
+    answer_grant(
+        blueprint,
+        tenant,
+        DEVICE_CODE_GRANT,
+        lambda tenant_name: _redeem(tenant, sign_ins, tenant_name),
+        reset=sign_ins.reset,
+        logged_method="POST",
+    )
 
     @blueprint.get("/_sandbox/devicecode")
     def list_sign_ins() -> Response:

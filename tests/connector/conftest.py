@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,22 @@ def meeting(
     }
 
 
+def recurrence(start: dt.datetime, occurrences: int, *, daily: bool = False) -> dict[str, Any]:
+    """A Graph event's `recurrence`: weekly on `start`'s weekday (or daily), `occurrences` times
+    from `start`'s date."""
+    pattern: dict[str, Any] = {"type": "daily", "interval": 1}
+    if not daily:
+        pattern = {"type": "weekly", "interval": 1, "daysOfWeek": [start.strftime("%A").lower()]}
+    return {
+        "pattern": pattern,
+        "range": {
+            "type": "numbered",
+            "startDate": start.date().isoformat(),
+            "numberOfOccurrences": occurrences,
+        },
+    }
+
+
 @pytest.fixture(scope="session")
 def sandbox_tenant() -> Iterator[Any]:
     from sandbox.server import start_sandbox
@@ -154,14 +171,22 @@ def sandbox_tenant() -> Iterator[Any]:
         yield running
 
 
-@pytest.fixture
-def m365(tmp_path: Path, migrated_template: Template, sandbox_tenant: Any) -> Iterator[Tenant]:
-    """A fresh tenant and a fresh app talking to it through the real msal and msgraph-sdk."""
+@contextmanager
+def tenant_app(
+    tmp_path: Path,
+    template: Template,
+    sandbox_tenant: Any,
+    *,
+    serve: bool = True,
+    **overrides: Any,
+) -> Iterator[Tenant]:
+    """A fresh sandbox tenant and an app talking to it through the real msal and msgraph-sdk,
+    served on a free port (the app's public URL) unless `serve` is False; closed after."""
     requests.post(f"{sandbox_tenant.base_url}/_sandbox/reset", timeout=30).raise_for_status()
     port = _free_port()
     app = make_app(
         tmp_path / "dealbridge.db",
-        migrated_template,
+        template,
         tenant_id=sandbox_tenant.tenant_id,
         client_id=sandbox_tenant.client_id,
         client_secret=sandbox_tenant.client_secret,
@@ -169,15 +194,16 @@ def m365(tmp_path: Path, migrated_template: Template, sandbox_tenant: Any) -> It
         graph_base_url=sandbox_tenant.base_url,
         public_url=f"http://127.0.0.1:{port}",
         reminder_channels=["calendar"],
-        sync_debounce_seconds=0.2,
+        **overrides,
     )
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = serve_in_background(server)
+    server = make_server("127.0.0.1", port, app, threaded=True) if serve else None
+    thread = serve_in_background(server) if server is not None else None
     try:
         yield Tenant(sandbox=sandbox_tenant, app=app, base_url=f"http://127.0.0.1:{port}")
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
+        if server is not None and thread is not None:
+            server.shutdown()
+            thread.join(timeout=5)
         from connector.microsoft365 import close
 
         scheduler = app.extensions.get("dealbridge.scheduler")
@@ -185,6 +211,15 @@ def m365(tmp_path: Path, migrated_template: Template, sandbox_tenant: Any) -> It
             scheduler.shutdown(wait=False)
         close(app)
         get_store(app).dispose()
+
+
+@pytest.fixture
+def m365(tmp_path: Path, migrated_template: Template, sandbox_tenant: Any) -> Iterator[Tenant]:
+    """A fresh tenant and a fresh app talking to it through the real msal and msgraph-sdk."""
+    with tenant_app(
+        tmp_path, migrated_template, sandbox_tenant, sync_debounce_seconds=0.2
+    ) as tenant:
+        yield tenant
 
 
 def _free_port() -> int:

@@ -13,13 +13,11 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from connector.admin.console.signing import SESSION_COOKIE, new_admin, session_cookie
 from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
-from sandbox.server import serve_in_background
-from tests.connector.conftest import Tenant, _free_port, make_app
+from tests.connector.conftest import Tenant, make_app, tenant_app
 from tests.databases import Template
 
 SESSION_KEY = "console-test-key-" + "k" * 32
@@ -90,31 +88,10 @@ def console_m365(
     tmp_path: Path, migrated_template: Template, sandbox_tenant: Any
 ) -> Iterator[Console]:
     """As ``m365``, with the console's sign-in on (its key; no one in DEALBRIDGE_ADMINS)."""
-    requests.post(f"{sandbox_tenant.base_url}/_sandbox/reset", timeout=30).raise_for_status()
-    port = _free_port()
-    app = make_app(
-        tmp_path / "dealbridge.db",
-        migrated_template,
-        tenant_id=sandbox_tenant.tenant_id,
-        client_id=sandbox_tenant.client_id,
-        client_secret=sandbox_tenant.client_secret,
-        login_base_url=sandbox_tenant.base_url,
-        graph_base_url=sandbox_tenant.base_url,
-        public_url=f"http://127.0.0.1:{port}",
-        reminder_channels=["calendar"],
-        admin_session_key=SESSION_KEY,
-    )
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = serve_in_background(server)
-    try:
-        yield Console(Tenant(sandbox=sandbox_tenant, app=app, base_url=f"http://127.0.0.1:{port}"))
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        from connector.microsoft365 import close
-
-        close(app)
-        get_store(app).dispose()
+    with tenant_app(
+        tmp_path, migrated_template, sandbox_tenant, admin_session_key=SESSION_KEY
+    ) as tenant:
+        yield Console(tenant)
 
 
 @pytest.fixture

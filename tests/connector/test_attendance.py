@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from sqlalchemy import select
 
 from connector.meetings.attendance import check_due
@@ -19,7 +17,7 @@ from connector.outbox import drain
 from connector.store.db import get_store
 from connector.store.models import AttendanceCheck, Deal, Interaction, utcnow
 from sandbox.config import ALL_ROLES
-from tests.connector.conftest import Tenant, make_app, meeting
+from tests.connector.conftest import Tenant, meeting, recurrence, tenant_app
 from tests.connector.receiver import Receiver, running_receiver
 from tests.connector.test_meeting_sync import _graph, add_deal, interactions, sync
 from tests.databases import Template
@@ -40,31 +38,16 @@ def crm() -> Iterator[Receiver]:
 def t(
     tmp_path: Path, migrated_template: Template, sandbox_tenant: Any, crm: Receiver
 ) -> Iterator[Tenant]:
-    """The sandbox tenant and an app reading it, with a CRM webhook receiver."""
-    requests.post(f"{sandbox_tenant.base_url}/_sandbox/reset", timeout=30).raise_for_status()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = make_app(
-        tmp_path / "dealbridge.db",
+    """The sandbox tenant and an app reading it (not served), with a CRM webhook receiver."""
+    with tenant_app(
+        tmp_path,
         migrated_template,
-        tenant_id=sandbox_tenant.tenant_id,
-        client_id=sandbox_tenant.client_id,
-        client_secret=sandbox_tenant.client_secret,
-        login_base_url=sandbox_tenant.base_url,
-        graph_base_url=sandbox_tenant.base_url,
-        public_url=f"http://127.0.0.1:{port}",
-        reminder_channels=["calendar"],
+        sandbox_tenant,
+        serve=False,
         webhook_url=crm.url,
         webhook_secret="s" * 32,
-    )
-    try:
-        yield Tenant(sandbox=sandbox_tenant, app=app, base_url=f"http://127.0.0.1:{port}")
-    finally:
-        from connector.microsoft365 import close
-
-        close(app)
-        get_store(app).dispose()
+    ) as tenant:
+        yield tenant
 
 
 def _rep_and_deal(t: Tenant) -> str:
@@ -312,15 +295,13 @@ def test_a_report_that_arrives_late_is_read_on_a_later_look(t: Tenant) -> None:
 def test_each_occurrence_of_a_series_gets_its_own_sessions_attendance(t: Tenant) -> None:
     ann = _rep_and_deal(t)
     first = NOW.replace(hour=9, minute=0) - dt.timedelta(days=3)
-    body = meeting("Weekly sync", first, [DANA], isOnlineMeeting=True)
-    body["recurrence"] = {
-        "pattern": {"type": "daily", "interval": 1},
-        "range": {
-            "type": "numbered",
-            "startDate": first.date().isoformat(),
-            "numberOfOccurrences": 3,
-        },
-    }
+    body = meeting(
+        "Weekly sync",
+        first,
+        [DANA],
+        isOnlineMeeting=True,
+        recurrence=recurrence(first, 3, daily=True),
+    )
     join_url = t.add_event(ann, body)["onlineMeeting"]["joinUrl"]
     second = first + dt.timedelta(days=1)
     _joined(t, join_url, (ann, 30), start=first)  # alone

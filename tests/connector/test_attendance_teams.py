@@ -17,7 +17,7 @@ from connector.meetings.sync import sync_mailbox
 from connector.microsoft365 import graph_client
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, OutboxItem, Reminder
-from tests.connector.conftest import meeting
+from tests.connector.conftest import meeting, recurrence
 from tests.connector.test_bot_world import REP, TeamsWorld, teams_sandbox, world
 
 __all__ = ["teams_sandbox", "world"]
@@ -272,15 +272,9 @@ def test_each_occurrence_of_a_series_gets_its_own_brief(world: TeamsWorld) -> No
     world.install()
     world.deal("OPP-1")
     first = NOW + dt.timedelta(minutes=10)
-    body = meeting("Daily stand-up with Fabrikam", first, [DANA])
-    body["recurrence"] = {
-        "pattern": {"type": "daily", "interval": 1},
-        "range": {
-            "type": "numbered",
-            "startDate": first.date().isoformat(),
-            "numberOfOccurrences": 3,
-        },
-    }
+    body = meeting(
+        "Daily stand-up with Fabrikam", first, [DANA], recurrence=recurrence(first, 3, daily=True)
+    )
     _event(world, REP, body)
     _sync(world)
 

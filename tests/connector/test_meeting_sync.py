@@ -23,7 +23,7 @@ from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
 from connector.signals import meeting_needs_choice
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Mailbox, Reminder, utcnow
-from tests.connector.conftest import Tenant, meeting
+from tests.connector.conftest import Tenant, meeting, recurrence
 
 NOW = utcnow().replace(minute=0, second=0, microsecond=0)
 PAST = NOW - dt.timedelta(days=2)
@@ -351,15 +351,7 @@ def test_recurring_weekly_call_logs_each_occurrence_once(m365: Tenant) -> None:
     ann = m365.add_rep("ann", "Ann Lee")
     add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
     start = NOW + dt.timedelta(hours=2) - dt.timedelta(days=21)
-    body = meeting("Weekly status", start, ["dana@fabrikam.com"])
-    body["recurrence"] = {
-        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [start.strftime("%A").lower()]},
-        "range": {
-            "type": "numbered",
-            "startDate": start.date().isoformat(),
-            "numberOfOccurrences": 4,
-        },
-    }
+    body = meeting("Weekly status", start, ["dana@fabrikam.com"], recurrence=recurrence(start, 4))
     m365.add_event(ann, body)
     sync(m365, ann)
     sync(m365, ann, full=True)

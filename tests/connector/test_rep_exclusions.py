@@ -15,7 +15,7 @@ from connector.settings import SETTINGS_EXTENSION
 from connector.store.db import get_store
 from connector.store.models import Interaction, MeetingExclusion, Rep, utcnow
 from connector.teams.digests import queue_digests
-from tests.connector.conftest import Tenant, meeting
+from tests.connector.conftest import Tenant, meeting, recurrence
 from tests.connector.test_meeting_sync import (
     FUTURE,
     NOW,
@@ -113,15 +113,7 @@ def test_the_series_of_a_withdrawn_occurrence_logs_no_new_occurrence(m365: Tenan
     ann = m365.add_rep("ann", "Ann Lee")
     add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
     start = NOW + dt.timedelta(hours=2) - dt.timedelta(days=21)
-    body = meeting("Weekly status", start, ["dana@fabrikam.com"])
-    body["recurrence"] = {
-        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [start.strftime("%A").lower()]},
-        "range": {
-            "type": "numbered",
-            "startDate": start.date().isoformat(),
-            "numberOfOccurrences": 2,
-        },
-    }
+    body = meeting("Weekly status", start, ["dana@fabrikam.com"], recurrence=recurrence(start, 2))
     series = m365.add_event(ann, body)
     sync(m365, ann)
     first, second = interactions(m365)

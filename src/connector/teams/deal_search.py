@@ -98,6 +98,32 @@ def may_see(session: Session, rep: Rep | None, deal: Deal) -> bool:
     return other is not None
 
 
+def text_matches(text: str) -> list[ColumnElement[bool]]:
+    """One condition a word, for the first five words of `text`: the deal's title, account,
+    CRM id or a contact's name or e-mail contains it (case-insensitive)."""
+    conditions: list[ColumnElement[bool]] = []
+    for word in text.split()[:5]:
+        pattern = _like(word)
+        contact = exists(
+            select(DealContact.id).where(
+                DealContact.deal_id == Deal.id,
+                or_(
+                    func.lower(DealContact.email).like(pattern, escape="\\"),
+                    func.lower(func.coalesce(DealContact.name, "")).like(pattern, escape="\\"),
+                ),
+            )
+        )
+        conditions.append(
+            or_(
+                func.lower(Deal.title).like(pattern, escape="\\"),
+                func.lower(func.coalesce(Deal.account_name, "")).like(pattern, escape="\\"),
+                func.lower(Deal.crm_id).like(pattern, escape="\\"),
+                contact,
+            )
+        )
+    return conditions
+
+
 def search_deals(
     session: Session, rep: Rep, text: str, *, skip: int = 0, count: int = 25
 ) -> list[Deal]:
@@ -111,26 +137,8 @@ def search_deals(
         .where(_visible(rep.email, accounts))
         .options(lazyload(Deal.domains))  # the cards show no domains
     )
-    words = text.split()
-    for word in words[:5]:
-        pattern = _like(word)
-        contact = exists(
-            select(DealContact.id).where(
-                DealContact.deal_id == Deal.id,
-                or_(
-                    func.lower(DealContact.email).like(pattern, escape="\\"),
-                    func.lower(func.coalesce(DealContact.name, "")).like(pattern, escape="\\"),
-                ),
-            )
-        )
-        query = query.where(
-            or_(
-                func.lower(Deal.title).like(pattern, escape="\\"),
-                func.lower(func.coalesce(Deal.account_name, "")).like(pattern, escape="\\"),
-                func.lower(Deal.crm_id).like(pattern, escape="\\"),
-                contact,
-            )
-        )
+    for condition in text_matches(text):
+        query = query.where(condition)
     own_first = case((Deal.owner_email == rep.email, 0), else_=1)
     query = query.order_by(
         own_first,

@@ -4,27 +4,27 @@ tenant, and whose?
 The tab asks the Teams JS SDK for a token (``authentication.getAuthToken``); Teams gets it from
 Entra for the manifest's ``webApplicationInfo.resource`` (``api://{public host}/{client id}``)
 and the tab sends it with each request. Checked as the Bot Framework JWT is
-(``cards.auth``): RS256 only; the key by ``kid`` from the tenant's OpenID metadata
-(``{login}/{tenant}/v2.0/.well-known/openid-configuration`` → ``jwks_uri``), cached, fetched
-again for an unknown ``kid`` at most every 30 s; ``iss`` the metadata's issuer; ``aud`` our
-resource (or our client id, which Entra also uses for v2.0 tokens); expiry with 5 minutes of
-skew; ``tid`` our tenant; ``scp`` containing ``access_as_user``; an ``oid``. Anything else is
+(``cards.auth``; both through ``cards.signing_keys``): RS256 only; the key by ``kid`` from the
+tenant's OpenID metadata (``{login}/{tenant}/v2.0/.well-known/openid-configuration`` →
+``jwks_uri``), cached, fetched again for an unknown ``kid`` at most every 30 s; ``iss`` the
+metadata's issuer; ``aud`` our resource (or our client id, which Entra also uses for v2.0
+tokens); expiry with 5 minutes of skew; ``tid`` our tenant; ``scp`` containing
+``access_as_user``; an ``oid``. Anything else is
 refused, and the reason is logged, never the token.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import jwt
 import requests
 
+from cards.signing_keys import SigningKeyError, SigningKeys, decode
 from connector.settings import MICROSOFT_LOGIN, Settings
 from graph_sync.auth import LoginRedirectSession
 from manifest.build import public_domain
@@ -89,17 +89,18 @@ class TabTokenValidator:
         keys_max_age: float = 24 * 3600.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._metadata_url = metadata_url
         self._audiences = list(audiences)
-        self._http = http
         self._skew = clock_skew
-        self._cooldown = refresh_cooldown
-        self._max_age = keys_max_age
-        self._monotonic = monotonic
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._issuer: str | None = None
-        self._fetched_at: float | None = None
-        self._lock = threading.Lock()
+        self._keys = SigningKeys(
+            metadata_url,
+            http,
+            source="Entra",
+            log=log,
+            required_metadata=("issuer",),
+            refresh_cooldown=refresh_cooldown,
+            max_age=keys_max_age,
+            monotonic=monotonic,
+        )
 
     @classmethod
     def for_settings(cls, settings: Settings) -> TabTokenValidator:
@@ -127,9 +128,22 @@ class TabTokenValidator:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise TabAuthError(TabAuthFailure.MALFORMED, "no kid")
-        key, issuer = self._key(kid)
-        claims = self._decode(token, key, issuer)
-        expected_tid = _tenant_of(issuer)
+        try:
+            key = self._keys.get(kid)
+            if key is None or key.issuer is None:
+                raise TabAuthError(TabAuthFailure.UNKNOWN_KEY)
+            claims = decode(
+                token,
+                key,
+                audience=self._audiences,
+                issuer=key.issuer,
+                leeway=self._skew,
+                require=("exp", "iss", "aud", "tid"),
+            )
+        except SigningKeyError as e:
+            # the URL of keys that could not be fetched is not the tab's to say
+            raise TabAuthError(TabAuthFailure(e.reason.value), e.detail) from e
+        expected_tid = _tenant_of(key.issuer)
         if str(claims.get("tid", "")).lower() != expected_tid:
             raise TabAuthError(TabAuthFailure.WRONG_TENANT)
         scopes = str(claims.get("scp", "")).split()
@@ -146,78 +160,6 @@ class TabTokenValidator:
             name=name if isinstance(name, str) else None,
             tenant_id=expected_tid,
         )
-
-    def _decode(self, token: str, key: jwt.PyJWK, issuer: str) -> dict[str, Any]:
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=["RS256"],
-                audience=self._audiences,
-                issuer=issuer,
-                leeway=self._skew,
-                options={"require": ["exp", "iss", "aud", "tid"]},
-            )
-        except jwt.InvalidSignatureError as e:
-            raise TabAuthError(TabAuthFailure.BAD_SIGNATURE) from e
-        except jwt.ExpiredSignatureError as e:
-            raise TabAuthError(TabAuthFailure.EXPIRED) from e
-        except jwt.ImmatureSignatureError as e:
-            raise TabAuthError(TabAuthFailure.NOT_YET_VALID) from e
-        except jwt.InvalidAudienceError as e:
-            raise TabAuthError(TabAuthFailure.WRONG_AUDIENCE) from e
-        except jwt.InvalidIssuerError as e:
-            raise TabAuthError(TabAuthFailure.WRONG_ISSUER) from e
-        except jwt.MissingRequiredClaimError as e:
-            raise TabAuthError(TabAuthFailure.MISSING_CLAIM, e.claim) from e
-        except jwt.PyJWTError as e:
-            raise TabAuthError(TabAuthFailure.MALFORMED, type(e).__name__) from e
-        return claims
-
-    def _key(self, kid: str) -> tuple[jwt.PyJWK, str]:
-        with self._lock:
-            now = self._monotonic()
-            stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
-            may_refetch = self._fetched_at is None or now - self._fetched_at >= self._cooldown
-            if stale or (kid not in self._keys and may_refetch):
-                self._refresh(now)
-            key, issuer = self._keys.get(kid), self._issuer
-        if key is None or issuer is None:
-            raise TabAuthError(TabAuthFailure.UNKNOWN_KEY)
-        return key, issuer
-
-    def _refresh(self, now: float) -> None:
-        try:
-            metadata = self._get(self._metadata_url)
-            jwks = self._get(str(metadata.get("jwks_uri", "")))
-            issuer = metadata.get("issuer")
-            if not isinstance(issuer, str):
-                raise TabAuthError(TabAuthFailure.KEYS_UNAVAILABLE, "no issuer in the metadata")
-        except TabAuthError:
-            if not self._keys:
-                raise
-            log.warning("Entra signing keys could not be refreshed; keeping the cached keys")
-            self._fetched_at = now - self._max_age + self._cooldown
-            return
-        keys: dict[str, jwt.PyJWK] = {}
-        for entry in jwks.get("keys", []):
-            if isinstance(entry, dict) and isinstance(entry.get("kid"), str):
-                try:
-                    keys[entry["kid"]] = jwt.PyJWK(entry, algorithm="RS256")
-                except jwt.PyJWTError:
-                    log.warning("skipping an unusable Entra signing key %s", entry.get("kid"))
-        self._keys, self._issuer, self._fetched_at = keys, issuer, now
-
-    def _get(self, url: str) -> dict[str, Any]:
-        try:
-            answer = self._http.get(url, timeout=10)
-            answer.raise_for_status()
-            body = answer.json()
-        except (requests.RequestException, ValueError) as e:
-            raise TabAuthError(TabAuthFailure.KEYS_UNAVAILABLE, type(e).__name__) from e
-        if not isinstance(body, dict):
-            raise TabAuthError(TabAuthFailure.KEYS_UNAVAILABLE, "not a JSON object")
-        return body
 
 
 def _bearer(header: str | None) -> str:

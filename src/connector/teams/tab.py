@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
@@ -304,20 +305,20 @@ def reminder_snooze(reminder_id: int) -> tuple[Response, int]:
 
 @tab.post("/teams/tab/api/meetings/<int:interaction_id>/withdraw")
 def meeting_withdraw(interaction_id: int) -> tuple[Response, int]:
-    session, settings, now = db_session(), _settings(), utcnow()
-    rep = signed_in_rep(session)
-    interaction = _own_meeting(session, rep, interaction_id)
-    withdraw(session, interaction, rep.email, settings, now, source=SOURCE)
-    _refresh_cards(session, interaction)
-    return _ok()
+    return _change_meeting(interaction_id, withdraw)
 
 
 @tab.post("/teams/tab/api/meetings/<int:interaction_id>/undo")
 def meeting_undo(interaction_id: int) -> tuple[Response, int]:
+    return _change_meeting(interaction_id, undo)
+
+
+def _change_meeting(interaction_id: int, change: Callable[..., object]) -> tuple[Response, int]:
+    """Withdraw or undo (`change`) the signed-in rep's meeting; its cards show it."""
     session, settings, now = db_session(), _settings(), utcnow()
     rep = signed_in_rep(session)
     interaction = _own_meeting(session, rep, interaction_id)
-    undo(session, interaction, rep.email, settings, now, source=SOURCE)
+    change(session, interaction, rep.email, settings, now, source=SOURCE)
     _refresh_cards(session, interaction)
     return _ok()
 
