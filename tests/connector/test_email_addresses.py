@@ -36,10 +36,12 @@ def checked(value: str) -> str | None:
 _ATOMS = st.text(alphabet="abcXYZ019_+-.%!#'~", min_size=0, max_size=12)
 _LABELS = st.text(alphabet="abcQ09-", min_size=0, max_size=10)
 _ADDRESSES = st.builds(
-    lambda local, labels, tld: f"{local}@{'.'.join(labels + [tld])}",
+    lambda local, labels, tld: f"{local}@{'.'.join([*labels, tld])}",
     _ATOMS,
     st.lists(_LABELS, min_size=0, max_size=3),
-    st.sampled_from(["com", "COM", "de", "c0m", "1", "test", "local", "onion", "x", "" ,"xn--p1ai"]),
+    st.sampled_from(
+        ["com", "COM", "de", "c0m", "1", "test", "local", "onion", "x", "", "xn--p1ai"]
+    ),
 )
 
 
