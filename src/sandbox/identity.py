@@ -56,7 +56,7 @@ def create_blueprint(tenant: Tenant) -> Blueprint:
             if fault is not None:
                 raise _fault_as_token_error(fault, tenant.settings.fault_timeout_seconds)
             if not authority.knows_tenant(tenant_name):
-                return refuse_tenant(tenant_name)
+                raise unknown_tenant(tenant_name)  # answered and logged with its status below
             basic = None
             if request.authorization and request.authorization.type == "basic":
                 basic = (request.authorization.username or "", request.authorization.password or "")

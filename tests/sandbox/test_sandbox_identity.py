@@ -133,3 +133,16 @@ def test_missing_permission_is_refused_per_route(sandbox: RunningSandbox, contro
     )
     assert (events.status_code, events.json()["error"]["code"]) == (403, "ErrorAccessDenied")
     assert settings.status_code == 200
+
+
+def test_a_token_refused_for_an_unknown_tenant_is_logged_with_its_status(
+    sandbox: RunningSandbox, control: Control
+) -> None:
+    answer = requests.post(
+        f"{sandbox.base_url}/other.example/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": sandbox.client_id},
+        timeout=10,
+    )
+    assert (answer.status_code, answer.json()["error_codes"]) == (400, [90002])
+    logged = [r for r in control.requests_served()["recent"] if r["route"].endswith("/token")]
+    assert [r["status"] for r in logged] == [400]
