@@ -181,7 +181,9 @@ def _one_database(app: Any, label: str) -> dict[str, float]:
 
     with store.session() as session:
         rep = session.query(Rep).filter_by(email="rep1@contoso.com").one()
-        shared = [d for d in search_deals(session, rep, "", count=25) if d.owner_email != rep.email]
+        # Own deals come first: the first 25 of rep1's are all hers. Count over all she sees.
+        seen = search_deals(session, rep, "", count=DEALS)
+        shared = [d for d in seen if d.owner_email != rep.email]
     query(*plan[0])  # warm caches and the connection pool
     answers = _time(answer, plan, "answer")
     queries = _time(query, plan, "query")
@@ -205,7 +207,7 @@ def _one_database(app: Any, label: str) -> dict[str, float]:
         figures[f"{label}_{name}_cpu_p95_ms"] = p95
         print(f"   {label:<10} {name:<9}: CPU p50 {p50:6.1f} ms  p95 {p95:6.1f} ms (this process)")
     ratio = figures[f"{label}_baseline_p95_ms"] / figures[f"{label}_query_p95_ms"]
-    print(f"   {label:<10} baseline / query at p95: {ratio:.1f}x; rep1 sees {len(shared)} shared")
+    print(f"   {label:<10} baseline / query at p95: {ratio:.1f}x; rep1 sees {len(seen) - len(shared)} own and {len(shared)} shared")
     return figures
 
 
