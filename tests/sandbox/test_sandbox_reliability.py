@@ -62,18 +62,53 @@ def test_a_batch_with_duplicate_ids_or_a_body_without_content_type_is_refused(
     assert "Content-Type" in untyped.json()["error"]["message"]
 
 
-def test_a_batch_of_twenty_creates_twenty_events_answered_in_some_order(
+def test_a_batch_of_twenty_for_five_mailboxes_creates_twenty_events_answered_in_some_order(
     batch: Callable[..., requests.Response], control: Control
 ) -> None:
-    control.add_user("ann", "Ann Rep")
-    answer = batch([_post_event(str(i), "ann@contoso.example", f"R{i}") for i in range(20)])
+    reps = [f"rep{r}@contoso.example" for r in range(5)]
+    for r in range(5):
+        control.add_user(f"rep{r}", f"Rep {r}")
+    answer = batch([_post_event(str(i), reps[i % 5], f"R{i}") for i in range(20)])
     responses = answer.json()["responses"]
     assert answer.status_code == 200
     assert sorted(int(r["id"]) for r in responses) == list(range(20))
     assert [r["id"] for r in responses] != [str(i) for i in range(20)]
     assert {r["status"] for r in responses} == {201}
     assert {r["body"]["subject"] for r in responses} == {f"R{i}" for i in range(20)}
-    assert len(control.stored_events("ann@contoso.example")) == 20
+    assert [len(control.stored_events(rep)) for rep in reps] == [4] * 5
+
+
+def test_a_fifth_item_run_at_once_on_one_mailbox_is_throttled_alone(
+    batch: Callable[..., requests.Response], control: Control
+) -> None:
+    control.add_user("ann", "Ann Rep")
+    control.add_user("bob", "Bob Rep")
+    items = [_post_event(str(i), "ann@contoso.example", f"A{i}") for i in range(6)]
+    items += [_post_event(f"b{i}", "bob@contoso.example", f"B{i}") for i in range(3)]
+    answer = batch(items)
+    statuses = {r["id"]: r["status"] for r in answer.json()["responses"]}
+    throttled = [r for r in answer.json()["responses"] if r["status"] == 429]
+    assert answer.status_code == 200
+    assert sorted(statuses.values()).count(201) == 4 + 3
+    assert {r["id"] for r in throttled} <= {str(i) for i in range(6)}
+    assert len(throttled) == 2
+    assert {r["body"]["error"]["code"] for r in throttled} == {"ApplicationThrottled"}
+    assert all(float(r["headers"]["Retry-After"]) > 0 for r in throttled)
+    assert len(control.stored_events("ann@contoso.example")) == 4
+    assert len(control.stored_events("bob@contoso.example")) == 3
+
+
+def test_a_depends_on_chain_runs_one_item_at_a_time_on_its_mailbox(
+    batch: Callable[..., requests.Response], control: Control
+) -> None:
+    control.add_user("ann", "Ann Rep")
+    chain = [_post_event("0", "ann@contoso.example", "A0")] + [
+        _post_event(str(i), "ann@contoso.example", f"A{i}", dependsOn=[str(i - 1)])
+        for i in range(1, 8)
+    ]
+    answer = batch(chain)
+    assert {r["status"] for r in answer.json()["responses"]} == {201}
+    assert len(control.stored_events("ann@contoso.example")) == 8
 
 
 def test_depends_on_runs_in_order_and_dependants_of_a_failure_get_424(
