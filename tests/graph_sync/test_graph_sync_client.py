@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -104,15 +105,57 @@ def test_persistent_429_is_throttled_with_its_retry_after(
     assert raised.value.retry_after == pytest.approx(0.01)
 
 
-def test_batch_of_45_creates_is_sent_as_3_calls(graph: GraphClient, control: Control) -> None:
+def test_45_creates_for_one_mailbox_go_4_a_call_without_a_429(
+    graph: GraphClient, control: Control
+) -> None:
     user = control.add_user("ann")
 
     results = graph.batch([create_item(n, user["id"]) for n in range(45)], mailbox=user["id"])
 
     assert [r.id for r in results] == [str(n) for n in range(45)]
     assert all(r.status == 201 for r in results)
-    assert control.calls(BATCH_ROUTE) == 3
+    assert control.calls(BATCH_ROUTE) == 12  # Outlook runs a batch's items at once: 4 a call
+    assert "429" not in control.served()["byStatus"]
     assert len(control.stored_events(user["id"])) == 45
+
+
+def test_45_creates_for_9_mailboxes_are_sent_as_3_calls(
+    graph: GraphClient, control: Control
+) -> None:
+    users = [control.add_user(f"rep{r}")["id"] for r in range(9)]
+
+    results = graph.batch([create_item(n, users[n % 9]) for n in range(45)])
+
+    assert all(r.status == 201 for r in results)
+    assert control.calls(BATCH_ROUTE) == 3
+    assert "429" not in control.served()["byStatus"]
+    assert [len(control.stored_events(u)) for u in users] == [5] * 9
+
+
+def test_mixed_batch_calls_sharing_mailboxes_do_not_overrun_outlooks_concurrency(
+    graph: GraphClient, control: Control
+) -> None:
+    users = [control.add_user(f"rep{r}")["id"] for r in range(3)]
+    control.settings(latencySeconds=0.01)
+    errors: list[BaseException] = []
+
+    def deliver(start: int) -> None:
+        try:
+            # each thread walks the mailboxes in another order: slots taken sorted, no deadlock
+            order = users[start % 3 :] + users[: start % 3]
+            graph.batch([create_item(start * 100 + n, order[n % 3]) for n in range(12)])
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=deliver, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert "429" not in control.served()["byStatus"]
+    assert [len(control.stored_events(u)) for u in users] == [16] * 3
 
 
 def test_batch_items_answered_429_are_retried_alone_after_retry_after(
@@ -125,7 +168,7 @@ def test_batch_items_answered_429_are_retried_alone_after_retry_after(
 
     assert all(r.ok for r in results)
     assert sorted(r.attempts for r in results) == [1] * 5 + [2] * 5
-    assert control.calls(BATCH_ROUTE) == 2
+    assert control.calls(BATCH_ROUTE) == 3 + 2  # 4 + 4 + 2, then the 5 throttled: 4 + 1
     assert len(control.stored_events(user["id"])) == 10
 
 
@@ -238,6 +281,38 @@ def test_pack_batches_keeps_dependency_chains_in_one_call() -> None:
     assert all(len(call) <= 20 for call in calls)
     together = next(call for call in calls if any(item.id == "3" for item in call))
     assert any(item.id == "25" for item in together)
+
+
+def test_pack_batches_mixes_mailboxes_up_to_4_of_each_a_call() -> None:
+    def item(n: int, mailbox: str) -> BatchItem:
+        return BatchItem(id=str(n), method="GET", url=f"/users/{mailbox}/events")
+
+    twenty_over_ten = [item(n, f"rep{n % 10}") for n in range(20)]
+    forty_five_over_three = [item(n, f"rep{n % 3}") for n in range(45)]
+    one_big_and_many_small = [item(n, "big") for n in range(8)] + [
+        item(n, f"rep{n}") for n in range(8, 32)
+    ]
+
+    assert [len(c) for c in pack_batches(twenty_over_ten)] == [20]
+    calls = pack_batches(forty_five_over_three)
+    assert len(calls) == 4  # max(ceil(45 / 20), ceil(15 / 4))
+    assert all(
+        Counter(i.target_mailbox() for i in call).most_common(1)[0][1] <= 4 for call in calls
+    )
+    assert len(pack_batches(one_big_and_many_small)) == 2  # max(ceil(32 / 20), ceil(8 / 4))
+    assert sorted(i.id for c in calls for i in c) == sorted(str(n) for n in range(45))
+
+
+def test_pack_batches_counts_a_depends_on_chain_as_one_at_a_time() -> None:
+    chain = [BatchItem(id="0", method="GET", url="/users/ann/events")] + [
+        BatchItem(id=str(n), method="GET", url="/users/ann/events", depends_on=[str(n - 1)])
+        for n in range(1, 8)
+    ]
+    others = [BatchItem(id=f"x{n}", method="GET", url="/users/ann/events") for n in range(3)]
+
+    (call,) = pack_batches(chain + others)
+
+    assert len(call) == 11
 
 
 def test_pack_batches_refuses_a_chain_longer_than_a_batch() -> None:
