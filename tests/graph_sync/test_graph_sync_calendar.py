@@ -350,3 +350,19 @@ def test_stored_ops_come_back_as_their_kind() -> None:
         adapter.validate_python({"kind": "delete", "mailbox": "ann", "event_id": None, "key": "k"}),
         DeleteReminder,
     )
+
+
+def test_a_failed_lookup_fails_only_its_own_verified_create(
+    writer: CalendarWriter, control: Control
+) -> None:
+    ann = control.add_user("ann")["id"]
+    bob = control.add_user("bob")["id"]
+    control.fault(route=f"GET /v1.0/users/{bob}/events", status=503, retryAfter=0.01)
+    ops = [CreateReminder(mailbox=[ann, bob][n % 2], event=reminder(n)) for n in range(6)]
+
+    results = writer.apply(ops, verify_creates=True)
+
+    assert [r.outcome for r in results] == ["done", "failed"] * 3
+    assert all("lookup by key failed" in (r.error or "") for r in results[1::2])
+    assert keys_on_calendar(control, ann) == {reminder(n).key: 1 for n in (0, 2, 4)}
+    assert keys_on_calendar(control, bob) == {}  # without the lookup a create could duplicate
