@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from sandbox.tenant import Tenant
 
 MAX_REQUESTS = 20
+BATCH_PARALLELISM = 4
+"""Outlook runs up to 4 items of a batch in parallel (per mailbox; M365_NOTES.md)."""
 _WRITES = {"POST", "PATCH", "PUT"}
 
 
@@ -123,8 +125,10 @@ def serve_batch(service: GraphService, request: GraphRequest) -> GraphResponse:
     statuses: dict[str, int] = {}
     answers: list[dict[str, Any]] = []
     for wave in _waves(_order(batch.requests)):
-        # Outlook runs a wave's items at the same time: on one mailbox, the items admitted
-        # before this one are still in flight, so a 5th gets 429 MailboxConcurrency.
+        # Outlook runs up to 4 of a wave's items on one mailbox at a time, the rest wait their
+        # turn: an item runs alongside the ones of its group of 4 admitted before it. A batch
+        # alone stays within the mailbox's 4 concurrent requests; with other requests in
+        # flight on the mailbox the total can exceed them, and that item gets its own 429.
         running: Counter[str] = Counter()
         for item in wave:
             failed = [d for d in item.depends_on if statuses.get(d.lower(), 200) >= 400]
@@ -140,7 +144,8 @@ def serve_batch(service: GraphService, request: GraphRequest) -> GraphResponse:
             else:
                 item_request = _item_request(item, request)
                 mailbox = service.mailbox_of(item_request)
-                with service.tenant.throttle.alongside(mailbox, running[mailbox or ""]):
+                alongside = running[mailbox or ""] % BATCH_PARALLELISM
+                with service.tenant.throttle.alongside(mailbox, alongside):
                     response = service.serve(item_request)
                 if mailbox is not None and response.status != 429:
                     running[mailbox] += 1
