@@ -260,7 +260,7 @@ def delete_event(client: GraphClient, mailbox: str, event_id: str) -> None:
 
 class CalendarWriter:
     """Applies reminder ops to calendars through `$batch`: the ops of many mailboxes share
-    calls (<= 20 items a call, <= 4 of one mailbox: Outlook's concurrency)."""
+    calls (<= 20 items a call; Outlook runs up to 4 of one mailbox at a time)."""
 
     def __init__(self, client: GraphClient) -> None:
         self.client = client

@@ -134,7 +134,8 @@ class AsyncBridge:
 
 
 class MailboxSlots:
-    """Counted slots taken several at a time, atomically (a $batch may run 4 items at once)."""
+    """Counted slots taken several at a time, atomically (a $batch may run 4 items of one
+    mailbox at once)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -357,58 +358,40 @@ def _mailbox_weights(group: list[BatchItem]) -> Counter[str]:
     return weights
 
 
-def pack_batches(
-    items: list[BatchItem], size: int = MAX_BATCH, per_mailbox: int = MAX_PER_MAILBOX
-) -> list[list[BatchItem]]:
-    """Split into as few `$batch` calls as the limits allow: at most `size` items a call and at
-    most `per_mailbox` of one mailbox running at once in a call (Outlook runs a batch's items in
-    parallel and answers a 5th on one mailbox 429), dependency chains kept together. Items of
-    many mailboxes share calls: max(ceil(n / size), max over mailboxes of ceil(n_i / per_mailbox))
-    calls for independent items."""
+def pack_batches(items: list[BatchItem], size: int = MAX_BATCH) -> list[list[BatchItem]]:
+    """Split into ceil(n / `size`) `$batch` calls (more only when dependency chains, kept
+    together, do not fit), whatever the mailboxes: Outlook runs up to 4 items of a batch in
+    parallel and lets the rest wait, so a call needs no cap per mailbox. One mailbox's items
+    are dealt round the calls, so each call carries its share of every mailbox."""
     groups = [(group, _mailbox_weights(group)) for group in _components(items)]
-    for group, weights in groups:
+    for group, _ in groups:
         if len(group) > size:
             raise ValueError(f"a dependency chain of {len(group)} items exceeds one $batch")
-        if any(count > per_mailbox for count in weights.values()):
-            raise ValueError(f"more than {per_mailbox} items of one mailbox would run at once")
     if not groups:
         return []
-    # One mailbox's items next to each other, dealt round the calls: each call gets its share.
     groups.sort(key=lambda entry: min(entry[1], default=""))
-    per_mailbox_total: Counter[str] = Counter()
-    for _, weights in groups:
-        per_mailbox_total.update(weights)
-    least = max(
-        math.ceil(len(items) / size),
-        *(math.ceil(total / per_mailbox) for total in per_mailbox_total.values()),
-        1,
-    )
-    calls: list[list[BatchItem]] = [[] for _ in range(least)]
-    loads: list[Counter[str]] = [Counter() for _ in range(least)]
+    calls: list[list[BatchItem]] = [[] for _ in range(math.ceil(len(items) / size))]
     cursor = 0
-    for group, weights in groups:
+    for group, _ in groups:
         for step in range(len(calls)):
             k = (cursor + step) % len(calls)
-            if len(calls[k]) + len(group) <= size and all(
-                loads[k][mailbox] + count <= per_mailbox for mailbox, count in weights.items()
-            ):
+            if len(calls[k]) + len(group) <= size:
                 break
         else:
             calls.append([])
-            loads.append(Counter())
             k = len(calls) - 1
         calls[k].extend(group)
-        loads[k].update(weights)
         cursor = k + 1
     return [call for call in calls if call]
 
 
-def mailbox_slots_of(call: list[BatchItem]) -> dict[str, int]:
-    """Per mailbox, the concurrency slots one `$batch` call takes (its items run at once)."""
+def mailbox_slots_of(call: list[BatchItem], per_mailbox: int = MAX_PER_MAILBOX) -> dict[str, int]:
+    """Per mailbox, the concurrency slots one `$batch` call takes: its items that Outlook runs
+    at the same time, at most `per_mailbox` (it runs up to 4 of a batch in parallel)."""
     weights: Counter[str] = Counter()
     for group in _components(call):
         weights.update(_mailbox_weights(group))
-    return dict(weights)
+    return {mailbox: min(per_mailbox, count) for mailbox, count in weights.items()}
 
 
 class GraphClient:
@@ -721,9 +704,9 @@ class GraphClient:
     # --- $batch -----------------------------------------------------------------------------
 
     def batch(self, items: list[BatchItem], mailbox: str | None = None) -> list[BatchResult]:
-        """Send items in `$batch` calls of <= 20 (items of many mailboxes share calls, <= 4 of
-        one mailbox each); retry only the failed ones; results in order. `mailbox`: for items
-        whose `url` names no user."""
+        """Send items in `$batch` calls of <= 20 (items of many mailboxes share calls);
+        retry only the failed ones; results in order. `mailbox`: for items whose `url` names
+        no user."""
         return self.bridge.run(self.batch_async(items, mailbox), None)
 
     async def batch_async(
@@ -743,7 +726,7 @@ class GraphClient:
         pending = list(items)
         for round_number in range(self.batch_rounds + 1):
             done = {key for key, result in results.items() if result.ok}
-            calls = pack_batches(pending, per_mailbox=self.max_per_mailbox)
+            calls = pack_batches(pending)
             answers = await asyncio.gather(*(self._send_batch(call, done) for call in calls))
             for call, answer in zip(calls, answers, strict=True):
                 for item in call:
@@ -771,11 +754,13 @@ class GraphClient:
 
     async def _send_batch(self, call: list[BatchItem], done: set[str]) -> dict[str, BatchResult]:
         body = {"requests": [item.wire(done) for item in call]}
-        weights = mailbox_slots_of(call)
+        weights = mailbox_slots_of(call, self.max_per_mailbox)
         named = {item.named_mailbox() for item in call} - {None}
         mailbox = named.pop() if len(named) == 1 else None  # names a whole-call failure
         try:
-            # Outlook runs a batch's items at once: the call holds a slot per item on each mailbox.
+            # Outlook runs up to 4 items of a batch in parallel: the call holds that many slots
+            # (fewer if fewer run at once) on each mailbox, so with our other requests in
+            # flight a mailbox never has more than 4.
             async with self._mailbox_limits(weights):
                 answer = await self.send("POST", "/$batch", body=body)
         except Exception as e:  # a transport failure fails every item of this call

@@ -170,7 +170,7 @@ def test_500s_and_429s_are_retried_without_duplicates(m365: Tenant) -> None:
     assert log["byStatus"].get("500", 0) + log["byStatus"].get("429", 0) > 0
 
 
-def test_deliveries_are_batched(m365: Tenant) -> None:
+def test_deliveries_for_one_rep_go_20_a_batch_call_without_a_429(m365: Tenant) -> None:
     ann = m365.add_rep("ann", "Ann Lee")
     for i in range(15):
         add_deal(m365, f"OPP-{i}", ann, contacts=[f"c{i}@fabrikam.com"])
@@ -180,8 +180,8 @@ def test_deliveries_are_batched(m365: Tenant) -> None:
     log = m365.control("GET", "/requests")
     batches = sum(n for route, n in log["byRoute"].items() if "$batch" in route)
     assert created > 20
-    # One mailbox: Outlook runs a batch's items at once and answers a 5th 429, so 4 a call.
-    assert 0 < batches <= math.ceil(created / 4) + 1
+    # One mailbox, 20 a call: Outlook runs up to 4 items of a batch in parallel, no 429.
+    assert batches == math.ceil(created / 20)
     assert "429" not in log["byStatus"]
 
 
@@ -196,8 +196,9 @@ def test_deliveries_for_many_reps_share_batch_calls(m365: Tenant) -> None:
     batches = sum(n for route, n in log["byRoute"].items() if "$batch" in route)
     assert min(per_rep) > 0
     assert max(max(keys_on(m365, rep).values()) for rep in reps) == 1
-    # was one call per rep at least (10); now max(ceil(n / 20), ceil(n_i / 4)) calls
-    assert batches == max(math.ceil(sum(per_rep) / 20), *(math.ceil(n / 4) for n in per_rep))
+    # was one call per rep at least (10); now ceil(n / 20) calls, without a 429
+    assert batches == math.ceil(sum(per_rep) / 20)
+    assert "429" not in log["byStatus"]
 
 
 def test_deleting_the_event_in_outlook_marks_the_reminder_done(m365: Tenant) -> None:
