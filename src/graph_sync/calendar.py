@@ -3,7 +3,6 @@ idempotent across retries (transactionId) and crashes (found again by an extende
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -216,6 +215,10 @@ class CalendarOpResult(BaseModel):
     """Graph attempts made in this call."""
 
 
+_Where = tuple[str, str]
+"""A reminder on a calendar: (mailbox, lower-case; reminder key)."""
+
+
 class _EventId(BaseModel):
     id: str
 
@@ -256,7 +259,8 @@ def delete_event(client: GraphClient, mailbox: str, event_id: str) -> None:
 
 
 class CalendarWriter:
-    """Applies reminder ops to calendars through `$batch` (<= 20 per call, per mailbox)."""
+    """Applies reminder ops to calendars through `$batch`: the ops of many mailboxes share
+    calls (<= 20 items a call; Outlook runs up to 4 of one mailbox at a time)."""
 
     def __init__(self, client: GraphClient) -> None:
         self.client = client
@@ -266,18 +270,34 @@ class CalendarWriter:
         return self.client.bridge.run(self._find_async(mailbox, keys), None)
 
     async def _find_async(self, mailbox: str, keys: list[str]) -> dict[str, list[str]]:
-        unique = list(dict.fromkeys(keys))
+        found, failures = await self._lookup_async([(mailbox, key) for key in keys])
+        for error in failures.values():
+            raise error
+        return {key: found[(mailbox.lower(), key)] for key in keys}
+
+    async def _lookup_async(
+        self, wanted: list[tuple[str, str]]
+    ) -> tuple[dict[_Where, list[str]], dict[_Where, GraphError]]:
+        """Event ids per (mailbox, key), all mailboxes in shared `$batch` calls; and the
+        lookups that failed (after the client's retries)."""
+        unique = list(dict.fromkeys((mailbox.lower(), key) for mailbox, key in wanted))
+        named = {mailbox.lower(): mailbox for mailbox, _ in wanted}
         items = [
-            BatchItem(id=str(n), method="GET", url=_key_filter_url(mailbox, key))
-            for n, key in enumerate(unique)
+            BatchItem(id=str(n), method="GET", url=_key_filter_url(named[mailbox], key))
+            for n, (mailbox, key) in enumerate(unique)
         ]
-        results = await self.client.batch_async(items, mailbox)
-        found: dict[str, list[str]] = {}
-        for key, result in zip(unique, results, strict=True):
-            if not result.ok:
-                raise result.error or GraphError(result.status, "LookupFailed", key, mailbox)
-            found[key] = [e.id for e in _EventIds.model_validate(result.body).value]
-        return found
+        results = await self.client.batch_async(items)
+        found: dict[_Where, list[str]] = {}
+        failures: dict[_Where, GraphError] = {}
+        for where, result in zip(unique, results, strict=True):
+            if result.ok:
+                found[where] = [e.id for e in _EventIds.model_validate(result.body).value]
+            else:
+                mailbox, key = where
+                failures[where] = result.error or GraphError(
+                    result.status, "LookupFailed", key, named[mailbox]
+                )
+        return found, failures
 
     def apply(
         self,
@@ -295,63 +315,45 @@ class CalendarWriter:
         *,
         verify_creates: bool = False,
     ) -> list[CalendarOpResult]:
-        """`apply`, on the client's loop."""
-        by_mailbox: dict[str, list[int]] = {}
-        for index, op in enumerate(ops):
-            by_mailbox.setdefault(op.mailbox.lower(), []).append(index)
-        answers = await asyncio.gather(
-            *(
-                self._apply_mailbox([ops[i] for i in indexes], verify_creates)
-                for indexes in by_mailbox.values()
-            )
-        )
-        results: list[CalendarOpResult | None] = [None] * len(ops)
-        for indexes, answer in zip(by_mailbox.values(), answers, strict=True):
-            for index, result in zip(indexes, answer, strict=True):
-                results[index] = result
-        return [r for r in results if r is not None]
-
-    async def _apply_mailbox(
-        self, ops: Sequence[ReminderOp], verify_creates: bool
-    ) -> list[CalendarOpResult]:
-        mailbox = ops[0].mailbox
+        """`apply`, on the client's loop: one round of lookups for every mailbox, then one
+        round of writes for every mailbox (each round as few `$batch` calls as the limits
+        allow, retried items only)."""
         needs_lookup = [
             (isinstance(op, CreateReminder) and (op.verify or verify_creates))
             or (isinstance(op, DeleteReminder) and op.event_id is None)
             for op in ops
         ]
-        lookups = [_key_of(op) for op, needed in zip(ops, needs_lookup, strict=True) if needed]
-        existing: dict[str, list[str]] = {}
-        lookup_error: GraphError | None = None
-        if lookups:
-            try:
-                existing = await self._find_async(mailbox, lookups)
-            except GraphError as e:
-                # Without the lookup a create could duplicate: those ops fail, the rest go on.
-                log.warning("reminder lookup failed for %s: %s", mailbox, e.code)
-                lookup_error = e
+        wanted = [
+            (op.mailbox, _key_of(op))
+            for op, needed in zip(ops, needs_lookup, strict=True)
+            if needed
+        ]
+        existing, failures = await self._lookup_async(wanted) if wanted else ({}, {})
+        for (mailbox, _), error in failures.items():
+            # Without the lookup a create could duplicate: those ops fail, the rest go on.
+            log.warning("reminder lookup failed for %s: %s", mailbox, error.code)
         items: list[BatchItem] = []
-        plan: list[tuple[str, list[str]] | None] = []  # per op: its kind as sent, its item ids
+        plan: list[tuple[str, list[str]] | GraphError] = []  # per op: kind as sent, its items
         for n, (op, needed) in enumerate(zip(ops, needs_lookup, strict=True)):
-            if needed and lookup_error is not None:
-                plan.append(None)
+            where = (op.mailbox.lower(), _key_of(op))
+            if needed and where in failures:
+                plan.append(failures[where])
                 continue
-            kind, op_items = self._items_for(n, op, existing)
+            kind, op_items = self._items_for(n, op, existing.get(where, []))
             plan.append((kind, [item.id for item in op_items]))
             items.extend(op_items)
-        results = {r.id: r for r in await self.client.batch_async(items, mailbox)} if items else {}
+        results = {r.id: r for r in await self.client.batch_async(items)} if items else {}
         out: list[CalendarOpResult] = []
         for op, planned in zip(ops, plan, strict=True):
-            if planned is None:
-                assert lookup_error is not None
+            if isinstance(planned, GraphError):
                 out.append(
                     CalendarOpResult(
                         kind=op.kind,
                         mailbox=op.mailbox,
                         key=_key_of(op),
                         outcome=Outcome.FAILED,
-                        status=lookup_error.status,
-                        error=f"lookup by key failed: {lookup_error}",
+                        status=planned.status,
+                        error=f"lookup by key failed: {planned}",
                     )
                 )
                 continue
@@ -363,11 +365,10 @@ class CalendarWriter:
         self,
         n: int,
         op: CreateReminder | UpdateReminder | DeleteReminder,
-        existing: dict[str, list[str]],
+        found: list[str],
     ) -> tuple[str, list[BatchItem]]:
         base = f"/users/{op.mailbox}/events"
         if isinstance(op, CreateReminder):
-            found = existing.get(op.event.key, [])
             if found:
                 # It exists already: update the first, remove any duplicate.
                 items = [
@@ -395,7 +396,7 @@ class CalendarWriter:
                     body=op.event.graph_body(create=False),
                 )
             ]
-        targets = [op.event_id] if op.event_id else existing.get(op.key, [])
+        targets = [op.event_id] if op.event_id else found
         return "delete", [
             BatchItem(id=f"{n}.{k}", method="DELETE", url=f"{base}/{target}")
             for k, target in enumerate(targets)

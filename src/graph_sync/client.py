@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 GRAPH_BASE_URL = "https://graph.microsoft.com"
 MAX_BATCH = 20  # json-batching.md: at most 20 requests in one $batch
+MAX_PER_MAILBOX = 4  # throttling-limits.md: Outlook, 4 concurrent requests per app and mailbox
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _ALWAYS_RETRY = frozenset({429, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -131,7 +134,8 @@ class AsyncBridge:
 
 
 class MailboxSlots:
-    """Counted slots taken several at a time, atomically (a $batch may run 4 items at once)."""
+    """Counted slots taken several at a time, atomically (a $batch may run 4 items of one
+    mailbox at once)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -237,6 +241,22 @@ class BatchItem(BaseModel):
     depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
     retry_server_errors: bool | None = None
     """Retry 500/502 for this item; default: idempotent methods and POSTs with a transactionId."""
+    mailbox: str | None = None
+    """The mailbox it works on (Outlook's concurrency limit); default: the user in `url`."""
+
+    def named_mailbox(self) -> str | None:
+        """The mailbox as given (`mailbox`, else the user in `url`), if any."""
+        if self.mailbox:
+            return self.mailbox
+        parts = [p for p in self.url.split("?", 1)[0].split("/") if p]
+        if len(parts) >= 2 and parts[0].lower() == "users":
+            return unquote(parts[1])
+        return None
+
+    def target_mailbox(self) -> str | None:
+        """The mailbox whose concurrency slots the item takes (lower-case), if any."""
+        named = self.named_mailbox()
+        return named.lower() if named else None
 
     def wire(self, done: set[str]) -> dict[str, Any]:
         """The item as the batch body carries it; dependencies already done are dropped."""
@@ -312,20 +332,66 @@ def _components(items: list[BatchItem]) -> list[list[BatchItem]]:
     return list(groups.values())
 
 
+def _mailbox_weights(group: list[BatchItem]) -> Counter[str]:
+    """Per mailbox, the most items of the group that Outlook runs at the same time: items in
+    one wave (no dependency left, or all done one wave earlier); a chain counts 1."""
+    ids = {item.id for item in group}
+    depth: dict[str, int] = {}
+
+    def wave(item: BatchItem, by_id: dict[str, BatchItem]) -> int:
+        if item.id not in depth:
+            depth[item.id] = 0  # a cycle is refused by Graph; count it as one wave here
+            depth[item.id] = 1 + max(
+                (wave(by_id[d], by_id) for d in item.depends_on if d in ids), default=-1
+            )
+        return depth[item.id]
+
+    by_id = {item.id: item for item in group}
+    at_once: Counter[tuple[int, str]] = Counter()
+    for item in group:
+        mailbox = item.target_mailbox()
+        if mailbox is not None:
+            at_once[(wave(item, by_id), mailbox)] += 1
+    weights: Counter[str] = Counter()
+    for (_, mailbox), count in at_once.items():
+        weights[mailbox] = max(weights[mailbox], count)
+    return weights
+
+
 def pack_batches(items: list[BatchItem], size: int = MAX_BATCH) -> list[list[BatchItem]]:
-    """Split into `$batch` calls of at most `size`, keeping dependency chains together."""
-    calls: list[list[BatchItem]] = []
-    current: list[BatchItem] = []
-    for group in _components(items):
+    """Split into ceil(n / `size`) `$batch` calls (more only when dependency chains, kept
+    together, do not fit), whatever the mailboxes: Outlook runs up to 4 items of a batch in
+    parallel and lets the rest wait, so a call needs no cap per mailbox. One mailbox's items
+    are dealt round the calls, so each call carries its share of every mailbox."""
+    groups = [(group, _mailbox_weights(group)) for group in _components(items)]
+    for group, _ in groups:
         if len(group) > size:
             raise ValueError(f"a dependency chain of {len(group)} items exceeds one $batch")
-        if len(current) + len(group) > size:
-            calls.append(current)
-            current = []
-        current.extend(group)
-    if current:
-        calls.append(current)
-    return calls
+    if not groups:
+        return []
+    groups.sort(key=lambda entry: min(entry[1], default=""))
+    calls: list[list[BatchItem]] = [[] for _ in range(math.ceil(len(items) / size))]
+    cursor = 0
+    for group, _ in groups:
+        for step in range(len(calls)):
+            k = (cursor + step) % len(calls)
+            if len(calls[k]) + len(group) <= size:
+                break
+        else:
+            calls.append([])
+            k = len(calls) - 1
+        calls[k].extend(group)
+        cursor = k + 1
+    return [call for call in calls if call]
+
+
+def mailbox_slots_of(call: list[BatchItem], per_mailbox: int = MAX_PER_MAILBOX) -> dict[str, int]:
+    """Per mailbox, the concurrency slots one `$batch` call takes: its items that Outlook runs
+    at the same time, at most `per_mailbox` (it runs up to 4 of a batch in parallel)."""
+    weights: Counter[str] = Counter()
+    for group in _components(call):
+        weights.update(_mailbox_weights(group))
+    return {mailbox: min(per_mailbox, count) for mailbox, count in weights.items()}
 
 
 class GraphClient:
@@ -436,10 +502,23 @@ class GraphClient:
             async with self._global:
                 yield
             return
+        async with self._mailbox_slots(mailbox).hold(weight), self._global:
+            yield
+
+    def _mailbox_slots(self, mailbox: str) -> MailboxSlots:
         slots = self._mailboxes.get(mailbox.lower())
         if slots is None:
             slots = self._mailboxes[mailbox.lower()] = MailboxSlots(self.max_per_mailbox)
-        async with slots.hold(weight), self._global:
+        return slots
+
+    @asynccontextmanager
+    async def _mailbox_limits(self, weights: dict[str, int]) -> AsyncIterator[None]:
+        """Slots on every mailbox a `$batch` call touches, taken in sorted order: two calls
+        that share mailboxes never each wait for what the other holds (`send` then takes the
+        global one, after the mailboxes as `_limits` does)."""
+        async with AsyncExitStack() as stack:
+            for mailbox in sorted(weights):
+                await stack.enter_async_context(self._mailbox_slots(mailbox).hold(weights[mailbox]))
             yield
 
     # --- single requests --------------------------------------------------------------------
@@ -625,7 +704,9 @@ class GraphClient:
     # --- $batch -----------------------------------------------------------------------------
 
     def batch(self, items: list[BatchItem], mailbox: str | None = None) -> list[BatchResult]:
-        """Send items in `$batch` calls of <= 20; retry only the failed ones; results in order."""
+        """Send items in `$batch` calls of <= 20 (items of many mailboxes share calls);
+        retry only the failed ones; results in order. `mailbox`: for items whose `url` names
+        no user."""
         return self.bridge.run(self.batch_async(items, mailbox), None)
 
     async def batch_async(
@@ -635,15 +716,18 @@ class GraphClient:
         ids = [item.id for item in items]
         if len(set(ids)) != len(ids):
             raise ValueError("batch item ids must be unique")
+        if mailbox is not None:
+            items = [
+                item if item.target_mailbox() else item.model_copy(update={"mailbox": mailbox})
+                for item in items
+            ]
         results: dict[str, BatchResult] = {}
         attempts: dict[str, int] = dict.fromkeys(ids, 0)
         pending = list(items)
         for round_number in range(self.batch_rounds + 1):
             done = {key for key, result in results.items() if result.ok}
             calls = pack_batches(pending)
-            answers = await asyncio.gather(
-                *(self._send_batch(call, done, mailbox) for call in calls)
-            )
+            answers = await asyncio.gather(*(self._send_batch(call, done) for call in calls))
             for call, answer in zip(calls, answers, strict=True):
                 for item in call:
                     attempts[item.id] += 1
@@ -668,15 +752,17 @@ class GraphClient:
             pending = retry
         return [results[key] for key in ids]
 
-    async def _send_batch(
-        self, call: list[BatchItem], done: set[str], mailbox: str | None
-    ) -> dict[str, BatchResult]:
+    async def _send_batch(self, call: list[BatchItem], done: set[str]) -> dict[str, BatchResult]:
         body = {"requests": [item.wire(done) for item in call]}
+        weights = mailbox_slots_of(call, self.max_per_mailbox)
+        named = {item.named_mailbox() for item in call} - {None}
+        mailbox = named.pop() if len(named) == 1 else None  # names a whole-call failure
         try:
-            # Outlook runs up to 4 items of one batch in parallel: the call holds that many slots.
-            answer = await self.send(
-                "POST", "/$batch", body=body, mailbox=mailbox, weight=len(call)
-            )
+            # Outlook runs up to 4 items of a batch in parallel: the call holds that many slots
+            # (fewer if fewer run at once) on each mailbox, so with our other requests in
+            # flight a mailbox never has more than 4.
+            async with self._mailbox_limits(weights):
+                answer = await self.send("POST", "/$batch", body=body)
         except Exception as e:  # a transport failure fails every item of this call
             log.warning("$batch call failed: %s", type(e).__name__)
             failure = GraphError(503, "TransportError", type(e).__name__, mailbox)
@@ -686,6 +772,7 @@ class GraphClient:
             return {
                 item.id: _failed(item.id, answer.status, answer.headers, failure) for item in call
             }
+        mailbox_of = {item.id: item.named_mailbox() for item in call}
         parsed = _BatchAnswer.model_validate_json(answer.content)
         found: dict[str, BatchResult] = {}
         for entry in parsed.responses:
@@ -700,7 +787,7 @@ class GraphClient:
                     entry.status,
                     entry.headers,
                     entry.body if isinstance(entry.body, dict) else None,
-                    mailbox=mailbox,
+                    mailbox=mailbox_of.get(entry.id),
                 )
             found[entry.id] = BatchResult(
                 id=entry.id,
@@ -712,7 +799,7 @@ class GraphClient:
         for item in call:
             if item.id not in found:
                 missing = GraphError(
-                    502, "MissingBatchResponse", "no answer for this item", mailbox
+                    502, "MissingBatchResponse", "no answer for this item", mailbox_of[item.id]
                 )
                 found[item.id] = _failed(item.id, 502, {}, missing)
         return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,7 +75,13 @@ def test_reminder_event_is_free_tagged_categorised_and_has_no_attendees(
     assert stored["start"] == {"dateTime": "2026-12-01T17:15:00.0000000", "timeZone": "UTC"}
 
 
-def test_45_creates_for_one_rep_take_3_batch_calls(
+def batch_calls_for(per_rep: list[int]) -> int:
+    """`$batch` calls for creates spread over reps: at most 20 items a call, whatever the
+    mailboxes (Outlook runs up to 4 items of a batch in parallel, the rest wait their turn)."""
+    return math.ceil(sum(per_rep) / 20)
+
+
+def test_45_creates_for_one_rep_take_3_batch_calls_without_a_429(
     writer: CalendarWriter, control: Control
 ) -> None:
     ann = control.add_user("ann")["id"]
@@ -83,8 +90,74 @@ def test_45_creates_for_one_rep_take_3_batch_calls(
 
     assert [r.outcome for r in results] == ["done"] * 45
     assert [r.key for r in results] == [reminder(n).key for n in range(45)]
-    assert control.calls(BATCH_ROUTE) == 3
+    assert control.calls(BATCH_ROUTE) == batch_calls_for([45]) == 3
+    assert "429" not in control.served()["byStatus"]
     assert len(keys_on_calendar(control, ann)) == 45
+
+
+def test_20_reminders_for_10_reps_take_one_batch_call(
+    writer: CalendarWriter, control: Control
+) -> None:
+    reps = [control.add_user(f"rep{r}")["id"] for r in range(10)]
+    ops = [CreateReminder(mailbox=reps[n % 10], event=reminder(n)) for n in range(20)]
+
+    results = writer.apply(ops)
+
+    assert [r.outcome for r in results] == ["done"] * 20
+    assert [(r.mailbox, r.key) for r in results] == [(op.mailbox, op.event.key) for op in ops]
+    assert control.calls(BATCH_ROUTE) == batch_calls_for([2] * 10) == 1
+    for r, rep in enumerate(reps):
+        assert keys_on_calendar(control, rep) == {reminder(n).key: 1 for n in range(r, 20, 10)}
+
+
+def test_45_reminders_for_3_reps_take_3_batch_calls_without_a_429(
+    writer: CalendarWriter, control: Control
+) -> None:
+    reps = [control.add_user(f"rep{r}")["id"] for r in range(3)]
+    ops = [CreateReminder(mailbox=reps[n % 3], event=reminder(n)) for n in range(45)]
+
+    results = writer.apply(ops)
+
+    assert [r.outcome for r in results] == ["done"] * 45
+    # 5 items of each rep a call: Outlook runs 4 of them at a time and the 5th after, no 429.
+    assert control.calls(BATCH_ROUTE) == batch_calls_for([15] * 3) == 3
+    assert "429" not in control.served()["byStatus"]
+    for r, rep in enumerate(reps):
+        assert keys_on_calendar(control, rep) == {reminder(n).key: 1 for n in range(r, 45, 3)}
+
+
+def test_429_on_some_items_of_a_mixed_batch_retries_only_those(
+    writer: CalendarWriter, control: Control
+) -> None:
+    reps = [control.add_user(f"rep{r}")["id"] for r in range(10)]
+    control.fault(route="POST .*/events$", status=429, retryAfter=0.02, count=3)
+    ops = [CreateReminder(mailbox=reps[n % 10], event=reminder(n)) for n in range(20)]
+
+    results = writer.apply(ops)
+
+    assert [r.outcome for r in results] == ["done"] * 20
+    assert sorted(r.attempts for r in results) == [1] * 17 + [2] * 3
+    assert control.calls(BATCH_ROUTE) == 2  # the 20, then the 3 throttled ones alone
+    assert control.served()["byRoute"]["POST /v1.0/users/{user}/events"] == 23
+    for r, rep in enumerate(reps):
+        assert keys_on_calendar(control, rep) == {reminder(n).key: 1 for n in range(r, 20, 10)}
+
+
+def test_verified_creates_for_10_reps_look_up_in_one_call_and_write_in_one(
+    writer: CalendarWriter, control: Control
+) -> None:
+    reps = [control.add_user(f"rep{r}")["id"] for r in range(10)]
+    ops = [CreateReminder(mailbox=reps[n % 10], event=reminder(n)) for n in range(20)]
+    writer.apply(ops[:10])
+    control.forget_requests()
+
+    results = writer.apply(ops, verify_creates=True)
+
+    assert [r.outcome for r in results] == ["done"] * 20
+    assert [r.kind for r in results] == ["create"] * 20
+    assert control.calls(BATCH_ROUTE) == 2  # 20 lookups, then 10 updates and 10 creates
+    for r, rep in enumerate(reps):
+        assert keys_on_calendar(control, rep) == {reminder(n).key: 1 for n in range(r, 20, 10)}
 
 
 def test_ops_for_two_reps_go_to_their_own_calendars_in_order(
@@ -277,3 +350,19 @@ def test_stored_ops_come_back_as_their_kind() -> None:
         adapter.validate_python({"kind": "delete", "mailbox": "ann", "event_id": None, "key": "k"}),
         DeleteReminder,
     )
+
+
+def test_a_failed_lookup_fails_only_its_own_verified_create(
+    writer: CalendarWriter, control: Control
+) -> None:
+    ann = control.add_user("ann")["id"]
+    bob = control.add_user("bob")["id"]
+    control.fault(route=f"GET /v1.0/users/{bob}/events", status=503, retryAfter=0.01)
+    ops = [CreateReminder(mailbox=[ann, bob][n % 2], event=reminder(n)) for n in range(6)]
+
+    results = writer.apply(ops, verify_creates=True)
+
+    assert [r.outcome for r in results] == ["done", "failed"] * 3
+    assert all("lookup by key failed" in (r.error or "") for r in results[1::2])
+    assert keys_on_calendar(control, ann) == {reminder(n).key: 1 for n in (0, 2, 4)}
+    assert keys_on_calendar(control, bob) == {}  # without the lookup a create could duplicate

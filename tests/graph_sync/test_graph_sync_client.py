@@ -5,12 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from graph_sync.auth import GraphCredentials
-from graph_sync.client import BatchItem, GraphClient, pack_batches, parse_retry_after
+from graph_sync.client import (
+    BatchItem,
+    GraphClient,
+    mailbox_slots_of,
+    pack_batches,
+    parse_retry_after,
+)
 from graph_sync.errors import Forbidden, NotFound, SyncStateExpired, Throttled
 
 from .conftest import Control, event_body
@@ -104,15 +111,58 @@ def test_persistent_429_is_throttled_with_its_retry_after(
     assert raised.value.retry_after == pytest.approx(0.01)
 
 
-def test_batch_of_45_creates_is_sent_as_3_calls(graph: GraphClient, control: Control) -> None:
+def test_45_creates_for_one_mailbox_are_sent_as_3_calls_without_a_429(
+    graph: GraphClient, control: Control
+) -> None:
     user = control.add_user("ann")
 
     results = graph.batch([create_item(n, user["id"]) for n in range(45)], mailbox=user["id"])
 
     assert [r.id for r in results] == [str(n) for n in range(45)]
     assert all(r.status == 201 for r in results)
+    # Outlook runs up to 4 items of a batch in parallel, the rest wait: 20 a call, no 429.
     assert control.calls(BATCH_ROUTE) == 3
+    assert "429" not in control.served()["byStatus"]
     assert len(control.stored_events(user["id"])) == 45
+
+
+def test_45_creates_for_9_mailboxes_are_sent_as_3_calls(
+    graph: GraphClient, control: Control
+) -> None:
+    users = [control.add_user(f"rep{r}")["id"] for r in range(9)]
+
+    results = graph.batch([create_item(n, users[n % 9]) for n in range(45)])
+
+    assert all(r.status == 201 for r in results)
+    assert control.calls(BATCH_ROUTE) == 3
+    assert "429" not in control.served()["byStatus"]
+    assert [len(control.stored_events(u)) for u in users] == [5] * 9
+
+
+def test_mixed_batch_calls_sharing_mailboxes_do_not_overrun_outlooks_concurrency(
+    graph: GraphClient, control: Control
+) -> None:
+    users = [control.add_user(f"rep{r}")["id"] for r in range(3)]
+    control.settings(latencySeconds=0.01)
+    errors: list[BaseException] = []
+
+    def deliver(start: int) -> None:
+        try:
+            # each thread walks the mailboxes in another order: slots taken sorted, no deadlock
+            order = users[start % 3 :] + users[: start % 3]
+            graph.batch([create_item(start * 100 + n, order[n % 3]) for n in range(12)])
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=deliver, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert "429" not in control.served()["byStatus"]
+    assert [len(control.stored_events(u)) for u in users] == [16] * 3
 
 
 def test_batch_items_answered_429_are_retried_alone_after_retry_after(
@@ -125,7 +175,7 @@ def test_batch_items_answered_429_are_retried_alone_after_retry_after(
 
     assert all(r.ok for r in results)
     assert sorted(r.attempts for r in results) == [1] * 5 + [2] * 5
-    assert control.calls(BATCH_ROUTE) == 2
+    assert control.calls(BATCH_ROUTE) == 2  # the 10, then the 5 throttled ones
     assert len(control.stored_events(user["id"])) == 10
 
 
@@ -238,6 +288,67 @@ def test_pack_batches_keeps_dependency_chains_in_one_call() -> None:
     assert all(len(call) <= 20 for call in calls)
     together = next(call for call in calls if any(item.id == "3" for item in call))
     assert any(item.id == "25" for item in together)
+
+
+def test_pack_batches_fills_calls_of_20_whatever_the_mailboxes() -> None:
+    def item(n: int, mailbox: str) -> BatchItem:
+        return BatchItem(id=str(n), method="GET", url=f"/users/{mailbox}/events")
+
+    twenty_over_ten = [item(n, f"rep{n % 10}") for n in range(20)]
+    forty_five_over_three = [item(n, f"rep{n % 3}") for n in range(45)]
+    forty_five_for_one = [item(n, "ann") for n in range(45)]
+    one_big_and_many_small = [item(n, "big") for n in range(8)] + [
+        item(n, f"rep{n}") for n in range(8, 32)
+    ]
+
+    assert [len(c) for c in pack_batches(twenty_over_ten)] == [20]
+    calls = pack_batches(forty_five_over_three)
+    assert len(calls) == 3  # ceil(45 / 20)
+    # each mailbox's items spread over the calls: 5 of each in each call
+    assert [Counter(i.target_mailbox() for i in call) for call in calls] == [
+        Counter({"rep0": 5, "rep1": 5, "rep2": 5})
+    ] * 3
+    assert sorted(i.id for c in calls for i in c) == sorted(str(n) for n in range(45))
+    assert [len(c) for c in pack_batches(forty_five_for_one)] == [15, 15, 15]
+    assert len(pack_batches(one_big_and_many_small)) == 2  # ceil(32 / 20)
+
+
+def test_a_call_holds_at_most_4_slots_of_a_mailbox_a_chain_1() -> None:
+    chain = [BatchItem(id="0", method="GET", url="/users/ann/events")] + [
+        BatchItem(id=str(n), method="GET", url="/users/ann/events", depends_on=[str(n - 1)])
+        for n in range(1, 8)
+    ]
+    others = [BatchItem(id=f"x{n}", method="GET", url="/users/ann/events") for n in range(2)]
+    many = [
+        BatchItem(id=f"m{n}", method="GET", url=f"/users/{u}/events")
+        for n, u in enumerate(["bob"] * 15 + ["cy"] * 3)
+    ]
+
+    (call,) = pack_batches(chain + others)
+
+    assert len(call) == 10
+    assert mailbox_slots_of(chain) == {"ann": 1}
+    assert mailbox_slots_of(call) == {"ann": 3}  # the chain's first item and the 2 others
+    assert mailbox_slots_of(many) == {"bob": 4, "cy": 3}  # Outlook runs up to 4 at a time
+
+
+def test_a_batch_call_and_single_requests_on_one_mailbox_stay_within_4_in_flight(
+    graph: GraphClient, control: Control
+) -> None:
+    user = control.add_user("ann")
+    control.settings(latencySeconds=0.02)
+
+    def read(_: int) -> str:
+        return str(graph.get_json(f"/users/{user['id']}/events", mailbox=user["id"]))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        reads = [pool.submit(read, n) for n in range(6)]
+        results = graph.batch([create_item(n, user["id"]) for n in range(16)])
+        assert all(len(r.result()) > 0 for r in reads)
+
+    assert all(r.status == 201 for r in results)
+    assert "429" not in control.served()["byStatus"]
+    assert len(control.stored_events(user["id"])) == 16
 
 
 def test_pack_batches_refuses_a_chain_longer_than_a_batch() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -62,18 +63,74 @@ def test_a_batch_with_duplicate_ids_or_a_body_without_content_type_is_refused(
     assert "Content-Type" in untyped.json()["error"]["message"]
 
 
-def test_a_batch_of_twenty_creates_twenty_events_answered_in_some_order(
+def test_a_batch_of_twenty_for_five_mailboxes_creates_twenty_events_answered_in_some_order(
     batch: Callable[..., requests.Response], control: Control
 ) -> None:
-    control.add_user("ann", "Ann Rep")
-    answer = batch([_post_event(str(i), "ann@contoso.example", f"R{i}") for i in range(20)])
+    reps = [f"rep{r}@contoso.example" for r in range(5)]
+    for r in range(5):
+        control.add_user(f"rep{r}", f"Rep {r}")
+    answer = batch([_post_event(str(i), reps[i % 5], f"R{i}") for i in range(20)])
     responses = answer.json()["responses"]
     assert answer.status_code == 200
     assert sorted(int(r["id"]) for r in responses) == list(range(20))
     assert [r["id"] for r in responses] != [str(i) for i in range(20)]
     assert {r["status"] for r in responses} == {201}
     assert {r["body"]["subject"] for r in responses} == {f"R{i}" for i in range(20)}
-    assert len(control.stored_events("ann@contoso.example")) == 20
+    assert [len(control.stored_events(rep)) for rep in reps] == [4] * 5
+
+
+def test_a_batch_alone_runs_a_mailboxs_items_4_at_a_time_without_a_429(
+    batch: Callable[..., requests.Response], control: Control
+) -> None:
+    # M365_NOTES: "Outlook runs up to 4 items of a batch in parallel"; the rest wait their turn.
+    control.add_user("ann", "Ann Rep")
+    control.add_user("bob", "Bob Rep")
+    items = [_post_event(str(i), "ann@contoso.example", f"A{i}") for i in range(17)]
+    items += [_post_event(f"b{i}", "bob@contoso.example", f"B{i}") for i in range(3)]
+    answer = batch(items)
+    assert answer.status_code == 200
+    assert {r["status"] for r in answer.json()["responses"]} == {201}
+    assert len(control.stored_events("ann@contoso.example")) == 17
+    assert len(control.stored_events("bob@contoso.example")) == 3
+    assert "429" not in control.requests_served()["byStatus"]
+
+
+def test_batch_items_running_with_other_requests_on_their_mailbox_beyond_4_get_their_own_429(
+    batch: Callable[..., requests.Response], control: Control
+) -> None:
+    control.add_user("ann", "Ann Rep")
+    control.settings(latencySeconds=0.4)
+    # Another call keeps one request on ann in flight for 2.4 s: a chain runs one at a time.
+    chain = [_post_event("c0", "ann@contoso.example", "C0")] + [
+        _post_event(f"c{i}", "ann@contoso.example", f"C{i}", dependsOn=[f"c{i - 1}"])
+        for i in range(1, 6)
+    ]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(batch, chain)
+        time.sleep(0.2)
+        # Outlook runs these 4 together; with the chain's item that makes 5 on ann at the 4th.
+        answer = batch([_post_event(str(i), "ann@contoso.example", f"A{i}") for i in range(4)])
+        assert {r["status"] for r in other.result().json()["responses"]} == {201}
+    statuses = {r["id"]: r["status"] for r in answer.json()["responses"]}
+    throttled = [r for r in answer.json()["responses"] if r["status"] == 429]
+    assert answer.status_code == 200
+    assert statuses == {"0": 201, "1": 201, "2": 201, "3": 429}
+    assert throttled[0]["body"]["error"]["code"] == "ApplicationThrottled"
+    assert float(throttled[0]["headers"]["Retry-After"]) > 0
+    assert len(control.stored_events("ann@contoso.example")) == 6 + 3
+
+
+def test_a_depends_on_chain_runs_one_item_at_a_time_on_its_mailbox(
+    batch: Callable[..., requests.Response], control: Control
+) -> None:
+    control.add_user("ann", "Ann Rep")
+    chain = [_post_event("0", "ann@contoso.example", "A0")] + [
+        _post_event(str(i), "ann@contoso.example", f"A{i}", dependsOn=[str(i - 1)])
+        for i in range(1, 8)
+    ]
+    answer = batch(chain)
+    assert {r["status"] for r in answer.json()["responses"]} == {201}
+    assert len(control.stored_events("ann@contoso.example")) == 8
 
 
 def test_depends_on_runs_in_order_and_dependants_of_a_failure_get_424(

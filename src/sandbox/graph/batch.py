@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from sandbox.tenant import Tenant
 
 MAX_REQUESTS = 20
+BATCH_PARALLELISM = 4
+"""Outlook runs up to 4 items of a batch in parallel (per mailbox; M365_NOTES.md)."""
 _WRITES = {"POST", "PATCH", "PUT"}
 
 
@@ -75,6 +78,20 @@ def _order(items: list[BatchItem]) -> list[BatchItem]:
     return ordered
 
 
+def _waves(ordered: list[BatchItem]) -> list[list[BatchItem]]:
+    """Items that run at the same time: those without `dependsOn` first, then each item one
+    wave after the last of its dependencies (a chain runs one item at a time)."""
+    depth: dict[str, int] = {}
+    waves: list[list[BatchItem]] = []
+    for item in ordered:  # dependencies come first
+        level = 1 + max((depth[d.lower()] for d in item.depends_on), default=-1)
+        depth[item.id.lower()] = level
+        if level == len(waves):
+            waves.append([])
+        waves[level].append(item)
+    return waves
+
+
 def _decode_body(item: BatchItem, content_type: str) -> Any:
     if isinstance(item.body, str) and "json" in content_type.lower():
         try:
@@ -85,7 +102,7 @@ def _decode_body(item: BatchItem, content_type: str) -> Any:
 
 
 def serve_batch(service: GraphService, request: GraphRequest) -> GraphResponse:
-    """Run the batch's items one after another (dependencies first) and answer them together."""
+    """Run the batch's items wave by wave (dependencies first) and answer them together."""
     if request.in_batch:
         raise _refuse("Nested batch requests are not supported.")
     try:
@@ -107,21 +124,33 @@ def serve_batch(service: GraphService, request: GraphRequest) -> GraphResponse:
             )
     statuses: dict[str, int] = {}
     answers: list[dict[str, Any]] = []
-    for item in _order(batch.requests):
-        failed = [d for d in item.depends_on if statuses.get(d.lower(), 200) >= 400]
-        if failed:
-            response = error_response(
-                GraphError(
-                    424,
-                    "FailedDependency",
-                    f"The request depends on request id : {failed[0]}, which failed.",
-                ),
-                request,
-            )
-        else:
-            response = service.serve(_item_request(item, request))
-        statuses[item.id.lower()] = response.status
-        answers.append(_answer(item.id, response))
+    for wave in _waves(_order(batch.requests)):
+        # Outlook runs up to 4 of a wave's items on one mailbox at a time, the rest wait their
+        # turn: an item runs alongside the ones of its group of 4 admitted before it. A batch
+        # alone stays within the mailbox's 4 concurrent requests; with other requests in
+        # flight on the mailbox the total can exceed them, and that item gets its own 429.
+        running: Counter[str] = Counter()
+        for item in wave:
+            failed = [d for d in item.depends_on if statuses.get(d.lower(), 200) >= 400]
+            if failed:
+                response = error_response(
+                    GraphError(
+                        424,
+                        "FailedDependency",
+                        f"The request depends on request id : {failed[0]}, which failed.",
+                    ),
+                    request,
+                )
+            else:
+                item_request = _item_request(item, request)
+                mailbox = service.mailbox_of(item_request)
+                alongside = running[mailbox or ""] % BATCH_PARALLELISM
+                with service.tenant.throttle.alongside(mailbox, alongside):
+                    response = service.serve(item_request)
+                if mailbox is not None and response.status != 429:
+                    running[mailbox] += 1
+            statuses[item.id.lower()] = response.status
+            answers.append(_answer(item.id, response))
     with service.tenant.lock:
         if service.tenant.config.shuffle_batch_responses:
             # Graph says responses may come in any order; clients must match them by id.

@@ -95,6 +95,14 @@ class GraphService:
         self.tenant = tenant
         self.router = router
 
+    def mailbox_of(self, request: GraphRequest) -> str | None:
+        """The mailbox a call works on (what Outlook throttles), None for other routes."""
+        try:
+            route, params = self.router.match(request.method, request.path)
+        except GraphError:
+            return None
+        return self._mailbox(params["user"]) if route.mailbox and "user" in params else None
+
     def serve(self, request: GraphRequest) -> GraphResponse:
         """One call through faults, permission, throttling and its handler; always logged."""
         tenant = self.tenant

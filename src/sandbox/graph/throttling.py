@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sandbox.errors import GraphError
@@ -58,6 +60,24 @@ class MailboxThrottle:
                     {"Retry-After": "1"},
                 )
             usage.in_flight += 1
+
+    @contextmanager
+    def alongside(self, mailbox: str | None, running: int) -> Iterator[None]:
+        """Count `running` more requests in flight on the mailbox while the block runs: the
+        items of one `$batch` that Outlook runs at the same time as the one being served."""
+        if mailbox is None or running <= 0:
+            yield
+            return
+        with self._lock:
+            self._usage.setdefault(mailbox, _MailboxUsage(window_start=time.monotonic()))
+            self._usage[mailbox].in_flight += running
+        try:
+            yield
+        finally:
+            with self._lock:
+                usage = self._usage.get(mailbox)
+                if usage is not None:
+                    usage.in_flight = max(0, usage.in_flight - running)
 
     def leave(self, mailbox: str) -> None:
         """A request admitted by `enter` has finished."""
