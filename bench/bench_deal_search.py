@@ -207,7 +207,11 @@ def _one_database(app: Any, label: str) -> dict[str, float]:
         figures[f"{label}_{name}_cpu_p95_ms"] = p95
         print(f"   {label:<10} {name:<9}: CPU p50 {p50:6.1f} ms  p95 {p95:6.1f} ms (this process)")
     ratio = figures[f"{label}_baseline_p95_ms"] / figures[f"{label}_query_p95_ms"]
-    print(f"   {label:<10} baseline / query at p95: {ratio:.1f}x; rep1 sees {len(seen) - len(shared)} own and {len(shared)} shared")
+    own = len(seen) - len(shared)
+    print(
+        f"   {label:<10} baseline / query at p95: {ratio:.1f}x; "
+        f"rep1 sees {own} own and {len(shared)} shared"
+    )
     return figures
 
 
