@@ -32,6 +32,7 @@ from connector.deals.changes import (
     Outcome,
     announce,
     check_deal,
+    create_deals,
     deal_out,
     get_deal,
     log_interaction,
@@ -154,17 +155,22 @@ def _apply_bulk(
 ) -> dict[int, tuple[str, Outcome]]:
     ids = [item.id for _, item in planned]
     existing = {d.crm_id: d for d in session.scalars(select(Deal).where(Deal.crm_id.in_(ids)))}
+    default_pipeline = current_settings().default_pipeline
     outcomes: dict[int, tuple[str, Outcome]] = {}
     changed: list[Deal] = []
+    new: list[tuple[int, BulkDeal]] = []
     for index, item in planned:
+        if item.id not in existing:
+            new.append((index, item))
+            continue
         deal, outcome = upsert_deal(
             session,
             item.id,
             item,
             actor=actor(),
             now=now,
-            default_pipeline=current_settings().default_pipeline,
-            existing=existing.get(item.id),
+            default_pipeline=default_pipeline,
+            existing=existing[item.id],
             pipelines=pipelines,
             flush=False,
             lookup=False,
@@ -173,6 +179,16 @@ def _apply_bulk(
         if outcome != "unchanged":
             changed.append(deal)
     session.flush()
+    # The new ones (all of a CRM's first sync) in one insert per table, then announced alike.
+    changed += create_deals(
+        session,
+        [(item.id, item) for _, item in new],
+        actor=actor(),
+        now=now,
+        default_pipeline=default_pipeline,
+        pipelines=pipelines,
+    )
+    outcomes.update((index, (item.id, "created")) for index, item in new)
     with deferred_deliveries(session, current_settings(), now):
         for deal in changed:
             announce(session, deal, now)

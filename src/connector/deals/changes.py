@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import weakref
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session, lazyload, object_session
 
 from connector.deals.models import Account, Contact, DealIn, DealOut, InteractionIn
 from connector.deals.pipelines import get_pipeline
@@ -31,6 +32,8 @@ from connector.store.models import (
 from connector.store.types import DealStatus, InteractionStatus
 
 CENTS = Decimal("0.01")
+NEW_DEALS = "dealbridge.new_deals"  # session.info: deals created in this transaction
+T = TypeVar("T")
 Outcome = Literal["created", "updated", "unchanged"]
 
 
@@ -110,13 +113,7 @@ def upsert_deal(
     ``pipelines`` is a cache for batches: the identity map holds objects weakly, so without
     it every item would load its pipeline and stages again. With ``flush=False`` the caller
     flushes and calls ``announce`` itself (a batch flushes once)."""
-    pipeline_id = data.pipeline or default_pipeline
-    cache = pipelines if pipelines is not None else {}
-    pipeline = cache.get(pipeline_id) or session.get(Pipeline, pipeline_id)
-    if pipeline is not None:
-        cache[pipeline_id] = pipeline
-    if pipeline is None:
-        raise invalid("pipeline", f"unknown pipeline {pipeline_id!r}")
+    pipeline = _pipeline_for(session, data, default_pipeline, pipelines)
     stage = stage_of(pipeline, data.stage)
     deal = existing
     if deal is None and lookup:  # a batch has looked every id up already
@@ -126,21 +123,11 @@ def upsert_deal(
         deal = Deal(crm_id=crm_id, stage_entered_at=now, created_at=now, updated_at=now)
         session.add(deal)
         # Lets the re-plan skip looking for reminders of a deal that cannot have any yet.
-        session.info.setdefault("dealbridge.new_deals", weakref.WeakSet()).add(deal)
+        session.info.setdefault(NEW_DEALS, weakref.WeakSet()).add(deal)
     before = {} if created else _snapshot(deal)
 
-    deal.title = data.title
-    deal.pipeline_id = pipeline.id
-    deal.stage_key = stage.key
-    deal.status = _status_for(stage, data.status)
-    deal.owner_email = data.owner
-    deal.account_name = data.account.name if data.account else None
-    deal.amount = data.amount.quantize(CENTS) if data.amount is not None else None
-    deal.currency = data.currency
-    deal.expected_close_date = data.expected_close_date
-    deal.crm_url = str(data.crm_url) if data.crm_url else None
-    deal.lead_source = data.lead_source
-    deal.product = data.product
+    for name, value in _values(data, pipeline, stage).items():
+        setattr(deal, name, value)
     _set_contacts(deal, data.contacts)
     _set_domains(deal, data.account.domains if data.account else [])
 
@@ -156,6 +143,126 @@ def upsert_deal(
         session.flush()
         announce(session, deal, now)
     return deal, "created" if created else "updated"
+
+
+def _pipeline_for(
+    session: Session, data: DealIn, default_pipeline: str, cache: dict[str, Pipeline] | None
+) -> Pipeline:
+    pipeline_id = data.pipeline or default_pipeline
+    cache = cache if cache is not None else {}
+    pipeline = cache.get(pipeline_id) or session.get(Pipeline, pipeline_id)
+    if pipeline is None:
+        raise invalid("pipeline", f"unknown pipeline {pipeline_id!r}")
+    cache[pipeline_id] = pipeline
+    return pipeline
+
+
+def _values(data: DealIn, pipeline: Pipeline, stage: Stage) -> dict[str, Any]:
+    """The deal's own columns as the CRM's body sets them (contacts and domains aside)."""
+    return {
+        "title": data.title,
+        "pipeline_id": pipeline.id,
+        "stage_key": stage.key,
+        "status": _status_for(stage, data.status),
+        "owner_email": data.owner,
+        "account_name": data.account.name if data.account else None,
+        "amount": data.amount.quantize(CENTS) if data.amount is not None else None,
+        "currency": data.currency,
+        "expected_close_date": data.expected_close_date,
+        "crm_url": str(data.crm_url) if data.crm_url else None,
+        "lead_source": data.lead_source,
+        "product": data.product,
+    }
+
+
+def create_deals(
+    session: Session,
+    items: Sequence[tuple[str, DealIn]],
+    *,
+    actor: str,
+    now: dt.datetime,
+    default_pipeline: str,
+    pipelines: dict[str, Pipeline],
+) -> list[Deal]:
+    """New deals, none of whose ids exists yet (the caller looked them up; their pipelines and
+    stages were checked), written as :func:`upsert_deal` writes them, with their contacts,
+    domains and first stage change: one Core ``INSERT`` per table for them all instead of an
+    ORM object each (1,000 deals of a bulk call were 4,000 objects through the unit of work).
+    They come back loaded, in order (their contacts and domains load when read), for the
+    caller to announce. Raises InvalidInput as :func:`upsert_deal` does, before writing."""
+    if not items:
+        return []
+    rows, stages = [], {}
+    for crm_id, data in items:
+        pipeline = _pipeline_for(session, data, default_pipeline, pipelines)
+        stage = stage_of(pipeline, data.stage)
+        stages[crm_id] = (pipeline.id, stage.key)
+        rows.append(
+            {
+                "crm_id": crm_id,
+                **_values(data, pipeline, stage),
+                "stage_entered_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    connection = session.connection()
+    ids: dict[str, int] = {}
+    for chunk in _chunks(rows):
+        inserted = connection.execute(
+            insert(_table(Deal)).returning(Deal.id, Deal.crm_id), list(chunk)
+        )
+        ids.update((crm_id, deal_id) for deal_id, crm_id in inserted)
+    contacts = [
+        {"deal_id": ids[crm_id], "name": name, "email": email}
+        for crm_id, data in items
+        for name, email in _contact_values(data.contacts)
+    ]
+    domains = [
+        {"deal_id": ids[crm_id], "domain": domain}
+        for crm_id, data in items
+        for domain in _domain_values(data.account.domains if data.account else [])
+    ]
+    changes = [
+        {
+            "deal_id": ids[crm_id],
+            "pipeline_id": stages[crm_id][0],
+            "from_stage": None,
+            "to_stage": stages[crm_id][1],
+            "changed_at": now,
+            "changed_by": actor,
+        }
+        for crm_id, _ in items
+    ]
+    children: list[tuple[type[Any], list[dict[str, Any]]]] = [
+        (DealContact, contacts),
+        (DealDomain, domains),
+        (StageChange, changes),
+    ]
+    for model, values in children:
+        for part in _chunks(values):
+            connection.execute(insert(_table(model)), list(part))
+    loaded: dict[int, Deal] = {}
+    for some in _chunks(sorted(ids.values())):
+        query = (
+            select(Deal)
+            .where(Deal.id.in_(some))
+            .options(lazyload(Deal.contacts), lazyload(Deal.domains))  # the re-plan reads none
+        )
+        loaded.update((deal.id, deal) for deal in session.scalars(query))
+    deals = [loaded[ids[crm_id]] for crm_id, _ in items]
+    # The re-plan need not look for reminders of a deal that cannot have any yet.
+    session.info.setdefault(NEW_DEALS, weakref.WeakSet()).update(deals)
+    return deals
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _record_stage_change(
@@ -176,14 +283,22 @@ def _record_stage_change(
     session.add(change)
 
 
+def _contact_values(contacts: list[Contact]) -> list[tuple[str | None, str]]:
+    return [(c.name, str(c.email)) for c in contacts]
+
+
+def _domain_values(domains: list[str]) -> list[str]:
+    return list(dict.fromkeys(domains))
+
+
 def _set_contacts(deal: Deal, contacts: list[Contact]) -> None:
-    wanted = [(c.name, str(c.email)) for c in contacts]
+    wanted = _contact_values(contacts)
     if [(c.name, c.email) for c in deal.contacts] != wanted:
         deal.contacts = [DealContact(name=name, email=email) for name, email in wanted]
 
 
 def _set_domains(deal: Deal, domains: list[str]) -> None:
-    wanted = list(dict.fromkeys(domains))
+    wanted = _domain_values(domains)
     if [d.domain for d in deal.domains] != wanted:
         deal.domains = [DealDomain(domain=domain) for domain in wanted]
 
