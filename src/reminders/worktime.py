@@ -314,6 +314,11 @@ class _Schedule:
     country: str | None
     subdivision: str | None
     _hours: dict[date, tuple[datetime, datetime] | None] = field(default_factory=dict)
+    _next: dict[datetime, datetime] = field(default_factory=dict)
+    _advanced: dict[tuple[datetime, int, str], datetime] = field(default_factory=dict)
+    """Answers already worked out: a bulk of new deals enters its stages at one instant, so
+    each plan asks the same sums (1,000 deals: 4,500 ``advance`` and 6,750 ``next_working``
+    calls, a handful of them distinct). Bounded like ``_hours``."""
 
     @property
     def week_start(self) -> int:
@@ -391,6 +396,17 @@ class _Schedule:
         return next(self.working_days_from(day))[0]
 
     def next_working(self, u: datetime) -> datetime:
+        try:
+            return self._next[u]
+        except KeyError:
+            pass
+        found = self._next_working(u)
+        if len(self._next) > 20_000:
+            self._next.clear()
+        self._next[u] = found
+        return found
+
+    def _next_working(self, u: datetime) -> datetime:
         day = self.local_date(u)
         hours = self.hours(day)
         if hours is not None and u < hours[1]:
@@ -433,6 +449,18 @@ class _Schedule:
         return self.instant(wall + timedelta(days=days))
 
     def advance(self, u: datetime, amount: int, unit: str) -> datetime:
+        key = (u, amount, unit)
+        try:
+            return self._advanced[key]
+        except KeyError:
+            pass
+        found = self._advance(u, amount, unit)
+        if len(self._advanced) > 20_000:
+            self._advanced.clear()
+        self._advanced[key] = found
+        return found
+
+    def _advance(self, u: datetime, amount: int, unit: str) -> datetime:
         match unit:
             case "minutes":
                 return u + timedelta(minutes=amount)
