@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -62,10 +63,10 @@ class CalendarWindow(BaseModel):
         return meeting.end > self.start and meeting.start < self.end
 
 
-class DeltaRound(BaseModel):
-    """What one delta round found for one mailbox."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeltaRound:
+    """What one delta round found for one mailbox (an internal value, like its `Meeting`s:
+    its pages were validated as they came)."""
 
     mailbox: str
     """The mailbox read."""
@@ -73,7 +74,7 @@ class DeltaRound(BaseModel):
     """Created or changed meetings inside the window (one per event id, last state)."""
     removed: list[str]
     """Event ids deleted, or moved out of the window."""
-    removed_reasons: dict[str, str] = Field(default_factory=dict)
+    removed_reasons: dict[str, str] = field(default_factory=dict)
     """Why each id was removed: `deleted`, `changed` (Graph's reason) or `outside_window`."""
     delta_link: str
     """Store it; the next round starts from it."""

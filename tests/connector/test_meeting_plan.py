@@ -297,7 +297,7 @@ def test_a_mass_removal_is_refused_with_the_reason() -> None:
     assert plan.refused is not None
     assert "4 of the 6 meetings" in plan.refused
     assert plan.cancelled == 4
-    three = delta.model_copy(update={"removed": ["e0", "e1", "e2"]})
+    three = replace(delta, removed=["e0", "e1", "e2"])
     assert plan_round(three, stored, replace(POLICY, max_removal_share=0.5)).refused is None
 
 

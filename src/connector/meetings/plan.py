@@ -88,7 +88,7 @@ def facts_of(meeting: Meeting, rep_email: str) -> MeetingFacts:
 # ---- what the plan reads ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredInteraction:
     """A meeting's interaction as the store holds it (or as an earlier change planned it)."""
 
@@ -109,7 +109,7 @@ class StoredInteraction:
         return set(self.details.mailboxes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredDeal:
     """An open deal that a meeting's external people may point at."""
 
@@ -121,7 +121,7 @@ class StoredDeal:
     """Account domains as stored."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredRound:
     """What the store holds for one mailbox's round, loaded before planning."""
 
@@ -143,7 +143,7 @@ class StoredRound:
     """Series keys a rep said not to log (``meetings.exclusions``): such meetings are skipped."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoundPolicy:
     """The rules a round is planned by: privacy, the time, the removal guard's share."""
 
@@ -179,7 +179,7 @@ MEETING_WRITES = frozenset({ChangeKind.LOG, ChangeKind.JOIN, ChangeKind.UPDATE})
 TAKES_AWAY = frozenset({ChangeKind.CANCEL, ChangeKind.LEAVE, ChangeKind.FORGET})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedChange:
     """One line of the plan: what happens to one event of the mailbox."""
 
@@ -217,7 +217,7 @@ class PlannedChange:
         return self.kind in TAKES_AWAY or (after is not None and after.status == CANCELLED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoundPlan:
     rep_email: str
     meetings: int
