@@ -65,11 +65,25 @@ def _sorted(rows: Any) -> list[tuple[Any, ...]]:
     return sorted(rows, key=repr)  # None beside strings: order by what they print
 
 
+def _named(payload: dict[str, Any], reminder_keys: dict[int, str]) -> str:
+    """A delivery's payload with the reminder it names by key, not by id."""
+    named = dict(payload)
+    if "reminder_id" in named:
+        named["reminder_id"] = reminder_keys[named["reminder_id"]]
+    return repr(sorted(named.items()))
+
+
 def _rows(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
     """Every row the deals brought, keyed by the deal's CRM id (no ids, no clock)."""
     with get_store(app).session() as session:
         crm: dict[int, str] = dict(session.execute(select(Deal.id, Deal.crm_id)).all())
         deal_columns = [c for c in Deal.__table__.columns.keys() if c != "id"]  # noqa: SIM118
+        reminder_columns = [
+            c
+            for c in Reminder.__table__.columns.keys()  # noqa: SIM118
+            if c not in ("id", "deal_id", "created_at", "updated_at")
+        ]
+        reminder_keys = dict(session.execute(select(Reminder.id, Reminder.key)).all())
         return {
             "deals": _sorted(
                 tuple(getattr(d, c) for c in deal_columns) for d in session.scalars(select(Deal))
@@ -85,16 +99,13 @@ def _rows(app: Flask) -> dict[str, list[tuple[Any, ...]]]:
                 for s in session.scalars(select(StageChange))
             ),
             "reminders": _sorted(
-                (crm[r.deal_id], r.key, r.rep_email, r.kind, r.title, r.message)
-                for r in session.scalars(select(Reminder))
-            ),
-            "reminder_states": _sorted(
-                (crm[r.deal_id], r.key, r.due_at, r.status, r.version)
+                (crm[r.deal_id], *(getattr(r, c) for c in reminder_columns))
                 for r in session.scalars(select(Reminder))
             ),
             "outbox": _sorted(
-                (o.kind, o.idempotency_key, str(o.status), o.attempts, o.next_attempt_at)
+                (o.kind, o.idempotency_key, str(o.status), o.attempts, o.next_attempt_at, named)
                 for o in session.scalars(select(OutboxItem))
+                for named in [_named(o.payload, reminder_keys)]
             ),
         }
 
