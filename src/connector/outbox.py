@@ -168,22 +168,20 @@ def enqueue(
     due: dt.datetime | None = None,
     replace: bool = False,
     new: bool = False,
-) -> OutboxItem:
+) -> OutboxItem | None:
     """Queue a delivery once per key. With ``replace``, a pending one gets the new payload.
-    ``new`` says the key cannot exist yet (its subject was just created): no lookup.
-
-    Inside :func:`batched` the lookup waits for the batch's end (the item returned for a key
-    that may exist is then outside the session, a copy of what it was given: read nothing else
-    from it)."""
+    ``new`` says the key cannot exist yet (its subject was just created): no lookup. Returns
+    the item, or None inside :func:`batched` for a key that may exist: its lookup waits for
+    the batch's end, and what it then finds or inserts is nobody's to hold."""
     data = stored(payload)
     batch: dict[str, _Queued] | None = session.info.get(BATCH)
     if batch is not None and not new:
         queued = batch.get(key)
         if queued is None:
-            queued = batch[key] = _Queued(_new_item(kind, key, data, due), replace=replace)
+            batch[key] = _Queued(kind, data, due, replace=replace)
         else:
             queued.again.append((data, due, replace))
-        return queued.item
+        return None
     found = (
         None if new else session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
     )
@@ -194,7 +192,7 @@ def enqueue(
     item = _new_item(kind, key, data, due)
     session.add(item)
     if batch is not None:
-        batch[key] = _Queued(item, added=True)
+        batch[key] = _Queued(kind, data, due, added=item)
     return item
 
 
@@ -209,15 +207,7 @@ def enqueue_new(
     if rows is None:
         enqueue(session, kind, key, payload, due=due, new=True)
         return
-    rows.append(
-        {
-            "kind": kind,
-            "idempotency_key": key,
-            "payload": stored(payload),
-            "status": OutboxStatus.PENDING,
-            "next_attempt_at": due or utcnow(),
-        }
-    )
+    rows.append(_new_row(kind, key, stored(payload), due))
 
 
 @contextmanager
@@ -249,23 +239,30 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
 
 @dataclass
 class _Queued:
-    """A key enqueued in a batch: the item its first enqueue would add, and what later
-    enqueues of the same key asked (payload, due, replace), in order."""
+    """A key enqueued in a batch: what its first enqueue asked (kind, payload, due, replace),
+    what later enqueues of the same key asked, in order, and the item when the first one
+    added it (``new``: no lookup)."""
 
-    item: OutboxItem
+    kind: str
+    payload: dict[str, Any]
+    due: dt.datetime | None
     replace: bool = False
     again: list[tuple[dict[str, Any], dt.datetime | None, bool]] = field(default_factory=list)
-    added: bool = False
+    added: OutboxItem | None = None
 
 
 def _new_item(kind: str, key: str, data: dict[str, Any], due: dt.datetime | None) -> OutboxItem:
-    return OutboxItem(
-        kind=kind,
-        idempotency_key=key,
-        payload=data,
-        status=OutboxStatus.PENDING,
-        next_attempt_at=due or utcnow(),
-    )
+    return OutboxItem(**_new_row(kind, key, data, due))
+
+
+def _new_row(kind: str, key: str, data: dict[str, Any], due: dt.datetime | None) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "idempotency_key": key,
+        "payload": data,
+        "status": OutboxStatus.PENDING,
+        "next_attempt_at": due or utcnow(),
+    }
 
 
 def _replace(found: OutboxItem, data: dict[str, Any], due: dt.datetime | None) -> None:
@@ -293,7 +290,7 @@ def batched(session: Session) -> Iterator[None]:
         yield
     finally:
         session.info.pop(BATCH, None)
-    waiting = sorted(k for k, q in batch.items() if not q.added)
+    waiting = sorted(k for k, q in batch.items() if q.added is None)
     found: dict[str, OutboxItem] = {}
     for start in range(0, len(waiting), 500):
         chunk = waiting[start : start + 500]
@@ -301,25 +298,19 @@ def batched(session: Session) -> Iterator[None]:
         found.update((item.idempotency_key, item) for item in session.scalars(query))
     rows: list[dict[str, Any]] = []
     for key, queued in batch.items():
-        item = queued.item
-        fresh = not queued.added and key not in found
-        if not queued.added and not fresh:
-            item = found[key]
-            first = queued.item.payload, queued.item.next_attempt_at, queued.replace
-            queued.again.insert(0, first)  # the first one found it
+        item = queued.added or found.get(key)
+        if item is None:  # a new key: its row as enqueuing one by one leaves it
+            row = _new_row(queued.kind, key, queued.payload, queued.due)
+            for data, due, replace in queued.again:
+                if replace and row["payload"] != data:
+                    row.update(payload=data, next_attempt_at=due or utcnow())
+            rows.append(row)
+            continue
+        if queued.added is None:  # the first one found it
+            queued.again.insert(0, (queued.payload, queued.due, queued.replace))
         for data, due, replace in queued.again:
             if replace:
                 _replace(item, data, due)
-        if fresh:
-            rows.append(
-                {
-                    "kind": item.kind,
-                    "idempotency_key": key,
-                    "payload": item.payload,
-                    "status": item.status,
-                    "next_attempt_at": item.next_attempt_at,
-                }
-            )
     _insert(session, rows)
 
 

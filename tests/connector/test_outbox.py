@@ -399,6 +399,7 @@ def test_a_batch_of_enqueues_ends_as_one_by_one(app: Flask) -> None:
             session.execute(delete(OutboxItem))
             for key in ("kept", "replaced", "replaced-twice", "in-flight", "same"):
                 item = enqueue(session, "test", key, Numbered(n=1), due=due)
+                assert item is not None  # outside a batch: the item
                 item.attempts = 3
             session.flush()
             flying = session.scalar(

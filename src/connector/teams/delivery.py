@@ -607,8 +607,9 @@ def _notify_in_feed(app: Flask, planned: Planned, why: Outcome) -> Outcome:
 
 def queue_meeting_card(
     session: Session, kind: MeetingCard, interaction_id: int, rep_email: str
-) -> OutboxItem:
-    """Queue (or refresh) a meeting card for a rep; the key the meeting sync uses too."""
+) -> OutboxItem | None:
+    """Queue (or refresh) a meeting card for a rep; the key the meeting sync uses too (the
+    item, or None inside ``outbox.batched``)."""
     if kind not in MEETING_CARDS:
         raise ValueError(f"unknown meeting card {kind!r}")
     payload = MeetingCardPayload(kind=kind, interaction_id=interaction_id, rep=rep_email)
