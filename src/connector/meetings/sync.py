@@ -784,7 +784,9 @@ class _Links:
         """The new links, after the round's flush (a link deleted and made again for one event
         is deleted first): one Core ``INSERT`` per 500."""
         rows, connection = list(self.new.values()), session.connection()
-        table = cast(Table, MailboxEvent.__table__)
+        table, now = cast(Table, MailboxEvent.__table__), utcnow()
+        for row in rows:
+            row["updated_at"] = now  # given once, not a default computed per row
         for chunk in _chunks(rows):
             connection.execute(insert(table), list(chunk))
         self.new.clear()

@@ -25,7 +25,7 @@ from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue, enqueue_new, new_rows
 from connector.settings import Settings
 from connector.signals import reminder_changed, settings_of
-from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep
+from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep, utcnow
 from connector.store.types import InteractionStatus, ReminderKind, ReminderStatus
 from reminders.planner import DealState, PlannedReminder, plan_reminders
 from reminders.rules import INTERACTION_KINDS, InteractionKind, ReminderRule, parse_stage_rules
@@ -197,7 +197,8 @@ def replan(
     if fresh is not None and deal in fresh:
         fresh.discard(deal)  # a deal created in this transaction has no reminders yet
         if new_rows_of_deals is not None:  # inside deferred_deliveries: rows at its end
-            new_rows_of_deals.extend(_new_row(deal, plan) for plan in wanted.values())
+            stamp = utcnow()
+            new_rows_of_deals.extend(_new_row(deal, plan, stamp) for plan in wanted.values())
             return ReplanReport(added=list(wanted))
         stored: dict[str, Reminder] = {}
     else:
@@ -397,9 +398,11 @@ def _new_reminder(deal: Deal, plan: PlannedReminder) -> Reminder:
     return reminder
 
 
-def _new_row(deal: Deal, plan: PlannedReminder) -> dict[str, Any]:
-    """The row :func:`_new_reminder` would write."""
+def _new_row(deal: Deal, plan: PlannedReminder, now: dt.datetime) -> dict[str, Any]:
+    """The row :func:`_new_reminder` would write (its timestamps given, not a default each)."""
     return {
+        "created_at": now,
+        "updated_at": now,
         "key": plan.key,
         "deal_id": deal.id,
         "status": ReminderStatus.OPEN,
@@ -459,19 +462,19 @@ def queue_deliveries(
     channels = channels_for(session, reminder.rep_email, list(settings.reminder_channels))
     if reminder.calendar_event_id and "calendar" in settings.reminder_channels:
         channels = sorted({*channels, "calendar"})
+    payload = ReminderDelivery(  # the same on every channel
+        reminder_id=reminder.id,
+        version=reminder.version,
+        key=reminder.key,
+        mailbox=reminder.calendar_mailbox or reminder.rep_email,
+        event_id=reminder.calendar_event_id,
+    )
     for channel in channels:
         if channel == "calendar":  # an event already made moves now: Outlook would remind
             ahead = active and reminder.calendar_event_id is None  # the rep at the old time
             send_at = due - dt.timedelta(hours=settings.calendar_lead_hours) if ahead else now
         else:
             send_at = due if active else now
-        payload = ReminderDelivery(
-            reminder_id=reminder.id,
-            version=reminder.version,
-            key=reminder.key,
-            mailbox=reminder.calendar_mailbox or reminder.rep_email,
-            event_id=reminder.calendar_event_id,
-        )
         key, due_at = f"{channel}:{reminder.key}", max(send_at, now) if active else now
         if new:
             enqueue_new(session, channel, key, payload, due=due_at)
