@@ -9,17 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload, object_session
 
 from connector.deals.models import Account, Contact, DealIn, DealOut, InteractionIn
 from connector.deals.pipelines import get_pipeline
 from connector.errors import Conflict, NotFound, invalid
 from connector.signals import deal_changed
+from connector.store.db import chunks, insert_rows
 from connector.store.models import (
     Deal,
     DealContact,
@@ -33,7 +34,6 @@ from connector.store.types import DealStatus, InteractionStatus
 
 CENTS = Decimal("0.01")
 NEW_DEALS = "dealbridge.new_deals"  # session.info: deals created in this transaction
-T = TypeVar("T")
 Outcome = Literal["created", "updated", "unchanged"]
 
 
@@ -206,13 +206,8 @@ def create_deals(
                 "updated_at": now,
             }
         )
-    connection = session.connection()
-    ids: dict[str, int] = {}
-    for chunk in _chunks(rows):
-        inserted = connection.execute(
-            insert(_table(Deal)).returning(Deal.id, Deal.crm_id), list(chunk)
-        )
-        ids.update((crm_id, deal_id) for deal_id, crm_id in inserted)
+    inserted = insert_rows(session, Deal, rows, Deal.id, Deal.crm_id)
+    ids: dict[str, int] = {crm_id: deal_id for deal_id, crm_id in inserted}
     contacts = [
         {"deal_id": ids[crm_id], "name": name, "email": email}
         for crm_id, data in items
@@ -234,16 +229,11 @@ def create_deals(
         }
         for crm_id, _ in items
     ]
-    children: list[tuple[type[Any], list[dict[str, Any]]]] = [
-        (DealContact, contacts),
-        (DealDomain, domains),
-        (StageChange, changes),
-    ]
-    for model, values in children:
-        for part in _chunks(values):
-            connection.execute(insert(_table(model)), list(part))
+    insert_rows(session, DealContact, contacts)
+    insert_rows(session, DealDomain, domains)
+    insert_rows(session, StageChange, changes)
     loaded: dict[int, Deal] = {}
-    for some in _chunks(sorted(ids.values())):
+    for some in chunks(sorted(ids.values())):
         query = (
             select(Deal)
             .where(Deal.id.in_(some))
@@ -254,15 +244,6 @@ def create_deals(
     # The re-plan need not look for reminders of a deal that cannot have any yet.
     session.info.setdefault(NEW_DEALS, weakref.WeakSet()).update(deals)
     return deals
-
-
-def _table(model: type[Any]) -> Table:
-    return cast(Table, model.__table__)
-
-
-def _chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def _record_stage_change(

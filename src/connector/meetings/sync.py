@@ -18,10 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from flask import Flask
-from sqlalchemy import Table, func, insert, inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,7 +63,7 @@ from connector.stage_reminders.replan import (
     preload_reminders,
 )
 from connector.store import locks
-from connector.store.db import get_store, write_lock
+from connector.store.db import chunks, get_store, insert_rows, write_lock
 from connector.store.models import (
     Deal,
     DealContact,
@@ -86,7 +86,6 @@ __all__ = ["REMINDER_CATEGORY", "SOURCE", "SyncReport", "facts_of", "sync_due", 
 
 log = logging.getLogger(__name__)
 _DOMAINS_TTL = 3600.0
-T = TypeVar("T")
 
 
 @dataclass
@@ -577,7 +576,7 @@ def load_round(
     links: dict[str, str] = {}
     if mailbox_id is not None:  # the links of the round's events only: flat in mailbox size
         event_ids = sorted({m.event_id for m in delta.meetings} | set(delta.removed))
-        for chunk in _chunks(event_ids):
+        for chunk in chunks(event_ids):
             rows = session.execute(
                 select(MailboxEvent.event_id, MailboxEvent.meeting_key).where(
                     MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id.in_(chunk)
@@ -587,7 +586,7 @@ def load_round(
     keys = {meeting_key(m) for m in delta.meetings}
     keys |= {links[e] for e in delta.removed if e in links}
     interactions: dict[str, StoredInteraction] = {}
-    for chunk in _chunks(sorted(keys)):
+    for chunk in chunks(sorted(keys)):
         query = select(Interaction).where(Interaction.external_key.in_(chunk))
         if lock:
             query = query.order_by(Interaction.external_key).with_for_update()
@@ -621,7 +620,7 @@ def _lookup_keys(delta: DeltaRound, policy: PrivacyPolicy) -> tuple[set[str], se
 def _active_reminders(session: Session, event_ids: Sequence[str]) -> dict[str, int]:
     """Removed event ids that are an active reminder's calendar event → the reminder."""
     reminders: dict[str, int] = {}
-    for chunk in _chunks(event_ids):
+    for chunk in chunks(event_ids):
         for event_id, reminder_id in session.execute(
             select(Reminder.calendar_event_id, Reminder.id)
             .where(Reminder.calendar_event_id.in_(chunk), Reminder.status.in_(ACTIVE))
@@ -634,15 +633,10 @@ def _active_reminders(session: Session, event_ids: Sequence[str]) -> dict[str, i
 
 def _deal_names(session: Session, deals: list[StoredDeal], named: set[int]) -> dict[int, str]:
     deal_names = {d.id: d.candidate.deal_id for d in deals}
-    for ids in _chunks(sorted(named - deal_names.keys())):
+    for ids in chunks(sorted(named - deal_names.keys())):
         names = session.execute(select(Deal.id, Deal.crm_id).where(Deal.id.in_(ids)))
         deal_names.update((deal_id, crm_id) for deal_id, crm_id in names)
     return deal_names
-
-
-def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), 500):  # SQLite's bound-parameter limit is far above
-        yield values[start : start + 500]
 
 
 def _stored(interaction: Interaction) -> StoredInteraction:
@@ -663,9 +657,9 @@ def _stored(interaction: Interaction) -> StoredInteraction:
 def _open_deals(session: Session, emails: set[str], domains: set[str]) -> list[StoredDeal]:
     """The open deals whose contacts or account domains the round's external people are."""
     ids: set[int] = set()
-    for chunk in _chunks(sorted(emails)):
+    for chunk in chunks(sorted(emails)):
         ids |= set(session.scalars(select(DealContact.deal_id).where(DealContact.email.in_(chunk))))
-    for chunk in _chunks(sorted(domains)):
+    for chunk in chunks(sorted(domains)):
         ids |= set(session.scalars(select(DealDomain.deal_id).where(DealDomain.domain.in_(chunk))))
     if not ids:
         return []
@@ -783,12 +777,10 @@ class _Links:
     def write(self, session: Session) -> None:
         """The new links, after the round's flush (a link deleted and made again for one event
         is deleted first): one Core ``INSERT`` per 500."""
-        rows, connection = list(self.new.values()), session.connection()
-        table, now = cast(Table, MailboxEvent.__table__), utcnow()
+        rows, now = list(self.new.values()), utcnow()
         for row in rows:
             row["updated_at"] = now  # given once, not a default computed per row
-        for chunk in _chunks(rows):
-            connection.execute(insert(table), list(chunk))
+        insert_rows(session, MailboxEvent, rows)
         self.new.clear()
 
 
@@ -799,13 +791,13 @@ def _rows_for(
     ids = sorted({i.before.id for i in changes if i.before and i.before.id is not None})
     rows = {
         i.external_key: i
-        for chunk in _chunks(ids)
+        for chunk in chunks(ids)
         for i in session.scalars(select(Interaction).where(Interaction.id.in_(chunk)))
     }
     event_ids = sorted({i.event_id for i in changes if i.link or i.unlink})
     links = {
         row.event_id: row
-        for chunk in _chunks(event_ids)
+        for chunk in chunks(event_ids)
         for row in session.scalars(
             select(MailboxEvent).where(
                 MailboxEvent.mailbox_id == mailbox_id, MailboxEvent.event_id.in_(chunk)

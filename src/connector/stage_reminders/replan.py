@@ -14,17 +14,19 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connector.deals.changes import NEW_DEALS
 from connector.deals.reps import channels_for
 from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue, enqueue_new, new_rows
 from connector.settings import Settings
 from connector.signals import reminder_changed, settings_of
+from connector.store.db import insert_rows
 from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep, utcnow
 from connector.store.types import InteractionStatus, ReminderKind, ReminderStatus
 from reminders.planner import DealState, PlannedReminder, plan_reminders
@@ -33,7 +35,6 @@ from reminders.worktime import WorkingCalendar
 
 log = logging.getLogger(__name__)
 ACTIVE = ("open", "snoozed")
-NEW_DEALS = "dealbridge.new_deals"  # session.info: deals created in this transaction
 DEFERRED = "dealbridge.deferred_reminders"
 DEFERRED_ROWS = "dealbridge.deferred_reminder_rows"  # session.info: new deals' reminders
 PRELOADED = "dealbridge.preloaded_reminders"  # session.info: deal id → its reminders, once
@@ -364,13 +365,8 @@ class NewReminder:
 def _insert_reminders(session: Session, rows: list[dict[str, Any]]) -> list[NewReminder]:
     if not rows:
         return []
-    table, connection = cast(Table, Reminder.__table__), session.connection()
-    ids: dict[str, int] = {}
-    for start in range(0, len(rows), 500):
-        inserted = connection.execute(
-            insert(table).returning(Reminder.id, Reminder.key), rows[start : start + 500]
-        )
-        ids.update((key, reminder_id) for reminder_id, key in inserted)
+    inserted = insert_rows(session, Reminder, rows, Reminder.id, Reminder.key)
+    ids: dict[str, int] = {key: reminder_id for reminder_id, key in inserted}
     return [
         NewReminder(
             id=ids[row["key"]], key=row["key"], rep_email=row["rep_email"], due_at=row["due_at"]
