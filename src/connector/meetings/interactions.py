@@ -104,6 +104,12 @@ def refresh_last_interaction(session: Session, deal: Deal, now: dt.datetime) -> 
     )
     if latest is not None and latest.tzinfo is None:
         latest = latest.replace(tzinfo=dt.UTC)
+    set_last_interaction(deal, latest, now)
+
+
+def set_last_interaction(deal: Deal, latest: dt.datetime | None, now: dt.datetime) -> None:
+    """Record the deal's latest held interaction (:func:`refresh_last_interaction` looks it up;
+    a round that looked up many deals at once gives it)."""
     if deal.last_interaction_at != latest:
         deal.last_interaction_at = latest
         deal.updated_at = now

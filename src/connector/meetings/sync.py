@@ -31,7 +31,7 @@ from connector.crm.events import InteractionLogged, InteractionUpdated, Reminder
 from connector.deals.changes import announce
 from connector.deals.reps import capture_paused
 from connector.meetings.exclusions import excluded_series
-from connector.meetings.interactions import refresh_last_interaction
+from connector.meetings.interactions import refresh_last_interaction, set_last_interaction
 from connector.meetings.matching import DealCandidate, is_consumer_domain
 from connector.meetings.plan import (
     CANCELLED,
@@ -60,6 +60,7 @@ from connector.stage_reminders.replan import (
     ACTIVE,
     complete,
     deferred_deliveries,
+    preload_last_held,
     preload_reminders,
 )
 from connector.store import locks
@@ -739,11 +740,13 @@ def apply_plan(
         # (the new reminders are flushed once, at the end of deferred_deliveries).
         with deferred_deliveries(session, settings, now), session.no_autoflush:
             preload_reminders(session, deal_ids)
+            held = preload_last_held(session, deal_ids, now)  # and last_held's, for the re-plan
             for deal_id in deal_ids:
                 deal = session.get(Deal, deal_id)
                 if deal is not None:
                     if deal_id in affected:
-                        refresh_last_interaction(session, deal, now)
+                        latest = max(held.get(deal_id, {}).values(), default=None)
+                        set_last_interaction(deal, latest, now)
                     announce(session, deal, now)
 
 

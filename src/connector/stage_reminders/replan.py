@@ -26,7 +26,7 @@ from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue, enqueue_new, new_rows
 from connector.settings import Settings
 from connector.signals import reminder_changed, settings_of
-from connector.store.db import insert_rows
+from connector.store.db import chunks, insert_rows
 from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep, utcnow
 from connector.store.types import InteractionStatus, ReminderKind, ReminderStatus
 from reminders.planner import DealState, PlannedReminder, plan_reminders
@@ -38,6 +38,7 @@ ACTIVE = ("open", "snoozed")
 DEFERRED = "dealbridge.deferred_reminders"
 DEFERRED_ROWS = "dealbridge.deferred_reminder_rows"  # session.info: new deals' reminders
 PRELOADED = "dealbridge.preloaded_reminders"  # session.info: deal id → its reminders, once
+HELD = "dealbridge.preloaded_held"  # session.info: deal id → its last held interactions, once
 CHANNELS = ("calendar", "teams")
 
 
@@ -101,23 +102,54 @@ def _cached(session: Session, kind: str, key: str, load: Any) -> Any:
 def last_held(session: Session, deal: Deal, now: dt.datetime) -> dict[InteractionKind, dt.datetime]:
     """When the deal's last held interaction of each kind happened (a rule reacts only to
     the kinds it names: a note is not the customer's reply)."""
+    preloaded: dict[int, dict[str, dt.datetime]] | None = session.info.get(HELD)
+    found = preloaded.pop(deal.id, {}) if preloaded is not None and deal.id is not None else None
     if deal.id is None or deal.last_interaction_at is None:
         return {}  # nothing held yet: no query (a new deal, most of an import)
-    rows = session.execute(
-        select(Interaction.kind, func.max(Interaction.started_at))
-        .where(
-            Interaction.deal_id == deal.id,
-            Interaction.status == InteractionStatus.HELD,
-            Interaction.started_at <= now,
+    if found is None:
+        rows = session.execute(
+            select(Interaction.kind, func.max(Interaction.started_at))
+            .where(
+                Interaction.deal_id == deal.id,
+                Interaction.status == InteractionStatus.HELD,
+                Interaction.started_at <= now,
+            )
+            .group_by(Interaction.kind)
         )
-        .group_by(Interaction.kind)
-    )
+        found = {kind.value: at for kind, at in rows if at is not None}
     kinds = {kind: kind for kind in INTERACTION_KINDS}  # the store's enum to the rules' words
     return {
-        kinds[kind.value]: at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
-        for kind, at in rows
-        if kind.value in kinds and at is not None
+        kinds[kind]: at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+        for kind, at in found.items()
+        if kind in kinds
     }
+
+
+def preload_last_held(
+    session: Session, deal_ids: Iterable[int], now: dt.datetime
+) -> dict[int, dict[str, dt.datetime]]:
+    """The last held interaction of each kind of many deals in one query, for :func:`last_held`
+    of each (inside :func:`deferred_deliveries`, which forgets them at its end; each is read
+    once): a round's 500 deals were 500 queries. Returned too, by deal id: store kind → when
+    (aware UTC)."""
+    ids = sorted(set(deal_ids))
+    held: dict[int, dict[str, dt.datetime]] = {i: {} for i in ids}
+    for part in chunks(ids):
+        rows = session.execute(
+            select(Interaction.deal_id, Interaction.kind, func.max(Interaction.started_at))
+            .where(
+                Interaction.deal_id.in_(part),
+                Interaction.status == InteractionStatus.HELD,
+                Interaction.started_at <= now,
+            )
+            .group_by(Interaction.deal_id, Interaction.kind)
+        )
+        for deal_id, kind, at in rows:
+            if deal_id is not None and at is not None:
+                aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+                held[deal_id][kind.value] = aware
+    session.info.setdefault(HELD, {}).update(held)
+    return {deal_id: dict(kinds) for deal_id, kinds in held.items()}
 
 
 def deal_state(
@@ -341,6 +373,7 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
         session.info.pop(DEFERRED, None)
         session.info.pop(DEFERRED_ROWS, None)
         session.info.pop(PRELOADED, None)
+        session.info.pop(HELD, None)
 
 
 @dataclass(frozen=True, slots=True)
