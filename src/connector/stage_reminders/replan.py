@@ -102,8 +102,8 @@ def _cached(session: Session, kind: str, key: str, load: Any) -> Any:
 def last_held(session: Session, deal: Deal, now: dt.datetime) -> dict[InteractionKind, dt.datetime]:
     """When the deal's last held interaction of each kind happened (a rule reacts only to
     the kinds it names: a note is not the customer's reply)."""
-    preloaded: dict[int, dict[str, dt.datetime]] | None = session.info.get(HELD)
-    found = preloaded.pop(deal.id, {}) if preloaded is not None and deal.id is not None else None
+    preloaded: dict[int, dict[str, dt.datetime]] = session.info.get(HELD, {})
+    found = preloaded.pop(deal.id, None) if deal.id is not None else None  # read once
     if deal.id is None or deal.last_interaction_at is None:
         return {}  # nothing held yet: no query (a new deal, most of an import)
     if found is None:
