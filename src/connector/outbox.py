@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from connector import metrics
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.store.db import get_store, insert_rows
+from connector.store.db import chunks, get_store, insert_rows
 from connector.store.models import OutboxItem, utcnow
 from connector.store.types import OutboxStatus
 
@@ -296,8 +296,7 @@ def batched(session: Session) -> Iterator[None]:
         session.info.pop(BATCH, None)
     waiting = sorted(k for k, q in batch.items() if q.added is None)
     found: dict[str, OutboxItem] = {}
-    for start in range(0, len(waiting), 500):
-        chunk = waiting[start : start + 500]
+    for chunk in chunks(waiting):
         query = select(OutboxItem).where(OutboxItem.idempotency_key.in_(chunk))
         found.update((item.idempotency_key, item) for item in session.scalars(query))
     rows: list[dict[str, Any]] = []

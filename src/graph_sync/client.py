@@ -363,16 +363,16 @@ def pack_batches(items: list[BatchItem], size: int = MAX_BATCH) -> list[list[Bat
     together, do not fit), whatever the mailboxes: Outlook runs up to 4 items of a batch in
     parallel and lets the rest wait, so a call needs no cap per mailbox. One mailbox's items
     are dealt round the calls, so each call carries its share of every mailbox."""
-    groups = [(group, _mailbox_weights(group)) for group in _components(items)]
-    for group, _ in groups:
+    groups = _components(items)
+    for group in groups:
         if len(group) > size:
             raise ValueError(f"a dependency chain of {len(group)} items exceeds one $batch")
     if not groups:
         return []
-    groups.sort(key=lambda entry: min(entry[1], default=""))
+    groups.sort(key=lambda group: min((m for i in group if (m := i.target_mailbox())), default=""))
     calls: list[list[BatchItem]] = [[] for _ in range(math.ceil(len(items) / size))]
     cursor = 0
-    for group, _ in groups:
+    for group in groups:
         for step in range(len(calls)):
             k = (cursor + step) % len(calls)
             if len(calls[k]) + len(group) <= size:

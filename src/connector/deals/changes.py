@@ -192,11 +192,10 @@ def create_deals(
     caller to announce. Raises InvalidInput as :func:`upsert_deal` does, before writing."""
     if not items:
         return []
-    rows, stages = [], {}
+    rows = []
     for crm_id, data in items:
         pipeline = _pipeline_for(session, data, default_pipeline, pipelines)
         stage = stage_of(pipeline, data.stage)
-        stages[crm_id] = (pipeline.id, stage.key)
         rows.append(
             {
                 "crm_id": crm_id,
@@ -220,14 +219,14 @@ def create_deals(
     ]
     changes = [
         {
-            "deal_id": ids[crm_id],
-            "pipeline_id": stages[crm_id][0],
+            "deal_id": ids[row["crm_id"]],
+            "pipeline_id": row["pipeline_id"],
             "from_stage": None,
-            "to_stage": stages[crm_id][1],
+            "to_stage": row["stage_key"],
             "changed_at": now,
             "changed_by": actor,
         }
-        for crm_id, _ in items
+        for row in rows
     ]
     insert_rows(session, DealContact, contacts)
     insert_rows(session, DealDomain, domains)

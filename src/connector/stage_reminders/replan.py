@@ -148,8 +148,8 @@ def preload_last_held(
             if deal_id is not None and at is not None:
                 aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
                 held[deal_id][kind.value] = aware
-    session.info.setdefault(HELD, {}).update(held)
-    return {deal_id: dict(kinds) for deal_id, kinds in held.items()}
+    session.info.setdefault(HELD, {}).update(held)  # last_held takes entries out, not held's
+    return held
 
 
 def deal_state(
@@ -414,24 +414,24 @@ def preload_reminders(session: Session, deal_ids: Iterable[int]) -> None:
     time loads its own again."""
     ids = sorted(set(deal_ids))
     by_deal: dict[int, list[Reminder]] = {i: [] for i in ids}
-    for start in range(0, len(ids), 500):
-        query = select(Reminder).where(Reminder.deal_id.in_(ids[start : start + 500]))
+    for part in chunks(ids):
+        query = select(Reminder).where(Reminder.deal_id.in_(part))
         for reminder in session.scalars(query):
             by_deal[reminder.deal_id].append(reminder)
     session.info.setdefault(PRELOADED, {}).update(by_deal)
 
 
 def _new_reminder(deal: Deal, plan: PlannedReminder) -> Reminder:
-    reminder = Reminder(key=plan.key, deal_id=deal.id, status=ReminderStatus.OPEN, version=1)
-    _copy_plan(reminder, plan, deal)
-    return reminder
+    return Reminder(**_new_values(deal, plan))
 
 
 def _new_row(deal: Deal, plan: PlannedReminder, now: dt.datetime) -> dict[str, Any]:
     """The row :func:`_new_reminder` would write (its timestamps given, not a default each)."""
+    return {"created_at": now, "updated_at": now, **_new_values(deal, plan)}
+
+
+def _new_values(deal: Deal, plan: PlannedReminder) -> dict[str, Any]:
     return {
-        "created_at": now,
-        "updated_at": now,
         "key": plan.key,
         "deal_id": deal.id,
         "status": ReminderStatus.OPEN,
