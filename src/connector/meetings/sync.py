@@ -372,6 +372,11 @@ def _round(app: Flask, rep_email: str, *, full: bool, now: dt.datetime, report: 
                 stored = load_round(
                     session, mailbox_id, rep_email, delta, policy.privacy, lock=True
                 )
+                # Held until the round commits: a rep removed meanwhile took her mailbox
+                # with her, and nothing read for it may be written.
+                if session.get(Mailbox, mailbox_id, with_for_update=True) is None:
+                    log.info("sync of %s: the rep was removed during the round", rep_email)
+                    return
                 # New working hours: the rep's deals are re-planned once, with the round's.
                 hours_changed = outlook is not None and store_outlook_rep(
                     session, rep_email, outlook
