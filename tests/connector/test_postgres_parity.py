@@ -325,3 +325,29 @@ def test_doctor_names_the_database_it_checked_with_the_password_masked(
     assert get_store(app).display_url in line.detail
     assert "s3cret-pw" not in line.detail
     assert "is at the newest revision" in line.detail
+
+
+def test_a_nul_byte_in_one_bulk_item_fails_that_item_naming_its_field(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    fine, with_nul = (
+        deal_body(),
+        deal_body(contacts=[{"name": "Da\x00na", "email": "dana@fabrikam.com"}]),
+    )
+    body = {"deals": [fine | {"id": "OPP-1"}, with_nul | {"id": "OPP-2"}]}
+    answer = client.post("/api/v1/deals:bulk", json=body, headers=auth)
+    assert answer.status_code == 200, answer.json
+    assert (answer.json["created"], answer.json["failed"]) == (1, 1)
+    failed = answer.json["items"][1]
+    assert [e["field"] for e in failed["errors"]] == ["deals.1.contacts.0.name"]
+
+
+def test_the_text_backslash_u0000_is_not_a_nul_byte(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    """The body is searched for the escape ``\\u0000`` once; an escaped backslash before
+    ``u0000`` is six plain characters, stored as sent (the fields are then each looked at)."""
+    title = "Fabrikam \\u0000 ERP"
+    answer = client.put("/api/v1/deals/OPP-1", json=deal_body(title=title), headers=auth)
+    assert answer.status_code == 201, answer.json
+    assert client.get("/api/v1/deals/OPP-1", headers=auth).json["title"] == title

@@ -12,7 +12,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.api.routing import DEAL_ID, ID_RULE, Api, actor
+from connector.api.routing import DEAL_ID, ID_RULE, Api, actor, body_context
 from connector.api.schemas import (
     BulkDeal,
     BulkDealsIn,
@@ -31,6 +31,7 @@ from connector.api.schemas import (
 from connector.deals.changes import (
     Outcome,
     announce,
+    announce_created,
     check_deal,
     create_deals,
     deal_out,
@@ -105,11 +106,12 @@ def bulk_deals(body: BulkDealsRaw) -> BulkResult:
     results: dict[int, BulkItemResult] = {}
     planned: list[tuple[int, BulkDeal]] = []  # a BulkDeal is a DealIn with its id
     seen: set[str] = set()
+    context = body_context()
     # Plan: validate every item (shape, pipeline, stage) before touching the session.
     for index, raw in enumerate(body.deals):
         crm_id = raw.get("id") if isinstance(raw.get("id"), str) else None
         try:
-            item = BulkDeal.model_validate(raw)
+            item = BulkDeal.model_validate(raw, context=context)
             if item.id in seen:
                 raise invalid("id", f"deal {item.id!r} appears twice in this call")
             seen.add(item.id)
@@ -179,8 +181,8 @@ def _apply_bulk(
         if outcome != "unchanged":
             changed.append(deal)
     session.flush()
-    # The new ones (all of a CRM's first sync) in one insert per table, then announced alike.
-    changed += create_deals(
+    # The new ones (all of a CRM's first sync) in one insert per table, announced together.
+    created = create_deals(
         session,
         [(item.id, item) for _, item in new],
         actor=actor(),
@@ -192,6 +194,8 @@ def _apply_bulk(
     with deferred_deliveries(session, current_settings(), now):
         for deal in changed:
             announce(session, deal, now)
+        if created:
+            announce_created(session, created, now)
     return outcomes
 
 

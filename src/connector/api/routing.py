@@ -17,6 +17,7 @@ from flask import Blueprint, Response, g, json, request
 from pydantic import BaseModel, ValidationError
 
 from connector.api.keys import Caller, Scope, find_caller
+from connector.deals.models import nul_context
 from connector.errors import (
     BadRequest,
     Forbidden,
@@ -172,6 +173,12 @@ def authorise(scope: Scope) -> Caller:
     return caller
 
 
+def body_context() -> dict[str, bool] | None:
+    """The validation context for models built from this request's JSON body later, in the
+    handler (a bulk call's items): ``deals.models.nul_context`` of its raw bytes."""
+    return nul_context(request.get_data(cache=True))
+
+
 def parse_body(model: type[BaseModel]) -> BaseModel:
     raw = request.get_data(cache=True)
     if not raw.strip():
@@ -181,7 +188,7 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
     except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=nul_context(raw))
     except ValidationError as exc:
         raise from_validation_error(exc, "body") from exc
 

@@ -10,17 +10,18 @@ import datetime as dt
 import uuid
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, lazyload, object_session
+from sqlalchemy.orm import Session, object_session
 
 from connector.deals.models import Account, Contact, DealIn, DealOut, InteractionIn
 from connector.deals.pipelines import get_pipeline
 from connector.errors import Conflict, NotFound, invalid
-from connector.signals import deal_changed
-from connector.store.db import chunks, insert_rows
+from connector.signals import deal_changed, deals_created
+from connector.store.db import insert_rows
 from connector.store.models import (
     Deal,
     DealContact,
@@ -42,6 +43,35 @@ def announce(session: Session, deal: Deal, now: dt.datetime) -> None:
     if not deal_changed.receivers:  # a deal changed with nothing to re-plan it must not pass
         raise RuntimeError("nothing receives deal_changed: stage_reminders.init_app(app) does")
     deal_changed.send(session, deal=deal, now=now)
+
+
+def announce_created(session: Session, deals: Sequence[NewDeal], now: dt.datetime) -> None:
+    """Tell the subscribers (re-planning first of all) of deals :func:`create_deals` wrote."""
+    if not deals_created.receivers:
+        raise RuntimeError("nothing receives deals_created: stage_reminders.init_app(app) does")
+    deals_created.send(session, deals=deals, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class NewDeal:
+    """A deal :func:`create_deals` just wrote as a row, as re-planning reads it: not loaded
+    back as an ORM object (for a bulk call's 1,000 deals that was a query and 1,000 objects).
+    It has no interaction yet, and no contacts or domains are read from it."""
+
+    id: int
+    crm_id: str
+    title: str
+    pipeline_id: str
+    stage_key: str
+    status: DealStatus
+    owner_email: str | None
+    account_name: str | None
+    amount: Decimal | None
+    currency: str | None
+    expected_close_date: dt.date | None
+    crm_url: str | None
+    stage_entered_at: dt.datetime
+    last_interaction_at: dt.datetime | None = None
 
 
 def get_deal(session: Session, crm_id: str) -> Deal:
@@ -183,13 +213,14 @@ def create_deals(
     now: dt.datetime,
     default_pipeline: str,
     pipelines: dict[str, Pipeline],
-) -> list[Deal]:
+) -> list[NewDeal]:
     """New deals, none of whose ids exists yet (the caller looked them up; their pipelines and
     stages were checked), written as :func:`upsert_deal` writes them, with their contacts,
     domains and first stage change: one Core ``INSERT`` per table for them all instead of an
     ORM object each (1,000 deals of a bulk call were 4,000 objects through the unit of work).
-    They come back loaded, in order (their contacts and domains load when read), for the
-    caller to announce. Raises InvalidInput as :func:`upsert_deal` does, before writing."""
+    They come back for the caller to announce with :func:`announce_created`, as
+    :class:`NewDeal` views of their rows, in order. Raises InvalidInput as
+    :func:`upsert_deal` does, before writing."""
     if not items:
         return []
     rows = []
@@ -231,18 +262,24 @@ def create_deals(
     insert_rows(session, DealContact, contacts)
     insert_rows(session, DealDomain, domains)
     insert_rows(session, StageChange, changes)
-    loaded: dict[int, Deal] = {}
-    for some in chunks(sorted(ids.values())):
-        query = (
-            select(Deal)
-            .where(Deal.id.in_(some))
-            .options(lazyload(Deal.contacts), lazyload(Deal.domains))  # the re-plan reads none
+    return [
+        NewDeal(
+            id=ids[row["crm_id"]],
+            crm_id=row["crm_id"],
+            title=row["title"],
+            pipeline_id=row["pipeline_id"],
+            stage_key=row["stage_key"],
+            status=row["status"],
+            owner_email=row["owner_email"],
+            account_name=row["account_name"],
+            amount=row["amount"],
+            currency=row["currency"],
+            expected_close_date=row["expected_close_date"],
+            crm_url=row["crm_url"],
+            stage_entered_at=now,
         )
-        loaded.update((deal.id, deal) for deal in session.scalars(query))
-    deals = [loaded[ids[crm_id]] for crm_id, _ in items]
-    # The re-plan need not look for reminders of a deal that cannot have any yet.
-    session.info.setdefault(NEW_DEALS, weakref.WeakSet()).update(deals)
-    return deals
+        for row in rows
+    ]
 
 
 def _record_stage_change(

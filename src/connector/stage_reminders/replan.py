@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.deals.changes import NEW_DEALS
+from connector.deals.changes import NEW_DEALS, NewDeal
 from connector.deals.reps import channels_for
 from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue, enqueue_new, new_rows
@@ -40,6 +40,7 @@ DEFERRED_ROWS = "dealbridge.deferred_reminder_rows"  # session.info: new deals' 
 PRELOADED = "dealbridge.preloaded_reminders"  # session.info: deal id → its reminders, once
 HELD = "dealbridge.preloaded_held"  # session.info: deal id → its last held interactions, once
 CHANNELS = ("calendar", "teams")
+AnyDeal = Deal | NewDeal  # a stored deal, or one just written as a row (its first plan)
 
 
 class ReminderDelivery(BaseModel):
@@ -99,7 +100,9 @@ def _cached(session: Session, kind: str, key: str, load: Any) -> Any:
     return cache[(kind, key)]
 
 
-def last_held(session: Session, deal: Deal, now: dt.datetime) -> dict[InteractionKind, dt.datetime]:
+def last_held(
+    session: Session, deal: AnyDeal, now: dt.datetime
+) -> dict[InteractionKind, dt.datetime]:
     """When the deal's last held interaction of each kind happened (a rule reacts only to
     the kinds it names: a note is not the customer's reply)."""
     preloaded: dict[int, dict[str, dt.datetime]] = session.info.get(HELD, {})
@@ -153,7 +156,7 @@ def preload_last_held(
 
 
 def deal_state(
-    deal: Deal,
+    deal: AnyDeal,
     pipeline: Pipeline,
     rep: Rep | None,
     held: dict[InteractionKind, dt.datetime] | None = None,
@@ -182,7 +185,7 @@ def deal_state(
 
 
 def planned_for(
-    session: Session, deal: Deal, settings: Settings, now: dt.datetime
+    session: Session, deal: AnyDeal, settings: Settings, now: dt.datetime
 ) -> tuple[list[PlannedReminder], WorkingCalendar]:
     pipeline: Pipeline = _cached(
         session, "pipeline", deal.pipeline_id, lambda: session.get(Pipeline, deal.pipeline_id)
@@ -316,7 +319,7 @@ def remind_by_hand(
     return reminder
 
 
-def _owner_active(session: Session, deal: Deal) -> bool:
+def _owner_active(session: Session, deal: AnyDeal) -> bool:
     if not deal.owner_email:
         return True
     rep: Rep | None = _cached(
@@ -350,6 +353,28 @@ def on_rep_changed(
 def on_deal_changed(session: Session, *, deal: Deal, now: dt.datetime) -> None:
     """The ``deal_changed`` receiver: re-plan in the change's transaction."""
     replan(session, deal, settings_of(session), now)
+
+
+def on_deals_created(session: Session, *, deals: Sequence[NewDeal], now: dt.datetime) -> None:
+    """The ``deals_created`` receiver: the first reminders of deals just written as rows, as
+    rows too (inside :func:`deferred_deliveries`, its own if the sender opened none)."""
+    settings = settings_of(session)
+    if DEFERRED_ROWS not in session.info:
+        with deferred_deliveries(session, settings, now):
+            on_deals_created(session, deals=deals, now=now)
+        return
+    rows: list[dict[str, Any]] = session.info[DEFERRED_ROWS]
+    stamp = utcnow()
+    for deal in deals:
+        try:
+            planned, _ = planned_for(session, deal, settings, now)
+        except (ValidationError, ValueError) as exc:  # as replan: the deal keeps no plan
+            log.warning("cannot plan reminders of deal %s: %s", deal.crm_id, exc)
+            continue
+        if _owner_active(session, deal):
+            rows.extend(
+                _new_row(deal, plan, stamp) for plan in {p.key: p for p in planned}.values()
+            )
 
 
 @contextmanager
@@ -425,12 +450,12 @@ def _new_reminder(deal: Deal, plan: PlannedReminder) -> Reminder:
     return Reminder(**_new_values(deal, plan))
 
 
-def _new_row(deal: Deal, plan: PlannedReminder, now: dt.datetime) -> dict[str, Any]:
+def _new_row(deal: AnyDeal, plan: PlannedReminder, now: dt.datetime) -> dict[str, Any]:
     """The row :func:`_new_reminder` would write (its timestamps given, not a default each)."""
     return {"created_at": now, "updated_at": now, **_new_values(deal, plan)}
 
 
-def _new_values(deal: Deal, plan: PlannedReminder) -> dict[str, Any]:
+def _new_values(deal: AnyDeal, plan: PlannedReminder) -> dict[str, Any]:
     return {
         "key": plan.key,
         "deal_id": deal.id,
@@ -440,7 +465,7 @@ def _new_values(deal: Deal, plan: PlannedReminder) -> dict[str, Any]:
     }
 
 
-def _plan_values(plan: PlannedReminder, deal: Deal) -> dict[str, Any]:
+def _plan_values(plan: PlannedReminder, deal: AnyDeal) -> dict[str, Any]:
     return {
         "rep_email": deal.owner_email,
         "stage_key": plan.stage_key,
