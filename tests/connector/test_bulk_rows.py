@@ -151,3 +151,36 @@ def test_a_bulk_of_new_deals_writes_what_creating_each_alone_writes(
     finally:
         get_store(one_by_one).dispose()
         get_store(bulk).dispose()
+
+
+def test_insert_numbered_gives_each_row_its_own_id_in_order(app: Flask) -> None:
+    """The ids come back in the rows' order and are the ids stored (SQLite: numbered before the
+    insert; PostgreSQL: returned in order), after the rows already there."""
+    from sqlalchemy.orm import Session
+
+    from connector.store.db import insert_numbered
+    from connector.store.models import Pipeline, utcnow
+
+    now = utcnow()
+    with Session(get_store(app).engine) as session:
+        pipeline_id = session.scalars(select(Pipeline.id)).first()
+        rows = [
+            {
+                "crm_id": f"N-{n:03d}",
+                "title": f"Deal {n}",
+                "pipeline_id": pipeline_id,
+                "stage_key": "lead_generation",
+                "status": "open",
+                "stage_entered_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in (5, 3, 9, 1)  # not in any sorted order
+        ]
+        first = insert_numbered(session, Deal, rows[:1])
+        rest = insert_numbered(session, Deal, rows[1:])
+        session.commit()
+        stored = dict(session.execute(select(Deal.crm_id, Deal.id)).all())
+    assert [stored[row["crm_id"]] for row in rows] == first + rest
+    assert len(set(first + rest)) == 4
+    assert rest[0] > first[0]

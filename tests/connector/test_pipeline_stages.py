@@ -28,7 +28,8 @@ def test_a_stage_is_found_by_key_after_every_kind_of_edit(app: Flask) -> None:
         assert (pipeline.stage("a"), pipeline.stage("first")) == (None, pipeline.stages[0])
 
         removed = pipeline.stages.pop(1)  # removed
-        assert removed.key == "b" and pipeline.stage("b") is None
+        assert removed.key == "b"
+        assert pipeline.stage("b") is None
 
         pipeline.stages = [_stage("x", 0)]  # replaced
         assert (pipeline.stage("first"), pipeline.stage("x")) == (None, pipeline.stages[0])
@@ -39,7 +40,8 @@ def test_a_stage_is_found_by_key_after_every_kind_of_edit(app: Flask) -> None:
 
     with Session(get_store(app).engine) as other:  # another session's copy, changed elsewhere
         copy = other.get(Pipeline, "p")
-        assert copy is not None and copy.stage("x") is not None
+        assert copy is not None
+        assert copy.stage("x") is not None
         with Session(get_store(app).engine) as session:
             edited = session.get(Pipeline, "p")
             assert edited is not None

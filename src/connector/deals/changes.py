@@ -21,7 +21,7 @@ from connector.deals.models import Account, Contact, DealIn, DealOut, Interactio
 from connector.deals.pipelines import get_pipeline
 from connector.errors import Conflict, NotFound, invalid
 from connector.signals import deal_changed, deals_created
-from connector.store.db import insert_rows
+from connector.store.db import insert_numbered, insert_rows
 from connector.store.models import (
     Deal,
     DealContact,
@@ -236,8 +236,8 @@ def create_deals(
                 "updated_at": now,
             }
         )
-    inserted = insert_rows(session, Deal, rows, Deal.id, Deal.crm_id)
-    ids: dict[str, int] = {crm_id: deal_id for deal_id, crm_id in inserted}
+    numbered = insert_numbered(session, Deal, rows)
+    ids: dict[str, int] = {row["crm_id"]: i for row, i in zip(rows, numbered, strict=True)}
     contacts = [
         {"deal_id": ids[crm_id], "name": name, "email": email}
         for crm_id, data in items

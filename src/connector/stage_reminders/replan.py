@@ -26,7 +26,7 @@ from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue, enqueue_new, new_rows
 from connector.settings import Settings
 from connector.signals import reminder_changed, settings_of
-from connector.store.db import chunks, insert_rows
+from connector.store.db import chunks, insert_numbered
 from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep, utcnow
 from connector.store.types import InteractionStatus, ReminderKind, ReminderStatus
 from reminders.planner import DealState, PlannedReminder, plan_reminders
@@ -421,15 +421,10 @@ class NewReminder:
 
 
 def _insert_reminders(session: Session, rows: list[dict[str, Any]]) -> list[NewReminder]:
-    if not rows:
-        return []
-    inserted = insert_rows(session, Reminder, rows, Reminder.id, Reminder.key)
-    ids: dict[str, int] = {key: reminder_id for reminder_id, key in inserted}
+    ids = insert_numbered(session, Reminder, rows)
     return [
-        NewReminder(
-            id=ids[row["key"]], key=row["key"], rep_email=row["rep_email"], due_at=row["due_at"]
-        )
-        for row in rows
+        NewReminder(id=i, key=row["key"], rep_email=row["rep_email"], due_at=row["due_at"])
+        for row, i in zip(rows, ids, strict=True)
     ]
 
 

@@ -180,22 +180,38 @@ def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
         yield values[start : start + size]
 
 
-def insert_rows(
-    session: Session, model: type[Any], rows: Sequence[dict[str, Any]], *returning: Any
-) -> list[Any]:
+def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
     """New rows of ``model`` in the session's transaction with Core, 500 a statement: no ORM
     object, no unit of work (1,000 new deals of a bulk call were 10,750 objects). Columns the
     rows leave out get their defaults; give the same ones in every row, or each row computes
-    them. With ``returning`` columns, their values for each row, in no particular order on
-    SQLite: match them on a unique column."""
-    table, connection = cast(Table, model.__table__), session.connection()
-    statement = insert(table).returning(*returning) if returning else insert(table)
-    found: list[Any] = []
+    them. :func:`insert_numbered` when their ids are needed."""
+    statement, connection = insert(cast(Table, model.__table__)), session.connection()
     for part in chunks(rows):
-        result = connection.execute(statement, list(part))
-        if returning:
-            found.extend(result)
-    return found
+        connection.execute(statement, list(part))
+
+
+def insert_numbered(
+    session: Session, model: type[Any], rows: Sequence[dict[str, Any]]
+) -> list[int]:
+    """:func:`insert_rows` of rows that need their new ids back: the ids, in the rows' order.
+    On SQLite the rows are numbered first, as SQLite would number them (its largest id plus
+    one, under the write lock; no table uses AUTOINCREMENT) and written with a plain
+    ``executemany``: ``INSERT ... RETURNING`` there goes row group by row group and cannot
+    say which id went to which row. PostgreSQL returns them in order."""
+    if not rows:
+        return []
+    column = cast(Table, model.__table__).primary_key.columns.values()[0]
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        write_lock(session)
+        top = connection.execute(select(func.max(column))).scalar() or 0
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        insert_rows(
+            session, model, [row | {column.key: i} for row, i in zip(rows, ids, strict=True)]
+        )
+        return ids
+    statement = insert(cast(Table, model.__table__)).returning(column, sort_by_parameter_order=True)
+    return [i for part in chunks(rows) for i in connection.execute(statement, list(part)).scalars()]
 
 
 def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
