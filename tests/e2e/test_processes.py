@@ -249,14 +249,11 @@ def _unsettled(store: Store) -> bool:
         .select_from(Interaction)
         .where(Interaction.kind == "meeting", Interaction.deal_id.is_not(None)),
     )
-    runs = _count(  # a notified round still to run, or under way (the second rep's mailbox)
-        store,
+    runs = _count(  # a notified round under way or due soon, as outbox items (the ceiling
+        store,  # of a mailbox notified during a round, a failed round's backoff: seconds away)
         select(func.count())
         .select_from(JobRun)
-        .where(
-            (JobRun.status == "running")
-            | ((JobRun.status == "due") & (JobRun.due_at <= dt.datetime.now(dt.UTC)))
-        ),
+        .where((JobRun.status == "running") | ((JobRun.status == "due") & (JobRun.due_at <= soon))),
     )
     return bool(busy) or bool(runs) or logged < MEETINGS
 
@@ -325,7 +322,16 @@ def _figures(store: Store, sandbox: RunningSandbox, reps: list[tuple[str, str]])
         n - 1 for n in Counter(r.run_key for r in runs).values() if n > 1
     )
     figures.job_runs_retried = sum(1 for r in runs if r.attempts > 1)
-    not_finished = Counter(f"job:{r.job}:{r.status}" for r in runs if r.status != "done")
+    runs_later = [r for r in runs if r.status == "due" and r.due_at > soon]
+    figures.waiting.update(Counter(f"job:{r.job}" for r in runs_later))
+    not_finished = Counter(
+        f"job:{r.job}:{r.status}" for r in runs if r.status != "done" and r not in runs_later
+    )
+    now = dt.datetime.now(dt.UTC)
+    for run in runs:  # say what an unfinished run was, and how far off it is
+        if run.status != "done":
+            wait = (run.due_at - now).total_seconds()
+            print(f"run {run.run_key} {run.status} due in {wait:.1f} s attempts={run.attempts}")
     figures.not_done.update(not_finished)
     with requests.get(f"{sandbox.base_url}/_sandbox/notifications", timeout=30) as answer:
         figures.notifications = len(answer.json().get("value", []))
