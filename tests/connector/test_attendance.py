@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from connector.meetings.attendance import check_due
 from connector.outbox import drain
@@ -214,6 +214,31 @@ def test_a_meeting_that_is_not_on_teams_is_held_not_verified(t: Tenant) -> None:
     )
     with get_store(t.app).session() as session:
         assert session.scalars(select(AttendanceCheck)).all() == []
+
+
+def test_a_round_writes_each_new_meeting_once_with_its_attendance_state(t: Tenant) -> None:
+    """The attendance a logged meeting starts with (pending for Teams, not verified for the
+    others) goes in with its row: no UPDATE of the interactions the round just inserted."""
+    ann = _rep_and_deal(t)
+    t.add_event(ann, meeting("On site", START, [DANA]))
+    _teams_meeting(t, ann, START + dt.timedelta(hours=1))
+    statements: list[str] = []
+    engine = get_store(t.app).engine
+    listen = lambda *a: statements.append(a[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        sync(t, ann)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+
+    assert [s for s in statements if s.lstrip().startswith("UPDATE interactions")] == []
+    by_subject = {i.subject: i.details.attendance for i in interactions(t) if i.details}
+    assert {s: (a.result, a.reason) for s, a in by_subject.items() if a} == {
+        "On site": ("not_verified", "not a Teams meeting"),
+        "Pricing review": ("pending", "Teams attendance is read after the end"),
+    }
+    with get_store(t.app).session() as session:
+        assert len(session.scalars(select(AttendanceCheck)).all()) == 1
 
 
 @pytest.mark.parametrize("missing", ["permission", "policy"])

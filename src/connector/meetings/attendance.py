@@ -82,10 +82,7 @@ def ensure_check(session: Session, interaction: Interaction) -> AttendanceCheck 
         return None
     if not details.join_url:
         if details.attendance is None:
-            reason = "not a Teams meeting" if not details.online else "no Teams join link"
-            interaction.details = details.but(
-                attendance=Attendance(result=NOT_VERIFIED, reason=reason)
-            )
+            interaction.details = details.but(attendance=first_attendance(details))
         return None
     found = session.scalar(
         select(AttendanceCheck).where(AttendanceCheck.interaction_id == interaction.id)
@@ -100,10 +97,18 @@ def ensure_check(session: Session, interaction: Interaction) -> AttendanceCheck 
     )
     session.add(check)
     if details.attendance is None:
-        interaction.details = details.but(
-            attendance=Attendance(result="pending", reason="Teams attendance is read after the end")
-        )
+        interaction.details = details.but(attendance=first_attendance(details))
     return check
+
+
+def first_attendance(details: MeetingDetails) -> Attendance:
+    """What a meeting newly logged on a deal starts with: pending for a Teams meeting (its
+    report is read after the end), not verified for the others, saying why. The round writes
+    it with the new row (:func:`ensure_check` then has nothing to change)."""
+    if details.join_url:
+        return Attendance(result="pending", reason="Teams attendance is read after the end")
+    reason = "not a Teams meeting" if not details.online else "no Teams join link"
+    return Attendance(result=NOT_VERIFIED, reason=reason)
 
 
 def on_meeting_logged(session: Session, *, interaction: Interaction, reps: list[str]) -> None:

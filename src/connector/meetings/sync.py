@@ -30,6 +30,7 @@ from connector.crm import webhooks as crm_webhooks
 from connector.crm.events import InteractionLogged, InteractionUpdated, ReminderCompleted
 from connector.deals.changes import announce
 from connector.deals.reps import capture_paused
+from connector.meetings.attendance import first_attendance
 from connector.meetings.exclusions import excluded_series
 from connector.meetings.interactions import refresh_last_interaction, set_last_interaction
 from connector.meetings.matching import DealCandidate, is_consumer_domain
@@ -720,12 +721,15 @@ def apply_plan(
     changes = plan.changes
     rows, links = _rows_for(session, changes, mailbox_id)
     told: list[tuple[Interaction, bool, str | None, int | None]] = []
+    checked = settings.attendance_enabled
     # One flush for the round, not one per query; the deliveries looked up together.
     with batched(session):
         with session.no_autoflush:
             for item in changes:
                 try:
-                    _apply_change(session, item, plan.rep_email, rows, links, told)
+                    _apply_change(
+                        session, item, plan.rep_email, rows, links, told, attendance=checked
+                    )
                     if item.kind is ChangeKind.REMINDER_DONE and item.reminder_id is not None:
                         _reminder_dismissed(
                             session, item.reminder_id, plan.rep_email, settings, now
@@ -822,7 +826,11 @@ def _apply_change(
     rows: dict[str, Interaction],
     links: _Links,
     told: list[tuple[Interaction, bool, str | None, int | None]],
+    *,
+    attendance: bool = False,
 ) -> None:
+    """``attendance``: Teams attendance is checked, and a meeting newly on a deal is written
+    with the attendance it starts with (not an UPDATE of each new row after the flush)."""
     if item.link and item.key is not None:
         links.link(item.event_id, item.key)
     if item.unlink:
@@ -843,7 +851,20 @@ def _apply_change(
         )
         session.add(row)
         rows[item.key] = row
-    row.details = after.details  # a new model: written when what it stores differs
+    details = after.details
+    newly_on_deal = after.deal_id is not None and (
+        item.before is None or item.before.deal_id != after.deal_id
+    )
+    if (
+        attendance
+        and newly_on_deal
+        and after.status != InteractionStatus.CANCELLED
+        and details is not None
+        and details.attendance is None
+        and (item.kind in MEETING_WRITES or item.kind is ChangeKind.CANCEL)
+    ):
+        details = details.but(attendance=first_attendance(details))
+    row.details = details  # a new model: written when what it stores differs
     row.subject, row.started_at, row.ended_at = after.subject, after.started_at, after.ended_at
     row.deal_id, row.status = after.deal_id, after.status
     row.match_rule, row.matched_address = after.match_rule, after.matched_address
