@@ -720,15 +720,20 @@ def apply_plan(
         raise ValueError(plan.refused)
     changes = plan.changes
     rows, links = _rows_for(session, changes, mailbox_id)
-    told: list[tuple[Interaction, bool, str | None, int | None]] = []
-    checked = settings.attendance_enabled
+    told: list[tuple[Interaction, str | None, int | None]] = []
     # One flush for the round, not one per query; the deliveries looked up together.
     with batched(session):
         with session.no_autoflush:
             for item in changes:
                 try:
                     _apply_change(
-                        session, item, plan.rep_email, rows, links, told, attendance=checked
+                        session,
+                        item,
+                        plan.rep_email,
+                        rows,
+                        links,
+                        told,
+                        attendance=settings.attendance_enabled,
                     )
                     if item.kind is ChangeKind.REMINDER_DONE and item.reminder_id is not None:
                         _reminder_dismissed(
@@ -739,10 +744,10 @@ def apply_plan(
                     report.failed.append(f"{describe(item, plan.deal_names)}: {exc}")
         session.flush()
         links.write(session)
-        for interaction, created, was, previous_deal in told:
+        for interaction, was, previous_deal in told:
             if inspect(interaction).deleted or inspect(interaction).detached:
                 continue
-            _tell_others(session, settings, interaction, created, was, previous_deal, now)
+            _tell_others(session, settings, interaction, was, previous_deal, now)
         affected = set(plan.affected)
         deal_ids = [*dict.fromkeys(plan.affected), *sorted(set(replan) - affected)]
         # Each deal once, its reminders preloaded; what the re-plan reads was flushed above
@@ -825,7 +830,7 @@ def _apply_change(
     rep_email: str,
     rows: dict[str, Interaction],
     links: _Links,
-    told: list[tuple[Interaction, bool, str | None, int | None]],
+    told: list[tuple[Interaction, str | None, int | None]],
     *,
     attendance: bool = False,
 ) -> None:
@@ -851,27 +856,32 @@ def _apply_change(
         )
         session.add(row)
         rows[item.key] = row
+    told_of = item.kind in MEETING_WRITES or item.kind is ChangeKind.CANCEL
+    before = item.before
+    was, previous = (before.status, before.deal_id) if before else (None, None)
     details = after.details
-    newly_on_deal = after.deal_id is not None and (
-        item.before is None or item.before.deal_id != after.deal_id
-    )
     if (
         attendance
-        and newly_on_deal
-        and after.status != InteractionStatus.CANCELLED
-        and details is not None
+        and told_of
         and details.attendance is None
-        and (item.kind in MEETING_WRITES or item.kind is ChangeKind.CANCEL)
+        and _lands_on_deal(previous, after.deal_id, after.status)
     ):
         details = details.but(attendance=first_attendance(details))
     row.details = details  # a new model: written when what it stores differs
     row.subject, row.started_at, row.ended_at = after.subject, after.started_at, after.ended_at
     row.deal_id, row.status = after.deal_id, after.status
     row.match_rule, row.matched_address = after.match_rule, after.matched_address
-    if item.kind in MEETING_WRITES or item.kind is ChangeKind.CANCEL:
-        before = item.before
-        was, previous = (before.status, before.deal_id) if before else (None, None)
-        told.append((row, item.kind is ChangeKind.LOG, was, previous))
+    if told_of:
+        told.append((row, was, previous))
+
+
+def _lands_on_deal(previous_deal: int | None, deal_id: int | None, status: str) -> bool:
+    """The meeting is now on a deal it was not on, and not cancelled: the CRM hears
+    ``interaction.logged``, the deal's owner gets ``meeting_logged`` (its card, the attendance
+    check)."""
+    return (
+        deal_id is not None and previous_deal != deal_id and status != InteractionStatus.CANCELLED
+    )
 
 
 def _remove(session: Session, row: Interaction) -> None:
@@ -906,7 +916,6 @@ def _tell_others(
     session: Session,
     settings: Settings,
     interaction: Interaction,
-    created: bool,
     was: str | None,
     previous_deal: int | None,
     now: dt.datetime,
@@ -924,8 +933,8 @@ def _tell_others(
         "rule": interaction.match_rule,
         "address": interaction.matched_address,
     }  # the fields InteractionLogged and InteractionUpdated share
-    newly_on_deal = deal is not None and (created or previous_deal != interaction.deal_id)
-    if newly_on_deal and interaction.status != "cancelled":
+    lands = deal is not None and _lands_on_deal(previous_deal, deal.id, interaction.status)
+    if lands:
         crm_webhooks.notify(
             session,
             settings,
@@ -944,7 +953,7 @@ def _tell_others(
     signal = None
     if interaction.status == NEEDS_CHOICE and was != NEEDS_CHOICE:
         signal = meeting_needs_choice
-    elif newly_on_deal and interaction.status != "cancelled":
+    elif lands:
         signal = meeting_logged
     if signal is None:
         return
