@@ -38,13 +38,17 @@ deals_created = _signals.signal(
     """,
 )
 
-reminder_changed = _signals.signal(
-    "reminder-changed",
-    doc="""A stored reminder changed state (re-planned, snoozed, done, cancelled).
+reminders_changed = _signals.signal(
+    "reminders-changed",
+    doc="""Stored reminders changed state (re-planned, snoozed, done, cancelled).
 
-    Sender: the session (``connector.stage_reminders``), not sent for a new reminder.
-    Keyword arguments: ``reminder`` (``Reminder``), ``now`` (aware ``datetime``).
-    Receiver: ``teams`` refreshes the card already sent for it.
+    Sender: the session (``connector.stage_reminders``), not sent for new reminders. A change
+    made alone is told at once; the changes of a re-plan of many deals
+    (``deferred_deliveries``, e.g. a meeting round) are told together at its end, each
+    reminder once, as it then is.
+    Keyword arguments: ``reminders`` (a sequence of ``Reminder``), ``now`` (aware
+    ``datetime``).
+    Receiver: ``teams`` refreshes the cards already sent for them (one lookup for them all).
     """,
 )
 

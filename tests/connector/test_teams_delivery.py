@@ -6,13 +6,22 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from connector.meetings.sync import sync_mailbox
 from connector.outbox import Delivered, DrainReport, delivery_of, drain
 from connector.store.db import get_store
-from connector.store.models import OutboxItem, Reminder, TeamsCard, TeamsConversation, utcnow
+from connector.store.models import (
+    Deal,
+    OutboxItem,
+    Reminder,
+    TeamsCard,
+    TeamsConversation,
+    utcnow,
+)
 from connector.teams.delivery import deliver_reminders
 from sandbox.config import ALL_ROLES
+from tests.connector.conftest import meeting
 from tests.connector.test_bot_world import REP, TeamsWorld, teams_sandbox, world
 
 __all__ = ["teams_sandbox", "world"]
@@ -262,3 +271,73 @@ def test_a_card_lost_before_the_post_is_posted_after_looking(world: TeamsWorld) 
     item = world.outbox(_key(world, reminder_id))
     assert (item.status, item.result["action"]) == ("done", "send")
     assert item.result["activity"] == sent["id"]
+
+
+# --- a meeting round moves reminders whose cards were sent ----------------------------------
+
+ACCOUNTS = ("fabrikam.com", "northwind.com", "tailspin.com")
+
+
+def _card_for_first_reminder(world: TeamsWorld, crm_id: str) -> int:
+    """Post the card of the deal's first open reminder (as if its day had come)."""
+    now = dt.datetime.now(dt.UTC)
+    with get_store(world.app).session() as session:
+        reminder = session.scalars(
+            select(Reminder)
+            .join(Reminder.deal)
+            .where(Deal.crm_id == crm_id, Reminder.status == "open")
+            .order_by(Reminder.due_at, Reminder.id)
+        ).first()
+        assert reminder is not None
+        reminder.due_at = now - dt.timedelta(minutes=1)
+        item = session.scalar(
+            select(OutboxItem).where(OutboxItem.idempotency_key == f"teams:{reminder.key}")
+        )
+        assert item is not None
+        item.next_attempt_at, item.status = now - dt.timedelta(seconds=1), "pending"
+        reminder_id = reminder.id
+    world.drain()
+    return reminder_id
+
+
+def test_a_meeting_round_refreshes_the_sent_cards_of_the_reminders_it_moved_asking_once(
+    world: TeamsWorld,
+) -> None:
+    """Three deals' reminders move when their meetings are logged; two had their cards sent.
+    Those two cards show the new state, the third gets none, and the round asks once which
+    cards were sent, not once per reminder it moved."""
+    world.install()
+    for n, domain in enumerate(ACCOUNTS, 1):
+        account = {"name": domain.split(".")[0].title(), "domains": [domain]}
+        contacts = [{"name": "Buyer", "email": f"buyer@{domain}"}]
+        world.deal(f"OPP-{n}", stage="negotiation", account=account, contacts=contacts)
+    sent = {_card_for_first_reminder(world, crm) for crm in ("OPP-1", "OPP-2")}
+    posted = {a["id"]: a for a in world.chat()}
+    assert len(posted) == 2
+    held = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)
+    for domain in ACCOUNTS:
+        body = meeting(f"Review with {domain}", held, [f"buyer@{domain}"])
+        assert world.control("POST", f"/users/{REP}/events", body).status_code == 201
+    statements: list[str] = []
+    engine = get_store(world.app).engine
+    listen = lambda *a: statements.append(a[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        report = sync_mailbox(world.app, REP)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert report.error is None, report.error
+
+    with get_store(world.app).session() as session:
+        moved = session.scalars(select(Reminder).where(Reminder.version > 1)).all()
+        assert {r.id for r in moved} >= sent
+        assert len(moved) > len(sent)  # reminders without a card moved too
+        refreshes = session.scalars(
+            select(OutboxItem).where(OutboxItem.idempotency_key.like("teams_card:reminder_%"))
+        ).all()
+        assert {i.payload["reminder_id"] for i in refreshes} == sent
+    lookups = [s for s in statements if "FROM teams_cards" in s]
+    assert len(lookups) == 1, lookups
+    world.drain()
+    after = {a["id"]: a for a in world.chat() if a["id"] in posted}
+    assert [a["versions"] for a in after.values()] == [2, 2]

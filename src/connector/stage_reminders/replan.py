@@ -25,7 +25,7 @@ from connector.deals.reps import channels_for
 from connector.errors import Conflict, from_validation_error
 from connector.outbox import enqueue, enqueue_new, new_rows
 from connector.settings import Settings
-from connector.signals import reminder_changed, settings_of
+from connector.signals import reminders_changed, settings_of
 from connector.store.db import chunks, insert_numbered
 from connector.store.models import Deal, Interaction, Pipeline, Reminder, Rep, utcnow
 from connector.store.types import InteractionStatus, ReminderKind, ReminderStatus
@@ -39,6 +39,7 @@ DEFERRED = "dealbridge.deferred_reminders"
 DEFERRED_ROWS = "dealbridge.deferred_reminder_rows"  # session.info: new deals' reminders
 PRELOADED = "dealbridge.preloaded_reminders"  # session.info: deal id → its reminders, once
 HELD = "dealbridge.preloaded_held"  # session.info: deal id → its last held interactions, once
+CHANGED = "dealbridge.changed_reminders"  # session.info: id → reminder, told at the end
 CHANNELS = ("calendar", "teams")
 AnyDeal = Deal | NewDeal  # a stored deal, or one just written as a row (its first plan)
 
@@ -384,11 +385,15 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
     for them all, not an ORM object each (a bulk call's 1,000 new deals plan 2,250)."""
     session.info[DEFERRED] = []
     session.info[DEFERRED_ROWS] = []
+    session.info[CHANGED] = {}
     try:
         yield
         added: list[Reminder] = session.info[DEFERRED]
         rows: list[dict[str, Any]] = session.info[DEFERRED_ROWS]
+        changed: dict[int, Reminder | NewReminder] = session.info.pop(CHANGED)
         session.flush()
+        if changed:
+            reminders_changed.send(session, reminders=list(changed.values()), now=now)
         with new_rows(session):  # their deliveries' rows in one INSERT, no ORM object each
             for reminder in added:
                 queue_deliveries(session, reminder, settings, now, new=True)
@@ -397,6 +402,7 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
     finally:
         session.info.pop(DEFERRED, None)
         session.info.pop(DEFERRED_ROWS, None)
+        session.info.pop(CHANGED, None)
         session.info.pop(PRELOADED, None)
         session.info.pop(HELD, None)
 
@@ -504,8 +510,12 @@ def queue_deliveries(
     """
     active = reminder.status in ACTIVE
     due = reminder.effective_due_at
-    if not new:
-        reminder_changed.send(session, reminder=reminder, now=now)  # e.g. its card, refreshed
+    if not new:  # e.g. its card, refreshed; inside deferred_deliveries, at its end
+        changed: dict[int, Reminder | NewReminder] | None = session.info.get(CHANGED)
+        if changed is None:
+            reminders_changed.send(session, reminders=[reminder], now=now)
+        else:
+            changed[reminder.id] = reminder
     # The rep's own choice of channels narrows the admin's; an Outlook event already made is
     # still kept current (withdrawn when done) after she turns Outlook off.
     channels = channels_for(session, reminder.rep_email, list(settings.reminder_channels))

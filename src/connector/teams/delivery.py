@@ -66,11 +66,11 @@ from connector.signals import (
     meeting_brief_due,
     meeting_logged,
     meeting_needs_choice,
-    reminder_changed,
+    reminders_changed,
     settings_of,
 )
 from connector.stage_reminders.replan import ACTIVE, ReminderDelivery
-from connector.store.db import get_store
+from connector.store.db import chunks, get_store
 from connector.store.models import (
     Interaction,
     OutboxItem,
@@ -330,20 +330,30 @@ def _plan_reminder_refresh(
     return _plan(session, key, reminder.rep_email, "reminder", view, view.stamp, wanted=False)
 
 
-def queue_reminder_refresh(session: Session, reminder: Reminder) -> None:
-    """Refresh the reminder's card now (if one was sent); the ``teams`` item keeps its time."""
+def queue_reminder_refresh(session: Session, reminders: Sequence[Reminder]) -> None:
+    """Refresh the reminders' cards now (those sent: one lookup for them all); each ``teams``
+    item keeps its time. A card posted between the lookup and this transaction's commit was
+    made from the reminder as it was before: a meeting round looks once, after its re-plan,
+    so that window is the rest of its transaction (one lookup per reminder during the re-plan
+    left it longer)."""
+    keys = {f"reminder:{reminder.id}": reminder for reminder in reminders}
+    sent: set[str] = set()
     with session.no_autoflush:  # cards are written by their delivery, never in this session
-        sent = session.scalar(
-            select(TeamsCard.id).where(TeamsCard.key == f"reminder:{reminder.id}")
+        for part in chunks(list(keys)):
+            sent.update(session.scalars(select(TeamsCard.key).where(TeamsCard.key.in_(part))))
+    for key, reminder in keys.items():
+        if key not in sent:
+            continue
+        payload = ReminderRefreshPayload(
+            kind=REMINDER_REFRESH, reminder_id=reminder.id, version=reminder.version
         )
-    if sent is None:
-        return
-    payload = ReminderRefreshPayload(
-        kind=REMINDER_REFRESH, reminder_id=reminder.id, version=reminder.version
-    )
-    enqueue(
-        session, CARD_KIND, f"teams_card:{REMINDER_REFRESH}:{reminder.id}", payload, replace=True
-    )
+        enqueue(
+            session,
+            CARD_KIND,
+            f"teams_card:{REMINDER_REFRESH}:{reminder.id}",
+            payload,
+            replace=True,
+        )
 
 
 def deliver_reminders(
@@ -618,10 +628,12 @@ def queue_meeting_card(
     )
 
 
-def on_reminder_changed(session: Session, *, reminder: Reminder, now: dt.datetime) -> None:
-    """``reminder_changed``: show the new state on the card already sent, if Teams is on."""
+def on_reminders_changed(
+    session: Session, *, reminders: Sequence[Reminder], now: dt.datetime
+) -> None:
+    """``reminders_changed``: show the new state on the cards already sent, if Teams is on."""
     if "teams" in settings_of(session).reminder_channels:
-        queue_reminder_refresh(session, reminder)
+        queue_reminder_refresh(session, reminders)
 
 
 def on_meeting_logged(session: Session, *, interaction: Interaction, reps: list[str]) -> None:
@@ -664,7 +676,7 @@ def init_app(app: Flask) -> None:
     register_handler(app, KIND, deliver_reminders, payload=ReminderDelivery)
     register_handler(app, CARD_KIND, deliver_cards, payload=CardPayload)
     # once per process: blinker's connect is idempotent; each receiver reads its app's settings
-    reminder_changed.connect(on_reminder_changed)
+    reminders_changed.connect(on_reminders_changed)
     meeting_logged.connect(on_meeting_logged)
     meeting_needs_choice.connect(on_meeting_needs_choice)
     meeting_attended.connect(on_meeting_attended)  # Teams attendance
