@@ -65,6 +65,26 @@ def test_an_offset_in_the_text_wins_over_the_zone() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-07-01T09:00:00.0000000",
+        "2026-07-01T09:00:00.9999999",
+        " 2026-07-01T09:00:00.1234567 ",
+        "2026-07-01T09:00:00",
+        "2026-07-01T09:00:00.5Z",
+        "2026-07-01T09:00:00.1234567+02:00",
+    ],
+)
+def test_utc_as_the_rounds_ask_for_it_reads_as_any_spelling_of_utc(text: str) -> None:
+    """The delta rounds ask Graph for UTC: that zone takes the short way, to the same instant."""
+    moment = to_utc(text, "UTC")
+
+    assert moment.tzinfo is UTC
+    assert moment == to_utc(text, "Coordinated Universal Time") == to_utc(text, "Etc/UTC")
+    assert moment == to_utc(text, None)
+
+
 @given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)))
 def test_graph_date_time_round_trips(moment: datetime) -> None:
     aware = moment.replace(tzinfo=UTC)
