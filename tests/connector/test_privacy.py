@@ -19,6 +19,7 @@ from connector.meetings.privacy import (
     internal_participants,
     is_internal,
     normalize_address,
+    participants,
     skip_reason,
 )
 
@@ -273,6 +274,18 @@ def test_participants_list_the_organizer_first_once_without_rooms() -> None:
         [("dana@fabrikam.com", "organizer"), ("raj@fabrikam.com", "tentativelyAccepted")],
         ["bob@contoso.com"],
     )
+
+
+def test_participants_asked_again_are_the_same_whatever_the_caller_did_with_them() -> None:
+    """Planning a meeting asks for its people five times: the answer is kept for that meeting
+    alone, and a caller changing its list changes nothing for the next."""
+    first, second = meeting(REP, CUSTOMER), meeting(REP, "raj@fabrikam.com")
+    people = participants(first)
+    people.clear()
+
+    assert [p.email for p in participants(first)] == [REP, CUSTOMER]
+    assert [p.email for p in participants(second)] == [REP, "raj@fabrikam.com"]
+    assert [p.email for p in participants(first)] == [REP, CUSTOMER]
 
 
 def test_meeting_facts_read_graph_field_names_and_keep_times_in_utc() -> None:

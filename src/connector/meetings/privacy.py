@@ -294,12 +294,28 @@ def is_internal(address: str | None, policy: PrivacyPolicy) -> bool:
     return domain is not None and domain_within(domain, policy.internal_domains)
 
 
+_LAST: tuple[MeetingFacts, tuple[Attendee, ...]] | None = None
+"""The meeting last asked about and its people. Planning one meeting asks five times in a row
+(the privacy rules, the candidates, the match, the owners, the details); both are frozen, so
+the answer cannot go stale, and one entry swapped whole is safe across threads."""
+
+
 def participants(meeting: MeetingFacts) -> list[Attendee]:
     """The people of a meeting: the organizer first, then attendees; no rooms, no repeats.
 
     Emails are normalized; an attendee whose address cannot be read is left out. When the
     organizer is also listed as an attendee, the organizer entry is kept.
     """
+    global _LAST
+    last = _LAST
+    if last is not None and last[0] is meeting:
+        return list(last[1])
+    people = _participants(meeting)
+    _LAST = (meeting, tuple(people))
+    return people
+
+
+def _participants(meeting: MeetingFacts) -> list[Attendee]:
     people: list[Attendee] = []
     seen: set[str] = set()
     organizer = normalize_address(meeting.organizer)
