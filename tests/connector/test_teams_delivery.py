@@ -341,3 +341,29 @@ def test_a_meeting_round_refreshes_the_sent_cards_of_the_reminders_it_moved_aski
     world.drain()
     after = {a["id"]: a for a in world.chat() if a["id"] in posted}
     assert [a["versions"] for a in after.values()] == [2, 2]
+
+
+def test_a_new_deals_reminder_never_takes_over_the_card_of_a_deleted_deals(
+    world: TeamsWorld,
+) -> None:
+    """The newest deal is deleted after its reminder's card was sent; the next deal's reminders
+    must not inherit that card (SQLite gives a deleted top id again unless told not to): its
+    first reminder is posted as a card of its own, and the old card is left as it was."""
+    world.install()
+    world.deal("OPP-1", stage="negotiation")
+    old = _card_for_first_reminder(world, "OPP-1")
+    answer = world.client.delete("/api/v1/deals/OPP-1", headers=world.auth)
+    assert answer.status_code == 204
+    world.drain()
+    before = {a["id"]: a["versions"] for a in world.chat()}
+
+    world.deal("OPP-2", stage="negotiation")
+    new = _card_for_first_reminder(world, "OPP-2")
+
+    chat = world.chat()
+    assert len(chat) == len(before) + 1
+    assert {a["id"]: a["versions"] for a in chat if a["id"] in before} == before
+    with get_store(world.app).session() as session:
+        ids = set(session.scalars(select(Reminder.id)))
+    assert old not in ids  # no reminder of the new deal answers to the deleted one's id
+    assert new != old

@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
 from sqlalchemy import (
+    Connection,
     Engine,
     Integer,
     Table,
@@ -204,7 +205,7 @@ def insert_numbered(
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         write_lock(session)
-        top = connection.execute(select(func.max(column))).scalar() or 0
+        top = _top_id(connection, column)
         ids = list(range(top + 1, top + 1 + len(rows)))
         insert_rows(
             session, model, [row | {column.key: i} for row, i in zip(rows, ids, strict=True)]
@@ -212,6 +213,18 @@ def insert_numbered(
         return ids
     statement = insert(cast(Table, model.__table__)).returning(column, sort_by_parameter_order=True)
     return [i for part in chunks(rows) for i in connection.execute(statement, list(part)).scalars()]
+
+
+def _top_id(connection: Connection, column: Any) -> int:
+    """The largest id SQLite has given in the column's table: its largest row's, or, for a
+    table that never gives an id twice (``sqlite_autoincrement``), the largest it ever gave
+    (``sqlite_sequence``), so rows numbered here do not take a deleted row's id either."""
+    top: int = connection.execute(select(func.max(column))).scalar() or 0
+    table = column.table
+    if table.dialect_options["sqlite"].get("autoincrement"):
+        query = text("SELECT seq FROM sqlite_sequence WHERE name = :name")
+        top = max(top, connection.execute(query, {"name": table.name}).scalar() or 0)
+    return top
 
 
 def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
@@ -237,7 +250,7 @@ def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
     connection = session.connection()
     for mapper, rows in batches.items():
         column = mapper.primary_key[0]
-        top = connection.execute(select(func.max(column))).scalar() or 0
+        top = _top_id(connection, column)
         for number, instance in enumerate(rows, start=top + 1):
             setattr(instance, column.key, number)
 

@@ -62,6 +62,12 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
+NEVER_AGAIN: dict[str, Any] = {"sqlite_autoincrement": True}
+"""Table options of the rows whose ids go out (in webhooks, the API, card and delivery keys):
+SQLite gives a deleted row's id to the next new row when that row was the newest, unless the
+table is AUTOINCREMENT (migration 0019). PostgreSQL's sequences never give an id twice."""
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UTCDateTime,
@@ -155,6 +161,7 @@ class Deal(Timestamps, Base):
         # deal search and "may see": the rep's deals and their accounts' (migration 0016)
         Index("ix_deals_owner_status", "owner_email", "status", "account_name"),
         Index("ix_deals_account_status", "account_name", "status"),
+        NEVER_AGAIN,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -205,6 +212,7 @@ class DealDomain(Base):
 
 class StageChange(Base):
     __tablename__ = "stage_changes"
+    __table_args__ = NEVER_AGAIN
 
     id: Mapped[int] = mapped_column(primary_key=True)
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
@@ -218,6 +226,7 @@ class StageChange(Base):
 
 class Interaction(Timestamps, Base):
     __tablename__ = "interactions"
+    __table_args__ = NEVER_AGAIN
 
     id: Mapped[int] = mapped_column(primary_key=True)
     deal_id: Mapped[int | None] = mapped_column(
@@ -258,7 +267,7 @@ class OutboxItem(Timestamps, Base):
     """A delivery waiting to be made: a calendar event, a Teams card or a webhook."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"), NEVER_AGAIN)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -279,7 +288,7 @@ class Reminder(Timestamps, Base):
     """A stage reminder of a deal, as planned, and where it was delivered."""
 
     __tablename__ = "reminders"
-    __table_args__ = (Index("ix_reminders_rep_due", "rep_email", "due_at"),)
+    __table_args__ = (Index("ix_reminders_rep_due", "rep_email", "due_at"), NEVER_AGAIN)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(400), unique=True)
