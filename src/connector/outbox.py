@@ -28,13 +28,13 @@ from typing import Any, Generic, TypeVar
 
 from flask import Flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.orm import Session
 
 from connector import metrics
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.store.db import chunks, get_store, insert_rows
-from connector.store.models import OutboxItem, utcnow
+from connector.store.db import chunks, get_store, insert_rows, write_lock
+from connector.store.models import OutboxItem, UTCDateTime, utcnow
 from connector.store.types import OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -270,12 +270,19 @@ def _new_row(kind: str, key: str, data: dict[str, Any], due: dt.datetime | None)
 
 
 def _replace(found: OutboxItem, data: dict[str, Any], due: dt.datetime | None) -> None:
+    """A new payload for an item: pending again, unless a worker has it in flight (it keeps
+    its lease; :func:`_record` sees the new payload and queues it again). Which of the two is
+    decided by the database when the row is written, not from what this session read: a
+    worker may have recorded the item done since (the change would then never be delivered)."""
     if found.payload != data:
-        # An in-flight delivery keeps its lease; _record sees the new payload and requeues.
         found.payload = data
-        if found.status != OutboxStatus.IN_FLIGHT:
-            found.status, found.attempts = OutboxStatus.PENDING, 0
-            found.next_attempt_at = due or utcnow()
+        flying = OutboxItem.status == OutboxStatus.IN_FLIGHT
+        pending = literal(OutboxStatus.PENDING.value)
+        when = literal(due or utcnow(), UTCDateTime())
+        # SQL for the UPDATE (the attributes are loaded again after the flush)
+        found.status = case((flying, OutboxItem.status), else_=pending)
+        found.attempts = case((flying, OutboxItem.attempts), else_=0)
+        found.next_attempt_at = case((flying, OutboxItem.next_attempt_at), else_=when)
 
 
 @contextmanager
@@ -567,7 +574,11 @@ def _record(
     """One item's outcome, in its own commit."""
     now = utcnow()
     with get_store(app).session() as session:
-        item = session.get(OutboxItem, claimed.id)
+        # Read after any change a round is committing to the item (its row locked, or
+        # SQLite's write lock): a payload changed meanwhile must be seen, or the item would be
+        # recorded done with a payload never delivered.
+        write_lock(session)
+        item = session.get(OutboxItem, claimed.id, with_for_update=True)
         if item is None:
             return
         if item.attempts > claimed.attempts:  # our lease ended and another worker claimed it

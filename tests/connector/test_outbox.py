@@ -432,3 +432,76 @@ def test_a_batch_of_enqueues_ends_as_one_by_one(app: Flask) -> None:
         event.remove(engine, "before_cursor_execute", listen)
     assert sorted(rows()) == one_by_one
     assert len(lookups) == 1
+
+
+# --- a change made while a worker delivers the old payload ---------------------------------
+
+
+def _in_flight(app: Flask, key: str, n: int) -> None:
+    with get_store(app).session() as session:
+        enqueue(session, "test", key, Numbered(n=n))
+        item = session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
+        assert item is not None
+        item.status = OutboxStatus.IN_FLIGHT
+
+
+def _state(app: Flask, key: str) -> tuple[str, dict[str, int]]:
+    with get_store(app).session() as session:
+        item = session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
+        assert item is not None
+        return item.status, item.payload
+
+
+def test_a_change_read_in_flight_is_delivered_when_the_worker_records_meanwhile(
+    app: Flask,
+) -> None:
+    """A round reads the item in flight; the worker records the old payload delivered and
+    commits; the round then changes the payload. The new payload is delivered: the item is
+    pending again, whatever the round read."""
+    _in_flight(app, "k1", 1)
+    store = get_store(app)
+    with store.session() as round_:
+        read = round_.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == "k1"))
+        assert read is not None
+        assert read.status == OutboxStatus.IN_FLIGHT
+        with store.session() as worker:
+            item = worker.get(OutboxItem, read.id)
+            assert item is not None
+            item.status, item.delivered_at = OutboxStatus.DONE, utcnow()
+        enqueue(round_, "test", "k1", Numbered(n=2), replace=True)
+
+    assert _state(app, "k1") == (OutboxStatus.PENDING, {"n": 2})
+
+
+def test_a_change_committed_while_the_worker_records_is_delivered_again(app: Flask) -> None:
+    """The worker delivers the old payload; a round changes it and holds its transaction open
+    while the worker records the outcome. The worker's record waits for the round and sees
+    the change: the item is pending again with the new payload, not done."""
+    import threading
+    import time
+
+    delivering, changed = threading.Event(), threading.Event()
+
+    def handler(app: Flask, items: Sequence[Delivery[Numbered]]) -> Iterator[tuple[int, Outcome]]:
+        for item in items:
+            delivering.set()
+            assert changed.wait(10)
+            yield item.id, Delivered()
+
+    register_handler(app, "test", handler, payload=Numbered)
+    with get_store(app).session() as session:
+        enqueue(session, "test", "k1", Numbered(n=1))
+    worker = threading.Thread(target=drain, args=(app,))
+    worker.start()
+    try:
+        assert delivering.wait(10)
+        with get_store(app).session() as round_:
+            enqueue(round_, "test", "k1", Numbered(n=2), replace=True)
+            round_.flush()
+            changed.set()
+            time.sleep(0.3)  # the worker records meanwhile (its read must wait for this commit)
+    finally:
+        changed.set()
+        worker.join(10)
+
+    assert _state(app, "k1") == (OutboxStatus.PENDING, {"n": 2})
