@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -31,6 +32,7 @@ from connector.outbox import (
     RetryLater,
     Uncertain,
     backoff,
+    batched,
     claim,
     drain,
     enqueue,
@@ -452,12 +454,13 @@ def _state(app: Flask, key: str) -> tuple[str, dict[str, int]]:
         return item.status, item.payload
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "batched"])
 def test_a_change_read_in_flight_is_delivered_when_the_worker_records_meanwhile(
-    app: Flask,
+    app: Flask, together: bool
 ) -> None:
     """A round reads the item in flight; the worker records the old payload delivered and
-    commits; the round then changes the payload. The new payload is delivered: the item is
-    pending again, whatever the round read."""
+    commits; the round then changes the payload (alone, or in a batch as a meeting round
+    does). The new payload is delivered: the item is pending again, whatever the round read."""
     _in_flight(app, "k1", 1)
     store = get_store(app)
     with store.session() as round_:
@@ -468,9 +471,11 @@ def test_a_change_read_in_flight_is_delivered_when_the_worker_records_meanwhile(
             item = worker.get(OutboxItem, read.id)
             assert item is not None
             item.status, item.delivered_at = OutboxStatus.DONE, utcnow()
-        enqueue(round_, "test", "k1", Numbered(n=2), replace=True)
+        with batched(round_) if together else contextlib.nullcontext():
+            enqueue(round_, "test", "k1", Numbered(n=2), replace=True)
+            enqueue(round_, "test", "k1", Numbered(n=3), replace=True)
 
-    assert _state(app, "k1") == (OutboxStatus.PENDING, {"n": 2})
+    assert _state(app, "k1") == (OutboxStatus.PENDING, {"n": 3})
 
 
 def test_a_change_committed_while_the_worker_records_is_delivered_again(app: Flask) -> None:
