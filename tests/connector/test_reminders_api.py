@@ -254,3 +254,37 @@ def test_the_openapi_schema_says_what_overdue_and_stage_deadline_mean(
     fields = schemas["ReminderOut"]["properties"]
     assert "Past its due time" in fields["overdue"]["description"]
     assert "deadline" in fields["stage_deadline"]["description"]
+
+
+def test_a_replan_of_many_deals_inside_another_tells_its_changes_once_at_the_outer_end(
+    app: Flask, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    from typing import Any
+
+    from connector.deals.changes import announce
+    from connector.signals import reminders_changed
+    from connector.stage_reminders.replan import deferred_deliveries
+    from connector.store.models import Deal, Reminder, utcnow
+
+    client.put("/api/v1/deals/OPP-1", json=deal_body(stage="negotiation"), headers=auth)
+    told: list[list[int]] = []
+
+    def receiver(_session: Any, *, reminders: Any, now: dt.datetime) -> None:
+        told.append(sorted(r.id for r in reminders))
+
+    reminders_changed.connect(receiver)
+    try:
+        with get_store(app).session() as session:
+            deal = session.scalar(select(Deal))
+            moved = session.scalars(select(Reminder).where(Reminder.status == "open")).first()
+            assert deal is not None
+            assert moved is not None
+            moved.due_at -= dt.timedelta(days=3)  # the re-plan puts it back: a change
+            settings, now = app.extensions["dealbridge.settings"], utcnow()
+            with deferred_deliveries(session, settings, now):
+                with deferred_deliveries(session, settings, now):
+                    announce(session, deal, now)
+                assert told == []  # the inner one joined the outer
+            assert told == [[moved.id]]
+    finally:
+        reminders_changed.disconnect(receiver)

@@ -382,7 +382,12 @@ def on_deals_created(session: Session, *, deals: Sequence[NewDeal], now: dt.date
 def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) -> Iterator[None]:
     """Re-plan many deals with one flush: new reminders' deliveries are queued at the end. The
     reminders of deals created in this transaction are written as rows, one Core ``INSERT``
-    for them all, not an ORM object each (a bulk call's 1,000 new deals plan 2,250)."""
+    for them all, not an ORM object each (a bulk call's 1,000 new deals plan 2,250). The
+    reminders it changed are told at its end (``reminders_changed``), each once. One inside
+    another joins it."""
+    if DEFERRED in session.info:
+        yield
+        return
     session.info[DEFERRED] = []
     session.info[DEFERRED_ROWS] = []
     session.info[CHANGED] = {}
