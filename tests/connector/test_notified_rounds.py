@@ -7,6 +7,7 @@ database, as another process) reads the mailbox. Rounds are counted, never timed
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import threading
@@ -182,3 +183,35 @@ def test_a_burst_of_notifications_is_at_most_two_rounds_and_every_change_is_logg
 
     assert _logged(m365.app) == BURST
     assert 1 <= len(rounds) <= 2, rounds
+
+
+def test_two_notifications_at_once_make_one_leading_round_not_two(
+    m365: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two notifications for a quiet mailbox arrive together. The first is read at once (the
+    leading edge); the second must see the first and wait with what else comes. Each reads
+    the mailbox and writes it back: unlocked, both read it quiet and both asked for a round
+    now (a burst made three rounds on a loaded machine)."""
+    ann = _subscribed_rep(m365)
+    real = meetings_sync.notified
+    together = threading.Barrier(2)
+    asked: list[dt.datetime] = []
+
+    def notified(mailbox: Mailbox, settings: Any, now: dt.datetime) -> dt.datetime:
+        # both inside their transactions, having read the mailbox, if the other can be (else
+        # the other waits for this one's lock, as it should)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            together.wait(1)
+        when = real(mailbox, settings, now)
+        asked.append(when - now)
+        return when
+
+    monkeypatch.setattr(meetings_sync, "notified", notified)
+    senders = [threading.Thread(target=_notify, args=(m365, ann)) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+
+    assert len(asked) == 2
+    assert sorted(w > dt.timedelta(0) for w in asked) == [False, True], asked

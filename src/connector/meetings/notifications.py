@@ -32,7 +32,7 @@ from connector.microsoft365 import Failure, NotConfigured, graph_client
 from connector.outbox import Delivered, Delivery, Outcome, RetryLater, enqueue, register_handler
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import rep_changed
-from connector.store.db import get_store
+from connector.store.db import get_store, write_lock
 from connector.store.models import Mailbox, MailboxEvent, Rep, utcnow
 from graph_sync.errors import GraphSyncError
 from graph_sync.errors import NotFound as GraphNotFound
@@ -78,10 +78,14 @@ def _state_ok(mailbox: Mailbox | None, received: str | None) -> bool:
 
 
 def _verified(session: Session, notes: Sequence[N]) -> Iterator[tuple[N, Mailbox | None]]:
-    """Each notification with its mailbox, or None when its clientState is not ours."""
+    """Each notification with its mailbox, or None when its clientState is not ours. The
+    mailbox is read to be written back (``needs_sync``, ``notified_at``): locked (SQLite: the
+    write lock), so notifications arriving together see each other; unlocked, two of a burst
+    both found the mailbox quiet and both asked for a round at once."""
+    write_lock(session)
     for note in notes:
         mailbox = session.scalar(
-            select(Mailbox).where(Mailbox.subscription_id == note.subscription_id)
+            select(Mailbox).where(Mailbox.subscription_id == note.subscription_id).with_for_update()
         )
         yield note, mailbox if _state_ok(mailbox, note.client_state) else None
 
