@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from connector import metrics
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.store.db import chunks, get_store, insert_rows, write_lock
-from connector.store.models import OutboxItem, UTCDateTime, utcnow
+from connector.store.models import OutboxItem, utcnow
 from connector.store.types import OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,8 @@ def enqueue(
         None if new else session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
     )
     if found is not None:
-        if replace:
-            _replace(found, data, due)
+        if replace and found.payload != data:
+            _replace(session, [(found, data, due or utcnow())])
         return found
     item = _new_item(kind, key, data, due)
     session.add(item)
@@ -269,22 +269,6 @@ def _new_row(kind: str, key: str, data: dict[str, Any], due: dt.datetime | None)
     }
 
 
-def _replace(found: OutboxItem, data: dict[str, Any], due: dt.datetime | None) -> None:
-    """A new payload for an item: pending again, unless a worker has it in flight (it keeps
-    its lease; :func:`_record` sees the new payload and queues it again). Which of the two is
-    decided by the database when the row is written, not from what this session read: a
-    worker may have recorded the item done since (the change would then never be delivered)."""
-    if found.payload != data:
-        found.payload = data
-        flying = OutboxItem.status == OutboxStatus.IN_FLIGHT
-        pending = literal(OutboxStatus.PENDING.value)
-        when = literal(due or utcnow(), UTCDateTime())
-        # SQL for the UPDATE (the attributes are loaded again after the flush)
-        found.status = case((flying, OutboxItem.status), else_=pending)
-        found.attempts = case((flying, OutboxItem.attempts), else_=0)
-        found.next_attempt_at = case((flying, OutboxItem.next_attempt_at), else_=when)
-
-
 @contextmanager
 def batched(session: Session) -> Iterator[None]:
     """The enqueues inside are looked up together at the end: one ``IN (…)`` query for every
@@ -317,13 +301,12 @@ def batched(session: Session) -> Iterator[None]:
                     row.update(payload=data, next_attempt_at=due or utcnow())
             rows.append(row)
             continue
-        if queued.added is None:  # the first one found it
-            queued.again.insert(0, (queued.payload, queued.due, queued.replace))
-        if queued.added is not None:  # not written yet: nobody else can have it in flight
+        if queued.added is not None:  # added in this transaction: nobody else has it in flight
             for data, due, replace in queued.again:
-                if replace:
-                    _replace(item, data, due)
+                if replace and item.payload != data:
+                    item.payload, item.next_attempt_at = data, due or utcnow()
             continue
+        queued.again.insert(0, (queued.payload, queued.due, queued.replace))  # the first found it
         payload, changed = item.payload, None
         for data, due, replace in queued.again:
             if replace and payload != data:
@@ -331,14 +314,20 @@ def batched(session: Session) -> Iterator[None]:
         if changed is not None:
             replaced.append((item, payload, changed))
     _insert(session, rows)
-    _replace_rows(session, replaced)
+    _replace(session, replaced)
 
 
-def _replace_rows(
-    session: Session, replaced: list[tuple[OutboxItem, dict[str, Any], dt.datetime]]
+REPLACED = ("payload", "status", "attempts", "next_attempt_at", "updated_at")
+
+
+def _replace(
+    session: Session, replaced: Sequence[tuple[OutboxItem, dict[str, Any], dt.datetime]]
 ) -> None:
-    """:func:`_replace` of many stored items in one ``executemany`` (as ORM updates with SQL
-    values, they went one statement each: 152 a 200-event meeting round)."""
+    """New payloads for stored items, each due at its time, in one ``executemany``: pending
+    again, unless a worker has the item in flight (it keeps its lease; :func:`_record` sees the
+    new payload and queues it again). Which of the two is decided by the database as the row
+    is written, not from what this session read: a worker may have recorded the item done
+    since (the change would then never be delivered)."""
     if not replaced:
         return
     table = cast(Table, OutboxItem.__table__)
@@ -362,7 +351,7 @@ def _replace_rows(
         [{"b_id": item.id, "b_payload": data, "b_due": due} for item, data, due in replaced],
     )
     for item, _, _ in replaced:
-        session.expire(item)  # read again if asked: the database decided its state
+        session.expire(item, REPLACED)  # read again if asked: the database decided them
 
 
 def backoff(

@@ -395,7 +395,7 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
         yield
         added: list[Reminder] = session.info[DEFERRED]
         rows: list[dict[str, Any]] = session.info[DEFERRED_ROWS]
-        changed: dict[int, Reminder | NewReminder] = session.info.pop(CHANGED)
+        changed: dict[int, Reminder | NewReminder] = session.info[CHANGED]
         session.flush()
         if changed:
             reminders_changed.send(session, reminders=list(changed.values()), now=now)

@@ -217,14 +217,14 @@ def insert_numbered(
 
 def _top_id(connection: Connection, column: Any) -> int:
     """The largest id SQLite has given in the column's table: its largest row's, or, for a
-    table that never gives an id twice (``sqlite_autoincrement``), the largest it ever gave
-    (``sqlite_sequence``), so rows numbered here do not take a deleted row's id either."""
-    top: int = connection.execute(select(func.max(column))).scalar() or 0
+    table that never gives an id twice (``sqlite_autoincrement``), the largest it ever gave,
+    as SQLite keeps it in ``sqlite_sequence`` (raised by any insert, explicit ids too), so rows
+    numbered here do not take a deleted row's id either."""
     table = column.table
     if table.dialect_options["sqlite"].get("autoincrement"):
         query = text("SELECT seq FROM sqlite_sequence WHERE name = :name")
-        top = max(top, connection.execute(query, {"name": table.name}).scalar() or 0)
-    return top
+        return int(connection.execute(query, {"name": table.name}).scalar() or 0)
+    return int(connection.execute(select(func.max(column))).scalar() or 0)
 
 
 def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
