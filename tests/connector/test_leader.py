@@ -7,7 +7,9 @@ the migrated template per test.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -241,6 +243,12 @@ def test_a_killed_leader_is_replaced_within_seconds(postgres_url: str, tmp_path:
         ).read_text()
         second = _worker(postgres_url, tmp_path / "second.log")
         assert _wait_for(lambda: "starting as worker" in (tmp_path / "second.log").read_text(), 60)
+        [started] = [
+            json.loads(line)
+            for line in (tmp_path / "second.log").read_text().splitlines()
+            if "starting as worker" in line
+        ]
+        assert started["frozen_objects"] > 50_000  # what start-up made (connector.heap.settle)
         time.sleep(1.5)  # three election turns of the second: the lock stays with the first
         assert (holder() or "").endswith(f":{first.pid}")
 
@@ -310,6 +318,10 @@ def test_serve_on_postgresql_works_leads_and_is_ready(
         assert str(server.pid) in checks["leader"]["detail"]
         text = log.read_text()
         assert "starting as web+worker" in text
+        # what start-up made is frozen (connector.heap.settle): the whole app, its imports
+        frozen = re.search(r"serving on \S+ .*frozen_objects=(\d+)", text)
+        assert frozen is not None, text
+        assert int(frozen.group(1)) > 50_000
         assert "postgresql+psycopg://postgres@127.0.0.1" in text
     finally:
         server.send_signal(signal.SIGTERM)

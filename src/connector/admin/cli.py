@@ -184,7 +184,7 @@ def _logging(app: Flask, role: str) -> None:
 def worker(interval: float, idle: float) -> None:
     """Do the background work on a shared database (PostgreSQL): drain the outbox, run due
     rounds and jobs; one of all the processes also leads the scheduler."""
-    from connector import logs, metrics
+    from connector import heap, logs, metrics
     from connector.admin.server import shared_database
     from connector.leader import LeaderLoop
     from connector.settings import SETTINGS_EXTENSION
@@ -198,7 +198,7 @@ def worker(interval: float, idle: float) -> None:
             "`dealbridge worker` needs a shared database (DEALBRIDGE_DATABASE_URL=postgresql+"
             "psycopg://...): on SQLite, `dealbridge serve` runs the jobs itself"
         )
-    logs.start_line(_log(), settings, "worker")
+    logs.start_line(_log(), settings, "worker", frozen_objects=heap.settle())
     work = Worker(app, idle=idle)
     leader = LeaderLoop(app, dispatch=True, interval=interval).start()
     signal.signal(signal.SIGTERM, lambda *_: work.stop())

@@ -30,6 +30,7 @@ from connector.api.keys import create_key
 from connector.app import create_app
 from connector.deals.changes import log_interaction, move_stage, upsert_deal
 from connector.deals.models import DealIn, InteractionIn
+from connector.heap import settle
 from connector.meetings.attendance import check_due
 from connector.meetings.notifications import ensure_subscriptions
 from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
@@ -558,6 +559,7 @@ def serve_demo(run: DemoRun, port: int, sandbox: Any, subscribe: Any, start_sche
     installed = install_teams_app(sandbox, run.app, f"http://127.0.0.1:{port}/api/messages")
     drain(run.app, limit=1000)
     subscribe(run.app)
+    settle()  # what start-up made, out of the collector's full passes (as `serve` does)
     scheduler = start_scheduler(run.app)
     click.echo(f"  Teams app installed for {len(installed)} reps; due reminders arrive as cards.")
     click.echo("Serving. Add a meeting in the sandbox and watch it appear. Ctrl-C stops.")

@@ -19,6 +19,7 @@ from flask import Flask
 
 from connector import metrics
 from connector.errors import PROBLEM_JSON
+from connector.heap import settle
 from connector.leader import LeaderLoop
 from connector.logs import start_line
 from connector.settings import SETTINGS_EXTENSION, Settings
@@ -220,14 +221,22 @@ def make_server(app: Flask, *, host: str, port: int, threads: int = 8) -> BaseWS
 
 
 def serve_app(app: Flask, *, host: str, port: int, threads: int = 8) -> None:
-    """Serve until interrupted; the jobs stop cleanly on the way out."""
+    """Serve until interrupted; the jobs stop cleanly on the way out. What start-up made is
+    frozen first (:func:`connector.heap.settle`)."""
     server = make_server(app, host=host, port=port, threads=threads)
+    frozen = settle()
     background = start_background(app)
     log.info(
         "serving on http://%s:%d",
         host,
         port,
-        extra={"host": host, "port": port, "threads": threads, "role": background.role},
+        extra={
+            "host": host,
+            "port": port,
+            "threads": threads,
+            "role": background.role,
+            "frozen_objects": frozen,
+        },
     )
     try:
         server.run()
