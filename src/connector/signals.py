@@ -9,11 +9,17 @@ acts for the app the session belongs to (``settings_of``) and raises when it can
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING, Protocol
+
 from blinker import Namespace
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from connector.settings import SETTINGS_EXTENSION, Settings
+
+if TYPE_CHECKING:
+    from connector.store.types import MeetingDetails
 
 SETTINGS_INFO = "dealbridge.settings"  # session.info: the settings of the app owning the store
 _signals = Namespace()
@@ -52,12 +58,32 @@ reminders_changed = _signals.signal(
     """,
 )
 
+
+class LoggedMeeting(Protocol):
+    """A meeting interaction as the meeting signals give it: an ``Interaction``, or, for one
+    a sync round has just written as a row, a plain view of that row (``NewMeeting``). Read
+    it; to change it, load the row (``session.get(Interaction, interaction.id)``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def deal_id(self) -> int | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> dt.datetime: ...
+    @property
+    def ended_at(self) -> dt.datetime | None: ...
+    @property
+    def details(self) -> MeetingDetails | None: ...
+
+
 meeting_logged = _signals.signal(
     "meeting-logged",
     doc="""A meeting was newly logged on a deal (created, or moved to this deal).
 
     Sender: the session (``connector.meetings.sync``).
-    Keyword arguments: ``interaction`` (``Interaction``), ``reps`` (list of rep emails to
+    Keyword arguments: ``interaction`` (a ``LoggedMeeting``), ``reps`` (list of rep emails to
     tell: the deal's owner).
     Receiver: ``teams`` queues a "meeting logged" card for each rep.
     """,
@@ -68,7 +94,7 @@ meeting_needs_choice = _signals.signal(
     doc="""A meeting matched several deals (or none clearly) and needs a rep's choice.
 
     Sender: the session (``connector.meetings.sync``).
-    Keyword arguments: ``interaction`` (``Interaction``), ``reps`` (list of rep emails to
+    Keyword arguments: ``interaction`` (a ``LoggedMeeting``), ``reps`` (list of rep emails to
     ask: the first internal participant).
     Receiver: ``teams`` queues a "pick the deal" card for each rep.
     """,

@@ -6,23 +6,29 @@ msgraph-sdk, and the sandbox posts change notifications to the app served on a f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import requests
 from click.testing import CliRunner
+from sqlalchemy import event as orm_events
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connector.admin.cli import cli
 from connector.api.schemas import DealIn
 from connector.deals.changes import upsert_deal
 from connector.meetings.notifications import ensure_subscriptions
 from connector.meetings.sync import SyncReport, mark_held, sync_mailbox
-from connector.signals import meeting_needs_choice
+from connector.signals import meeting_logged, meeting_needs_choice
 from connector.store.db import get_store
 from connector.store.models import Deal, Interaction, Mailbox, Reminder, utcnow
+from graph_sync.meetings import DeltaRound
 from tests.connector.conftest import Tenant, meeting, recurrence
 
 NOW = utcnow().replace(minute=0, second=0, microsecond=0)
@@ -243,6 +249,74 @@ def test_internal_only_all_day_declined_and_excluded_are_not_logged(m365: Tenant
     [report] = sync(m365, ann)
     assert interactions(m365) == []
     assert report.skipped == {"internal_only": 1, "all_day": 1, "excluded_category": 1}
+
+
+def _twice_in_one_round(monkeypatch: pytest.MonkeyPatch, **copy: Any) -> None:
+    """Each meeting read comes twice in its round: as it is, then a second copy (another event
+    id, the same meeting) with ``copy`` changed, as a calendar holding a duplicate gives it."""
+    from connector.meetings import sync as sync_module
+
+    read = sync_module.read_delta
+
+    def doubled(*args: Any, **kwargs: Any) -> DeltaRound:
+        delta = read(*args, **kwargs)
+        copies = [replace(m, event_id=f"{m.event_id}-copy", **copy) for m in delta.meetings]
+        return replace(delta, meetings=[*delta.meetings, *copies])
+
+    monkeypatch.setattr(sync_module, "read_delta", doubled)
+
+
+def test_a_meeting_logged_then_made_private_in_the_same_round_leaves_no_trace(
+    m365: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The round writes its new meetings together after its changes: the one a later copy
+    made private is never written, and nobody hears of it."""
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("Demo", PAST, ["dana@fabrikam.com"]))
+    _twice_in_one_round(monkeypatch, sensitivity="private")
+    heard: list[int] = []
+    with meeting_logged.connected_to(lambda _s, *, interaction, reps: heard.append(1)):
+        [report] = sync(m365, ann)
+    assert interactions(m365) == []
+    assert heard == []
+    assert report.failed == []
+
+
+def test_a_meeting_seen_twice_in_one_round_is_one_row_told_once(
+    m365: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its second copy updates the row the first made, before it is written; the round's new
+    meetings are rows written with Core, never ORM objects."""
+    ann = m365.add_rep("ann", "Ann Lee")
+    add_deal(m365, "OPP-1", ann, contacts=["dana@fabrikam.com"])
+    m365.add_event(ann, meeting("Demo", PAST, ["dana@fabrikam.com"]))
+    _twice_in_one_round(monkeypatch, subject="Demo, moved")
+    heard: list[tuple[int, list[str]]] = []
+    added: list[object] = []
+
+    def told(_session: Any, *, interaction: Any, reps: list[str]) -> None:
+        heard.append((interaction.id, reps))
+
+    def flushed(session: Any, *_: Any) -> None:
+        added.extend(o for o in session.new if isinstance(o, Interaction))
+
+    with meeting_logged.connected_to(told), _listening(Session, "before_flush", flushed):
+        [report] = sync(m365, ann)
+    [logged] = interactions(m365)
+    assert (logged.subject, deal_of(m365, logged)) == ("Demo, moved", "OPP-1")
+    assert heard == [(logged.id, [ann])]
+    assert added == []
+    assert report.failed == []
+
+
+@contextlib.contextmanager
+def _listening(target: Any, name: str, listener: Any) -> Iterator[None]:
+    orm_events.listen(target, name, listener)
+    try:
+        yield
+    finally:
+        orm_events.remove(target, name, listener)
 
 
 def test_one_meeting_in_two_mailboxes_is_one_interaction(m365: Tenant) -> None:

@@ -36,7 +36,13 @@ from connector.jobs import register_job
 from connector.meetings.interactions import refresh_last_interaction
 from connector.microsoft365 import NotConfigured, graph_client
 from connector.settings import SETTINGS_EXTENSION, Settings
-from connector.signals import meeting_attended, meeting_deal_chosen, meeting_logged, settings_of
+from connector.signals import (
+    LoggedMeeting,
+    meeting_attended,
+    meeting_deal_chosen,
+    meeting_logged,
+    settings_of,
+)
 from connector.stage_reminders.replan import remind_by_hand
 from connector.store.db import get_store
 from connector.store.models import AttendanceCheck, Deal, Interaction, Rep, utcnow
@@ -75,29 +81,30 @@ HELD, NO_SHOW, NOT_VERIFIED = "held", "no_show", "not_verified"
 # ---- creating the checks ---------------------------------------------------------------
 
 
-def ensure_check(session: Session, interaction: Interaction) -> AttendanceCheck | None:
+def ensure_check(session: Session, interaction: LoggedMeeting) -> AttendanceCheck | None:
     """A check for a logged Teams meeting (once); a meeting without a join link says why not."""
     details = interaction.details
     if details is None or interaction.deal_id is None:
         return None
-    if not details.join_url:
-        if details.attendance is None:
-            interaction.details = details.but(attendance=first_attendance(details))
-        return None
-    found = session.scalar(
-        select(AttendanceCheck).where(AttendanceCheck.interaction_id == interaction.id)
-    )
-    if found is not None:
-        return found
-    check = AttendanceCheck(
-        interaction_id=interaction.id,
-        status=PENDING,
-        due_at=(interaction.ended_at or interaction.started_at) + READY_AFTER,
-        attempts=0,
-    )
-    session.add(check)
+    check = None
+    if details.join_url:
+        check = session.scalar(
+            select(AttendanceCheck).where(AttendanceCheck.interaction_id == interaction.id)
+        )
+        if check is not None:
+            return check
+        check = AttendanceCheck(
+            interaction_id=interaction.id,
+            status=PENDING,
+            due_at=(interaction.ended_at or interaction.started_at) + READY_AFTER,
+            attempts=0,
+        )
+        session.add(check)
     if details.attendance is None:
-        interaction.details = details.but(attendance=first_attendance(details))
+        row = interaction if isinstance(interaction, Interaction) else None
+        row = row or session.get(Interaction, interaction.id)  # a round's row, given as a view
+        if row is not None:
+            row.details = details.but(attendance=first_attendance(details))
     return check
 
 
@@ -111,7 +118,7 @@ def first_attendance(details: MeetingDetails) -> Attendance:
     return Attendance(result=NOT_VERIFIED, reason=reason)
 
 
-def on_meeting_logged(session: Session, *, interaction: Interaction, reps: list[str]) -> None:
+def on_meeting_logged(session: Session, *, interaction: LoggedMeeting, reps: list[str]) -> None:
     """``meeting_logged``: a Teams meeting is checked after it ends."""
     if settings_of(session).attendance_enabled:
         ensure_check(session, interaction)

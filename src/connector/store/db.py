@@ -196,7 +196,8 @@ def insert_numbered(
 ) -> list[int]:
     """:func:`insert_rows` of rows that need their new ids back: the ids, in the rows' order.
     On SQLite the rows are numbered first, as SQLite would number them (its largest id plus
-    one, under the write lock; no table uses AUTOINCREMENT) and written with a plain
+    one, or for an AUTOINCREMENT table the largest it ever gave: :func:`_top_id`; under the
+    write lock) and written with a plain
     ``executemany``: ``INSERT ... RETURNING`` there goes row group by row group and cannot
     say which id went to which row. PostgreSQL returns them in order."""
     if not rows:

@@ -62,6 +62,7 @@ from connector.outbox import (
 )
 from connector.settings import SETTINGS_EXTENSION, Settings
 from connector.signals import (
+    LoggedMeeting,
     meeting_attended,
     meeting_brief_due,
     meeting_logged,
@@ -636,14 +637,16 @@ def on_reminders_changed(
         queue_reminder_refresh(session, reminders)
 
 
-def on_meeting_logged(session: Session, *, interaction: Interaction, reps: list[str]) -> None:
+def on_meeting_logged(session: Session, *, interaction: LoggedMeeting, reps: list[str]) -> None:
     """``meeting_logged``: a "meeting logged" card to each rep, if Teams is on."""
     if "teams" in settings_of(session).reminder_channels:
         for rep in reps:
             queue_meeting_card(session, "meeting_logged", interaction.id, rep)
 
 
-def on_meeting_needs_choice(session: Session, *, interaction: Interaction, reps: list[str]) -> None:
+def on_meeting_needs_choice(
+    session: Session, *, interaction: LoggedMeeting, reps: list[str]
+) -> None:
     """``meeting_needs_choice``: a "pick the deal" card to each rep, if Teams is on."""
     if "teams" in settings_of(session).reminder_channels:
         for rep in reps:
