@@ -159,6 +159,37 @@ def test_times_are_stored_as_utc_and_come_back_aware_whatever_zone_went_in(app: 
     assert due == [item.id]  # comparisons in SQL are in UTC too
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        dt.datetime(2026, 11, 23, 8, 30, tzinfo=dt.UTC),  # no microseconds: still six digits
+        dt.datetime(2026, 11, 23, 8, 30, 15, 1, tzinfo=dt.UTC),
+        dt.datetime(1, 1, 1, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))),  # year 1, UTC+1
+        dt.datetime(2026, 3, 29, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=-9, minutes=-30))),
+    ],
+)
+def test_a_time_is_stored_as_the_text_sqlalchemy_writes_and_compares_in_utc(
+    app: Flask, written: dt.datetime
+) -> None:
+    """SQLite keeps times as text, compared as text: the store's own writer (one function,
+    ``UTCDateTime.bind_processor``) writes exactly SQLAlchemy's DATETIME format."""
+    with get_store(app).session() as session:
+        session.add(OutboxItem(kind="webhook", idempotency_key="k1", next_attempt_at=written))
+    with get_store(app).session() as session:
+        item = session.scalars(sa.select(OutboxItem)).one()
+        raw = session.execute(sa.text("SELECT next_attempt_at FROM outbox")).scalar_one()
+        earlier = written - dt.timedelta(microseconds=1)
+        due = session.scalars(
+            sa.select(OutboxItem.id).where(OutboxItem.next_attempt_at > earlier)
+        ).all()
+    utc = written.astimezone(dt.UTC).replace(tzinfo=None)
+    sqlalchemy_text = sa.DateTime().dialect_impl(sa.dialects.sqlite.dialect())
+    expected = sqlalchemy_text.bind_processor(sa.dialects.sqlite.dialect())(utc)  # type: ignore[misc]
+    assert item.next_attempt_at == written
+    assert str(raw) == (expected if isinstance(raw, str) else str(utc))
+    assert due == [item.id]
+
+
 def test_naive_times_are_refused_by_the_store_on_both(app: Flask) -> None:
     with (
         pytest.raises(sa.exc.StatementError, match="naive datetime"),
