@@ -157,6 +157,17 @@ def test_is_internal_handles_subdomains_case_and_malformed_addresses(
     assert is_internal(address, POLICY) is internal
 
 
+def test_is_internal_answers_for_the_policy_asked_whatever_was_asked_before() -> None:
+    """It is remembered per address and internal domains: another tenant's policy (or the
+    settings changed) gets its own answer."""
+    ours, theirs = POLICY, PrivacyPolicy(internal_domains=["fabrikam.com"])
+    for _ in range(2):
+        assert is_internal("ann@contoso.com", ours)
+        assert not is_internal("ann@contoso.com", theirs)
+        assert is_internal("dana@fabrikam.com", theirs)
+        assert not is_internal("dana@fabrikam.com", ours)
+
+
 def test_unicode_domain_matches_its_punycode_form() -> None:
     policy = PrivacyPolicy(internal_domains=["xn--mnchen-3ya.de"])
     assert is_internal("jo@München.de", policy)
