@@ -198,7 +198,8 @@ def worker(interval: float, idle: float) -> None:
             "`dealbridge worker` needs a shared database (DEALBRIDGE_DATABASE_URL=postgresql+"
             "psycopg://...): on SQLite, `dealbridge serve` runs the jobs itself"
         )
-    logs.start_line(_log(), settings, "worker", frozen_objects=heap.settle())
+    frozen = heap.settle()  # what start-up made, out of the collector's full passes
+    logs.start_line(_log(), settings, "worker", frozen_objects=frozen)
     work = Worker(app, idle=idle)
     leader = LeaderLoop(app, dispatch=True, interval=interval).start()
     signal.signal(signal.SIGTERM, lambda *_: work.stop())

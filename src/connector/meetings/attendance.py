@@ -101,8 +101,11 @@ def ensure_check(session: Session, interaction: LoggedMeeting) -> AttendanceChec
         )
         session.add(check)
     if details.attendance is None:
-        row = interaction if isinstance(interaction, Interaction) else None
-        row = row or session.get(Interaction, interaction.id)  # a round's row, given as a view
+        row = (
+            interaction
+            if isinstance(interaction, Interaction)
+            else session.get(Interaction, interaction.id)  # a round's row, given as a view
+        )
         if row is not None:
             row.details = details.but(attendance=first_attendance(details))
     return check

@@ -745,11 +745,11 @@ def apply_plan(
                     log.exception("sync of %s: %s failed", plan.rep_email, item.kind)
                     report.failed.append(f"{describe(item, plan.deal_names)}: {exc}")
         session.flush()  # a row forgotten goes before a new one takes its key
-        _write_new(session, fresh, plan.rep_email)
+        _write_new(session, fresh)
         links.write(session)
         for interaction, was, previous_deal in told:
             if isinstance(interaction, NewMeeting):
-                if interaction.gone:
+                if not interaction.id:  # forgotten later in the round: never written
                     continue
             elif inspect(interaction).deleted or inspect(interaction).detached:
                 continue
@@ -788,12 +788,11 @@ class NewMeeting:
     matched_address: str | None = None
     details: MeetingDetails | None = None
     id: int = 0
-    """Given by :func:`_write_new`."""
-    gone: bool = False
-    """Forgotten later in the same round: never written, nobody told."""
+    """Given by :func:`_write_new`; 0 for one forgotten later in the same round (never
+    written, nobody told)."""
 
 
-def _write_new(session: Session, fresh: Mapping[str, NewMeeting], rep_email: str) -> None:
+def _write_new(session: Session, fresh: Mapping[str, NewMeeting]) -> None:
     """The round's new meetings as rows, numbered (their ids go out in webhooks and cards)."""
     now = utcnow()
     rows = [
@@ -904,8 +903,7 @@ def _apply_change(
     if item.kind is ChangeKind.FORGET:
         if (row := rows.pop(item.key, None)) is not None:
             session.delete(row)  # privacy wins over history: no trace
-        if (new := fresh.pop(item.key, None)) is not None:
-            new.gone = True
+        fresh.pop(item.key, None)  # never written
         return
     after = item.after
     if after is None or item.kind is ChangeKind.SKIP:

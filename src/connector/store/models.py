@@ -44,6 +44,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    """The instant as naive UTC, as the store keeps it; a naive time is refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None)
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Stores naive UTC, returns aware UTC: SQLite keeps no offset, PostgreSQL would shift it."""
 
@@ -51,11 +60,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return None if value is None else _naive_utc(value)
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """On SQLite, one function to the stored text (SQLAlchemy's DATETIME format, written
@@ -65,13 +70,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return super().bind_processor(dialect)
 
         def process(value: dt.datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the store; use timezone-aware UTC")
-            if value.tzinfo is not dt.UTC:
-                value = value.astimezone(dt.UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            return None if value is None else _naive_utc(value).isoformat(" ", "microseconds")
 
         return process
 
