@@ -9,6 +9,7 @@ all three; the API refuses them first, with a 422 naming the field, on both.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,26 @@ def test_json_keeps_types_order_unicode_and_nesting(app: Flask) -> None:
         item.payload = {**item.payload, "b": 2}
     with get_store(app).session() as session:
         assert session.scalars(sa.select(OutboxItem)).one().payload["b"] == 2
+
+
+def test_json_is_stored_as_text_any_json_reader_reads_and_odd_values_are_refused(
+    app: Flask,
+) -> None:
+    payload = {"name": "Zoë 日本", "n": [1, 2.5, None], "ok": True}
+    with get_store(app).session() as session:
+        session.add(OutboxItem(kind="webhook", idempotency_key="k4", payload=payload))
+    with get_store(app).session() as session:
+        raw = session.execute(sa.text("SELECT payload FROM outbox")).scalar_one()
+        text = raw if isinstance(raw, str) else json.dumps(raw)  # psycopg parses json itself
+        assert json.loads(text) == payload
+        if isinstance(raw, str):
+            assert "Zoë 日本" in raw  # kept as UTF-8, not \u-escaped
+    # SQLAlchemy wraps the error on SQLite; psycopg writes JSON itself, after SQLAlchemy
+    with (
+        pytest.raises((sa.exc.StatementError, ValueError), match="serialize"),
+        get_store(app).session() as session,
+    ):
+        session.add(OutboxItem(kind="webhook", idempotency_key="k5", payload={"x": object()}))
 
 
 def test_amounts_keep_their_cents_and_dates_their_day(
