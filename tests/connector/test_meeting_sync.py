@@ -689,6 +689,32 @@ def test_a_held_meeting_resets_the_idle_reminder(m365: Tenant) -> None:
     assert sorted(idle.values()) == ["cancelled", "open"]
 
 
+def test_a_round_writes_the_reminders_it_re_planned_in_one_statement(m365: Tenant) -> None:
+    """Cancelled and moved reminders of several deals: one UPDATE for all of them, not one
+    per reminder (PostgreSQL pays a round trip a statement); the reminders end as before."""
+    ann = m365.add_rep("ann", "Ann Lee")
+    for n in range(3):
+        add_deal(m365, f"OPP-{n}", ann, contacts=[f"dana{n}@fabrikam.com"])
+        m365.add_event(ann, meeting(f"Check-in {n}", PAST, [f"dana{n}@fabrikam.com"]))
+    with get_store(m365.app).session() as session:
+        before = {r.id: (r.status, r.due_at) for r in session.scalars(select(Reminder))}
+    updates: list[int] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("UPDATE reminders"):
+            updates.append(len(parameters) if isinstance(parameters, list) else 1)
+
+    with _listening(get_store(m365.app).engine, "before_cursor_execute", count):
+        sync(m365, ann)
+    with get_store(m365.app).session() as session:
+        after = {r.id: (r.status, r.due_at) for r in session.scalars(select(Reminder))}
+    changed = {i for i in before if after[i] != before[i]}
+    kinds = {("cancelled" if after[i][0] == "cancelled" else "moved") for i in changed}
+    assert kinds == {"cancelled", "moved"}  # both shapes of change, on each deal
+    assert len(changed) >= 6
+    assert updates == [len(changed)]
+
+
 def _delete_event(t: Tenant, email: str, event_id: str) -> None:
     requests.delete(
         f"{t.sandbox.base_url}/v1.0/users/{email}/events/{event_id}",

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from connector.deals.changes import NEW_DEALS, NewDeal
 from connector.deals.reps import channels_for
@@ -396,6 +397,7 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
         added: list[Reminder] = session.info[DEFERRED]
         rows: list[dict[str, Any]] = session.info[DEFERRED_ROWS]
         changed: dict[int, Reminder | NewReminder] = session.info[CHANGED]
+        _written_alike(changed.values())
         session.flush()
         if changed:
             reminders_changed.send(session, reminders=list(changed.values()), now=now)
@@ -410,6 +412,23 @@ def deferred_deliveries(session: Session, settings: Settings, now: dt.datetime) 
         session.info.pop(CHANGED, None)
         session.info.pop(PRELOADED, None)
         session.info.pop(HELD, None)
+
+
+def _written_alike(reminders: Iterable[Reminder | NewReminder]) -> None:
+    """Every changed reminder's UPDATE sets the same columns (those a re-plan sets), so the
+    flush writes them in one ``executemany``: the ORM writes only the columns that changed,
+    and sends rows together only while those are the same, so a deal's cancelled reminder
+    and its moved one (ids in turn) took a statement each (245 statements for 380 rows in a
+    five-mailbox first round)."""
+    for reminder in reminders:
+        if not isinstance(reminder, Reminder):
+            continue
+        state = inspect(reminder)
+        if not state.persistent or not state.modified:
+            continue
+        for name in REPLANNED:
+            if name in state.dict:
+                flag_modified(reminder, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +488,21 @@ def _new_values(deal: AnyDeal, plan: PlannedReminder) -> dict[str, Any]:
         "version": 1,
         **_plan_values(plan, deal),
     }
+
+
+_PLAN_COLUMNS = (
+    "rep_email",
+    "stage_key",
+    "rule_id",
+    "kind",
+    "occurrence",
+    "title",
+    "message",
+    "due_at",
+    "stage_deadline",
+)
+REPLANNED = (*_PLAN_COLUMNS, "status", "snoozed_until", "version")
+"""What a re-plan sets on a stored reminder (:func:`_written_alike`)."""
 
 
 def _plan_values(plan: PlannedReminder, deal: AnyDeal) -> dict[str, Any]:
