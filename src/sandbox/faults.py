@@ -104,8 +104,13 @@ def loses_answer(rule: FaultRule | None) -> bool:
 
 
 def drop_connection(environ: dict[str, Any]) -> None:
-    """Close the client's connection under the answer (werkzeug's server gives its socket)."""
+    """Close the client's connection under the answer. werkzeug's server gives its socket;
+    waitress (the sandbox alone) gives its channel's ``check_client_disconnected``, whose
+    channel holds it."""
     connection = environ.get("werkzeug.socket")
+    if connection is None:
+        channel = getattr(environ.get("waitress.client_disconnected"), "__self__", None)
+        connection = getattr(channel, "socket", None)
     if connection is None:
         return
     with contextlib.suppress(OSError):  # the client may have gone already

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
+import pytest
 import requests
 
 from sandbox.server import RunningSandbox, start_sandbox
@@ -56,6 +60,72 @@ def test_the_sandbox_runs_alone_and_prints_where_it_is() -> None:
         process.wait(timeout=10)
         if process.stdout:
             process.stdout.close()
+
+
+@contextlib.contextmanager
+def _alone(*args: str) -> Iterator[str]:
+    """`python -m sandbox.server` on a free port, until the block ends: its base URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.server", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{base}/_sandbox/state", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_sandbox_alone_keeps_a_connection_for_the_next_request() -> None:
+    """As Graph does (httpx keeps the connection): a benchmark's thousands of requests do not
+    each pay a new TCP connection that production would not."""
+    with _alone() as base:
+        connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
+        try:
+            sockets = []
+            for _ in range(3):
+                connection.request("GET", "/_sandbox/state")
+                answer = connection.getresponse()
+                assert answer.status == 200
+                assert answer.getheader("Connection", "").lower() != "close"
+                answer.read()
+                sockets.append(connection.sock)
+            assert sockets[0] is not None
+            assert sockets == [sockets[0]] * 3
+        finally:
+            connection.close()
+
+
+def test_the_sandbox_alone_drops_the_connection_of_a_lost_reset_answer() -> None:
+    with _alone("--client-secret", "given-secret") as base:
+        state = requests.get(f"{base}/_sandbox/state", timeout=5).json()
+        token = requests.post(
+            f"{base}/{state['tenantId']}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": state["clientId"],
+                "client_secret": "given-secret",
+                "scope": "https://graph.microsoft.com/.default",
+            },
+            timeout=10,
+        ).json()["access_token"]
+        rule = {"route": "^GET /v1.0/users$", "status": "lost_reset", "count": 1}
+        requests.post(f"{base}/_sandbox/faults", json=rule, timeout=5).raise_for_status()
+        with requests.Session() as http:
+            graph = {"Authorization": f"Bearer {token}"}
+            with pytest.raises(requests.ConnectionError):
+                http.get(f"{base}/v1.0/users", headers=graph, timeout=10)
+            assert http.get(f"{base}/v1.0/users", headers=graph, timeout=10).status_code == 200
 
 
 def test_start_sandbox_serves_on_a_free_port_until_stopped() -> None:
