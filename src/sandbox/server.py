@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from flask import Flask
+from waitress.server import create_server
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.app import create_app, tenant_of
@@ -149,8 +150,6 @@ def keep_alive_server(app: Flask, host: str, port: int) -> Any:
     requests paid a new TCP connection, about 1.2 ms of the client's CPU, that Microsoft
     365 would not cost. The tests' threaded sandbox (:func:`start_sandbox`) stays on
     werkzeug."""
-    from waitress.server import create_server
-
     return create_server(app, host=host, port=port, threads=ALONE_THREADS, ident="sandbox")
 
 
