@@ -142,7 +142,7 @@ def sync_pages(app: Any, rep: str, user: str) -> list[bytes]:
     from connector.meetings.sync import window_for
     from connector.microsoft365 import graph_client
     from connector.settings import SETTINGS_EXTENSION
-    from graph_sync.models import DeltaPage
+    from graph_sync.models import decode_page
 
     client = graph_client(app)
     settings, now = app.extensions[SETTINGS_EXTENSION], dt.datetime.now(dt.UTC)
@@ -157,7 +157,7 @@ def sync_pages(app: Any, rep: str, user: str) -> list[bytes]:
     while url:
         raw = client.get_bytes(url, headers=headers, params=params, mailbox=user)
         pages.append(raw)
-        url, params = DeltaPage.model_validate_json(raw).next_link, None
+        url, params = decode_page(raw).next_link, None
     return pages
 
 

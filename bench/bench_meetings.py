@@ -26,7 +26,7 @@ from graph_sync.auth import GraphCredentials
 from graph_sync.client import GraphClient
 from graph_sync.errors import GraphSyncError
 from graph_sync.meetings import CalendarWindow, DeltaRound, read_delta_async
-from graph_sync.models import DeltaPage, Meeting
+from graph_sync.models import Meeting, decode_page
 
 EVENTS = 10_000
 MAILBOXES = 20
@@ -141,7 +141,7 @@ def collect_pages(client: GraphClient, mailbox: str) -> list[bytes]:
     while url:
         raw = client.get_bytes(url, headers=headers, params=params, mailbox=mailbox)
         pages.append(raw)
-        page = DeltaPage.model_validate_json(raw)
+        page = decode_page(raw)
         url, params = page.next_link, None
     return pages
 
@@ -154,7 +154,7 @@ def parse_ours(pages: list[bytes]) -> tuple[int, float]:
     def parse(sample: list[bytes]) -> int:
         count = 0
         for raw in sample:
-            for event in DeltaPage.model_validate_json(raw).value:
+            for event in decode_page(raw).value:
                 whole = event.start is not None and event.end is not None
                 if whole and event.type != "seriesMaster":
                     Meeting.from_event("bench", event)

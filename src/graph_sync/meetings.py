@@ -11,11 +11,19 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graph_sync.client import GraphClient
 from graph_sync.errors import GraphError, NotFound, SyncStateExpired, UnreadablePage
-from graph_sync.models import DeltaPage, GraphBody, GraphEvent, GraphModel, Meeting
+from graph_sync.models import (
+    GraphBody,
+    GraphEvent,
+    GraphModel,
+    Meeting,
+    decode_event,
+    decode_page,
+)
 from graph_sync.timezones import graph_date_time
 
 log = logging.getLogger(__name__)
@@ -159,9 +167,9 @@ async def _round(
         )
         pages += 1
         try:
-            page = DeltaPage.model_validate_json(answer.content)
-        except ValidationError as e:
-            raise UnreadablePage(mailbox, _first_problem(e)) from e
+            page = decode_page(answer.content)
+        except msgspec.DecodeError as e:
+            raise UnreadablePage(mailbox, str(e)) from e
         for event in page.value:
             if event.removed is not None:
                 meetings.pop(event.id, None)
@@ -229,10 +237,10 @@ def _from_master(occurrence: GraphEvent, master: GraphEvent) -> GraphEvent:
     """A bare occurrence completed with its series master's details."""
     inherited = {
         name: getattr(master, name)
-        for name in GraphEvent.model_fields
+        for name in GraphEvent.__struct_fields__
         if name not in _OWN_FIELDS and name != "i_cal_u_id"
     }
-    return occurrence.model_copy(update=inherited)
+    return msgspec.structs.replace(occurrence, **inherited)
 
 
 async def _master(client: GraphClient, mailbox: str, master_id: str) -> GraphEvent | None:
@@ -248,7 +256,10 @@ async def _master(client: GraphClient, mailbox: str, master_id: str) -> GraphEve
         )
     except NotFound:
         return None
-    return GraphEvent.model_validate_json(answer.content)
+    try:
+        return decode_event(answer.content)
+    except msgspec.DecodeError as e:
+        raise UnreadablePage(mailbox, f"a series master: {e}") from e
 
 
 # --- subscriptions ---------------------------------------------------------------------------
@@ -423,11 +434,3 @@ class LifecycleNotificationCollection(GraphModel):
 
     value: list[LifecycleNotification]
     """The notifications."""
-
-
-def _first_problem(error: ValidationError) -> str:
-    """The first field that failed, as `value.0.start: Input should be an object`."""
-    first = error.errors()[0]
-    return (
-        f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']} ({error.error_count()} in all)"
-    )

@@ -1,7 +1,8 @@
 """Our own models of what we read from Graph (parsed from raw bytes), and the connector-facing
 `Meeting` and `MailboxSettings`. Event bodies are never read nor kept.
 
-`Meeting` is an internal value built from the validated `GraphEvent`: a frozen slotted
+A delta page's wire models (`DeltaPage`, `GraphEvent` and theirs) are msgspec structs, the
+rest pydantic. `Meeting` is an internal value built from the decoded `GraphEvent`: a frozen slotted
 dataclass, not a pydantic model (a round of 20,000 events holds 20,000 of them: ~4 KB each as
 pydantic instances, each with a `__dict__` and a fields-set)."""
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -38,7 +40,14 @@ class GraphBody(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-class DateTimeTimeZone(GraphModel):
+class Wire(msgspec.Struct, rename="camel", frozen=True):
+    """What a delta page carries, decoded by msgspec (camelCase on the wire, unknown fields
+    ignored; :func:`decode_page`): every round reads its pages' events, and these structs
+    take a quarter of the pydantic models' time (5.8-6.8 against 23.4-27.1 us an event, a
+    200-event page, three runs each in the same hour)."""
+
+
+class DateTimeTimeZone(Wire, frozen=True):
     """Graph's `dateTimeTimeZone`: a local time without offset and the zone it is in."""
 
     date_time: str
@@ -51,7 +60,7 @@ class DateTimeTimeZone(GraphModel):
         return to_utc(self.date_time, self.time_zone)
 
 
-class EmailAddress(GraphModel):
+class EmailAddress(Wire, frozen=True):
     """A name and an address."""
 
     name: str | None = None
@@ -60,14 +69,14 @@ class EmailAddress(GraphModel):
     """SMTP address (may be missing for some room or group entries)."""
 
 
-class Recipient(GraphModel):
+class Recipient(Wire, frozen=True):
     """An organizer or a recipient."""
 
-    email_address: EmailAddress = Field(default_factory=EmailAddress)
+    email_address: EmailAddress = msgspec.field(default_factory=EmailAddress)
     """Who."""
 
 
-class ResponseStatus(GraphModel):
+class ResponseStatus(Wire, frozen=True):
     """An attendee's (or the mailbox owner's) answer."""
 
     response: str | None = None
@@ -76,10 +85,10 @@ class ResponseStatus(GraphModel):
     """When they answered."""
 
 
-class Attendee(GraphModel):
+class Attendee(Wire, frozen=True):
     """An attendee of an event."""
 
-    email_address: EmailAddress = Field(default_factory=EmailAddress)
+    email_address: EmailAddress = msgspec.field(default_factory=EmailAddress)
     """Who."""
     type: str | None = None
     """required, optional or resource."""
@@ -87,33 +96,33 @@ class Attendee(GraphModel):
     """Their answer."""
 
 
-class Location(GraphModel):
+class Location(Wire, frozen=True):
     """Where; only the display name is kept."""
 
     display_name: str | None = None
     """Location name as shown in Outlook."""
 
 
-class OnlineMeetingInfo(GraphModel):
+class OnlineMeetingInfo(Wire, frozen=True):
     """`onlineMeetingInfo`: how to join an online meeting."""
 
     join_url: str | None = None
     """The Teams join link (the key to the meeting's attendance reports)."""
 
 
-class Removed(GraphModel):
+class Removed(Wire, frozen=True):
     """The `@removed` annotation of a delta item."""
 
     reason: str | None = None
     """`deleted` or `changed` (out of the window)."""
 
 
-class GraphEvent(GraphModel):
+class GraphEvent(Wire, frozen=True):
     """An event as calendarView/delta returns it (body never requested nor kept)."""
 
     id: str
     """Event id in this mailbox."""
-    i_cal_u_id: str | None = Field(default=None, alias="iCalUId")
+    i_cal_u_id: str | None = None
     """Same across attendees' copies; one per occurrence of a series."""
     subject: str | None = None
     """Subject line."""
@@ -137,7 +146,7 @@ class GraphEvent(GraphModel):
     """Occurrence's start in the series before any move (DateTimeOffset text)."""
     organizer: Recipient | None = None
     """Who organised it."""
-    attendees: list[Attendee] = Field(default_factory=list)
+    attendees: list[Attendee] = msgspec.field(default_factory=list)
     """Who was invited."""
     is_online_meeting: bool = False
     """A Teams (or other online) meeting."""
@@ -145,7 +154,7 @@ class GraphEvent(GraphModel):
     """Its join link, for an online meeting."""
     location: Location | None = None
     """Where."""
-    categories: list[str] = Field(default_factory=list)
+    categories: list[str] = msgspec.field(default_factory=list)
     """Outlook categories."""
     response_status: ResponseStatus | None = None
     """The mailbox owner's answer."""
@@ -153,7 +162,7 @@ class GraphEvent(GraphModel):
     """Last change (DateTimeOffset text)."""
     change_key: str | None = None
     """Version of the event."""
-    removed: Removed | None = Field(default=None, alias="@removed")
+    removed: Removed | None = msgspec.field(default=None, name="@removed")
     """Set when the delta says the event is gone (or changed outside the window)."""
 
     def original_start_utc(self) -> datetime | None:
@@ -163,15 +172,30 @@ class GraphEvent(GraphModel):
         return to_utc(self.original_start, "UTC")
 
 
-class DeltaPage(GraphModel):
+class DeltaPage(Wire, frozen=True):
     """One page of a calendarView delta."""
 
-    value: list[GraphEvent] = Field(default_factory=list)
+    value: list[GraphEvent] = msgspec.field(default_factory=list)
     """Events (and `@removed` stubs) of this page."""
-    next_link: str | None = Field(default=None, alias="@odata.nextLink")
+    next_link: str | None = msgspec.field(default=None, name="@odata.nextLink")
     """Follow it for the next page."""
-    delta_link: str | None = Field(default=None, alias="@odata.deltaLink")
+    delta_link: str | None = msgspec.field(default=None, name="@odata.deltaLink")
     """The round is complete; store it for the next round."""
+
+
+def decode_page(raw: bytes) -> DeltaPage:
+    """A delta page from Graph's bytes; ``msgspec.DecodeError`` (with the path of the first
+    field that failed) when they are not one."""
+    return _PAGE.decode(raw)
+
+
+def decode_event(raw: bytes) -> GraphEvent:
+    """One event from Graph's bytes (as :func:`decode_page`)."""
+    return _EVENT.decode(raw)
+
+
+_PAGE = msgspec.json.Decoder(DeltaPage)
+_EVENT = msgspec.json.Decoder(GraphEvent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
+import msgspec
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -24,6 +25,7 @@ from graph_sync.meetings import (
     read_delta,
     renew_subscription,
 )
+from graph_sync.models import decode_page
 
 from .conftest import Control, event_body
 
@@ -315,3 +317,15 @@ def test_lifecycle_notification_parses(
     (event,) = notified.value
     assert event.lifecycle_event == "missed"
     assert event.subscription_id == subscription.id
+
+
+def test_a_page_graph_could_not_have_sent_is_refused_naming_the_field() -> None:
+    """The wire structs (msgspec) refuse a wrong type with the path to it, for the round's
+    UnreadablePage; fields Graph adds over time are ignored."""
+    good = b'{"value": [{"id": "e1", "subject": "Hi", "newField": 1}], "@odata.deltaLink": "d"}'
+    page = decode_page(good)
+    assert (page.value[0].subject, page.delta_link) == ("Hi", "d")
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.value\[0\]\.isAllDay"):
+        decode_page(b'{"value": [{"id": "e1", "isAllDay": "yes"}]}')
+    with pytest.raises(msgspec.DecodeError):
+        decode_page(b"<html>not json</html>")
