@@ -337,7 +337,10 @@ def _participants(meeting: MeetingFacts) -> list[Attendee]:
         if attendee.type == "resource" or address is None or address in seen:
             continue
         seen.add(address)
-        people.append(attendee.model_copy(update={"email": address}))
+        # Most addresses come normalized already (the meeting reader lowercases them): the
+        # attendee as it is, not a copy (about 3 us each).
+        same = attendee.email == address
+        people.append(attendee if same else attendee.model_copy(update={"email": address}))
     return people
 
 
